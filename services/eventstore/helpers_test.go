@@ -1,0 +1,173 @@
+package eventstore_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/google/uuid"
+
+	"github.com/ledger-billing/ledger/services/eventstore"
+)
+
+// testServer is the embedded store on a loopback listener, reached through
+// the official client exactly as Ledger reaches it.
+type testServer struct {
+	srv    *eventstore.Server
+	addr   string
+	client *esdb.Client
+}
+
+func startServer(t testing.TB, cfg eventstore.Config) *testServer {
+	t.Helper()
+	if cfg.Dir == "" {
+		cfg.Dir = t.TempDir()
+	}
+	srv, err := eventstore.Open(cfg)
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(lis) }()
+	ts := &testServer{srv: srv, addr: lis.Addr().String()}
+	ts.client = newClient(t, ts.addr)
+	t.Cleanup(func() {
+		ts.client.Close()
+		if err := srv.Close(); err != nil {
+			t.Errorf("close store: %v", err)
+		}
+		if err := <-served; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return ts
+}
+
+func newClient(t testing.TB, addr string) *esdb.Client {
+	t.Helper()
+	conf, err := esdb.ParseConnectionString(fmt.Sprintf("esdb://%s?tls=false", addr))
+	if err != nil {
+		t.Fatalf("parse connection string: %v", err)
+	}
+	conf.Logger = esdb.NoopLogging()
+	c, err := esdb.NewClient(conf)
+	if err != nil {
+		t.Fatalf("new client: %v", err)
+	}
+	return c
+}
+
+func ctxT(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// event makes an event whose data names it, so reads can be checked.
+func event(typ, data string) esdb.EventData {
+	return esdb.EventData{EventID: uuid.New(), EventType: typ, ContentType: esdb.ContentTypeBinary, Data: []byte(data)}
+}
+
+func appendOK(t testing.TB, c *esdb.Client, stream string, expected esdb.ExpectedRevision, events ...esdb.EventData) *esdb.WriteResult {
+	t.Helper()
+	res, err := c.AppendToStream(ctxT(t), stream, esdb.AppendToStreamOptions{ExpectedRevision: expected}, events...)
+	if err != nil {
+		t.Fatalf("append to %s: %v", stream, err)
+	}
+	return res
+}
+
+// errorCode is the client's error code, through any wrapping the client adds.
+func errorCode(err error) esdb.ErrorCode {
+	var e *esdb.Error
+	if errors.As(err, &e) {
+		return e.Code()
+	}
+	return -1
+}
+
+// drain reads a read to its end; it fails the test on any error but the one wanted.
+func drain(t testing.TB, rs *esdb.ReadStream, err error) ([]*esdb.ResolvedEvent, error) {
+	t.Helper()
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []*esdb.ResolvedEvent
+	for {
+		ev, err := rs.Recv()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				return out, nil
+			}
+			return out, err
+		}
+		out = append(out, ev)
+	}
+}
+
+func readStream(t testing.TB, c *esdb.Client, stream string, opts esdb.ReadStreamOptions, count uint64) ([]*esdb.ResolvedEvent, error) {
+	t.Helper()
+	rs, err := c.ReadStream(ctxT(t), stream, opts, count)
+	return drain(t, rs, err)
+}
+
+func readAll(t testing.TB, c *esdb.Client, opts esdb.ReadAllOptions, count uint64) []*esdb.ResolvedEvent {
+	t.Helper()
+	rs, err := c.ReadAll(ctxT(t), opts, count)
+	evs, err := drain(t, rs, err)
+	if err != nil {
+		t.Fatalf("read $all: %v", err)
+	}
+	return evs
+}
+
+func dataOf(evs []*esdb.ResolvedEvent) []string {
+	out := make([]string, len(evs))
+	for i, e := range evs {
+		out[i] = string(e.Event.Data)
+	}
+	return out
+}
+
+// subscriptionItem is one thing a subscription delivered, flattened so that
+// tests can compare sequences.
+type subscriptionItem struct {
+	data       string // an event's data
+	checkpoint uint64 // a checkpoint's position
+	caughtUp   bool
+}
+
+// next receives the next item, failing the test on a drop or a timeout.
+func next(t testing.TB, sub *esdb.Subscription) subscriptionItem {
+	t.Helper()
+	got := make(chan *esdb.SubscriptionEvent, 1)
+	go func() { got <- sub.Recv() }()
+	select {
+	case ev := <-got:
+		switch {
+		case ev.EventAppeared != nil:
+			return subscriptionItem{data: string(ev.EventAppeared.Event.Data)}
+		case ev.CheckPointReached != nil:
+			return subscriptionItem{checkpoint: ev.CheckPointReached.Commit}
+		case ev.CaughtUp != nil:
+			return subscriptionItem{caughtUp: true}
+		case ev.SubscriptionDropped != nil:
+			t.Fatalf("subscription dropped: %v", ev.SubscriptionDropped.Error)
+		}
+		t.Fatalf("unexpected subscription event %+v", ev)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no subscription event within 20s")
+	}
+	return subscriptionItem{}
+}
