@@ -3,8 +3,8 @@ package eventstore_test
 import (
 	"context"
 	"errors"
-	"io"
 	"fmt"
+	"io"
 	"net"
 	"testing"
 	"time"
