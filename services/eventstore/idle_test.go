@@ -1,0 +1,36 @@
+package eventstore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+
+	"github.com/ledger-billing/ledger/services/eventstore"
+)
+
+// TestSubscriptionSurvivesIdleness holds a subscription open through 60 s
+// without traffic, longer than the client's 10 s keepalive pings and any
+// server keepalive policy, then checks it still delivers.
+func TestSubscriptionSurvivesIdleness(t *testing.T) {
+	if testing.Short() {
+		t.Skip("60 s idle test skipped in -short mode")
+	}
+	t.Parallel()
+	ts := startServer(t, eventstore.Config{})
+	sub, err := ts.client.SubscribeToAll(ctxT(t), esdb.SubscribeToAllOptions{From: esdb.End{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if got := next(t, sub); !got.caughtUp {
+		t.Fatalf("first item %+v, want caught up", got)
+	}
+	// The idleness is the condition under test, so here a fixed wait is
+	// the point rather than a shortcut.
+	time.Sleep(60 * time.Second)
+	appendOK(t, ts.client, "after-idle", esdb.NoStream{}, event("t", "awake"))
+	if got := next(t, sub); got.data != "awake" {
+		t.Fatalf("after 60 s idle got %+v, want the new event", got)
+	}
+}
