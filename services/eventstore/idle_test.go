@@ -1,6 +1,7 @@
 package eventstore_test
 
 import (
+	"context"
 	"testing"
 	"time"
 
@@ -18,7 +19,9 @@ func TestSubscriptionSurvivesIdleness(t *testing.T) {
 	}
 	t.Parallel()
 	ts := startServer(t, eventstore.Config{})
-	sub, err := ts.client.SubscribeToAll(ctxT(t), esdb.SubscribeToAllOptions{From: esdb.End{}})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	sub, err := ts.client.SubscribeToAll(ctx, esdb.SubscribeToAllOptions{From: esdb.End{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,241 @@
+// Package eventlog is how the rest of Ledger reaches its event store: the
+// embedded one (services/eventstore) or a KurrentDB cluster, always through
+// the official client, so both take the same code path.
+//
+// It does three things and no more: connect from a URL, append to a stream
+// with an expected revision, and follow $all from a checkpoint, subscribing
+// again from the last position reached whenever the subscription drops.
+package eventlog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/google/uuid"
+)
+
+// Errors of the log. Each wraps the client's error, so its text stays.
+var (
+	ErrWrongExpectedVersion = errors.New("eventlog: wrong expected version")
+	ErrStreamDeleted        = errors.New("eventlog: stream deleted")
+)
+
+// Log is a connection to an event store.
+type Log struct {
+	client *esdb.Client
+	log    *slog.Logger
+}
+
+// Dial connects to the store at url, a KurrentDB connection string such as
+// "esdb://127.0.0.1:2113?tls=false". The connection itself is made lazily by
+// the client, on first use. A nil logger discards logs.
+func Dial(url string, logger *slog.Logger) (*Log, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	conf, err := esdb.ParseConnectionString(url)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: connection string %q: %w", url, err)
+	}
+	conf.Logger = func(level esdb.LogLevel, format string, args ...any) {
+		// The client logs every failed call as an error; callers see and
+		// handle those errors themselves, so they are debug noise here.
+		logger.Debug("eventlog: client: "+fmt.Sprintf(format, args...), "level", level)
+	}
+	client, err := esdb.NewClient(conf)
+	if err != nil {
+		return nil, fmt.Errorf("eventlog: client: %w", err)
+	}
+	return &Log{client: client, log: logger}, nil
+}
+
+// Close closes the connection.
+func (l *Log) Close() error { return l.client.Close() }
+
+// Client is the official client underneath, for what this package does not
+// wrap (reads of single streams, deletes).
+func (l *Log) Client() *esdb.Client { return l.client }
+
+// Event is an event to append.
+type Event struct {
+	ID   uuid.UUID
+	Type string
+	Data []byte
+}
+
+// Revision says what a stream must hold for an append to go ahead.
+type Revision = esdb.ExpectedRevision
+
+// Expected revisions, named as KurrentDB names them.
+var (
+	NoStream     Revision = esdb.NoStream{}
+	Any          Revision = esdb.Any{}
+	StreamExists Revision = esdb.StreamExists{}
+)
+
+// At expects the stream's last event to have revision rev.
+func At(rev uint64) Revision { return esdb.Revision(rev) }
+
+// Appended is where an append left its stream.
+type Appended struct {
+	Revision uint64 // of the stream's last event
+	Position uint64 // $all commit position of the append
+}
+
+// Append appends events to stream if it is at the expected revision. A
+// retry of an append that already happened succeeds with the original
+// result (the store's idempotency check); a conflict is
+// ErrWrongExpectedVersion.
+func (l *Log) Append(ctx context.Context, stream string, expected Revision, events ...Event) (Appended, error) {
+	data := make([]esdb.EventData, len(events))
+	for i, e := range events {
+		data[i] = esdb.EventData{EventID: e.ID, EventType: e.Type, ContentType: esdb.ContentTypeBinary, Data: e.Data}
+	}
+	res, err := l.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expected}, data...)
+	if err != nil {
+		return Appended{}, fmt.Errorf("append to %s: %w", stream, classify(err))
+	}
+	return Appended{Revision: res.NextExpectedVersion, Position: res.CommitPosition}, nil
+}
+
+func classify(err error) error {
+	var e *esdb.Error
+	if errors.As(err, &e) {
+		switch e.Code() {
+		case esdb.ErrorCodeWrongExpectedVersion:
+			return fmt.Errorf("%w: %v", ErrWrongExpectedVersion, err)
+		case esdb.ErrorCodeStreamDeleted:
+			return fmt.Errorf("%w: %v", ErrStreamDeleted, err)
+		}
+	}
+	return err
+}
+
+// Recorded is an event read from the log.
+type Recorded struct {
+	Position uint64
+	Stream   string
+	Revision uint64
+	ID       uuid.UUID
+	Type     string
+	Data     []byte
+	Created  time.Time
+}
+
+// Delivery is one thing Follow hands its callback: an event, or news that
+// the subscription has passed a position without matching events
+// (a checkpoint) or has caught up with the live end of the log.
+type Delivery struct {
+	Event    *Recorded // nil for a checkpoint or a caught-up notice
+	Position uint64    // the position reached; 0 before any
+	CaughtUp bool
+}
+
+// Follow options. The zero value follows every event from the start.
+type FollowOptions struct {
+	// From is the checkpoint: delivery starts strictly after it; 0 means
+	// from the start of the log.
+	From uint64
+	// TypePrefix, if set, delivers only events whose type starts with it.
+	TypePrefix string
+	// RetryMax bounds the wait between resubscriptions; default 5 s.
+	RetryMax time.Duration
+}
+
+// Follow subscribes to $all and calls fn for every delivery, in order, until
+// ctx ends or fn returns an error (which Follow returns). When the
+// subscription drops it subscribes again from the last position delivered,
+// with backoff, so fn sees every event once and in order.
+func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(Delivery) error) error {
+	retryMax := opts.RetryMax
+	if retryMax <= 0 {
+		retryMax = 5 * time.Second
+	}
+	pos := opts.From
+	backoff := 50 * time.Millisecond
+	for {
+		progressed, err := l.followOnce(ctx, opts.TypePrefix, &pos, fn)
+		var stop *callbackError
+		if errors.As(err, &stop) {
+			return stop.err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if progressed {
+			backoff = 50 * time.Millisecond
+		}
+		l.log.Warn("eventlog: subscription dropped; subscribing again", "from", pos, "err", err, "in", backoff)
+		select {
+		case <-time.After(backoff):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		backoff = min(2*backoff, retryMax)
+	}
+}
+
+// callbackError marks an error of the caller's callback, which ends Follow,
+// apart from the subscription's own, which make it subscribe again.
+type callbackError struct{ err error }
+
+func (e *callbackError) Error() string { return e.err.Error() }
+
+func (l *Log) followOnce(ctx context.Context, prefix string, pos *uint64, fn func(Delivery) error) (progressed bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	opts := esdb.SubscribeToAllOptions{From: esdb.Start{}}
+	if *pos > 0 {
+		opts.From = esdb.Position{Commit: *pos, Prepare: *pos}
+	}
+	if prefix != "" {
+		opts.Filter = &esdb.SubscriptionFilter{Type: esdb.EventFilterType, Prefixes: []string{prefix}}
+	}
+	sub, err := l.client.SubscribeToAll(ctx, opts)
+	if err != nil {
+		return false, err
+	}
+	defer sub.Close()
+	for {
+		ev := sub.Recv()
+		var d Delivery
+		switch {
+		case ev.SubscriptionDropped != nil:
+			return progressed, ev.SubscriptionDropped.Error
+		case ev.EventAppeared != nil:
+			rec := ev.EventAppeared.Event
+			d.Event = &Recorded{
+				Position: rec.Position.Commit,
+				Stream:   rec.StreamID,
+				Revision: rec.EventNumber,
+				ID:       rec.EventID,
+				Type:     rec.EventType,
+				Data:     rec.Data,
+				Created:  rec.CreatedDate,
+			}
+			d.Position = rec.Position.Commit
+		case ev.CheckPointReached != nil:
+			if ev.CheckPointReached.Commit <= *pos {
+				continue // nothing new: a checkpoint never moves us back
+			}
+			d.Position = ev.CheckPointReached.Commit
+		case ev.CaughtUp != nil:
+			d.Position, d.CaughtUp = *pos, true
+		default:
+			continue // fell behind: the server keeps sending, nothing to do
+		}
+		if d.Position < *pos {
+			panic(fmt.Sprintf("eventlog: position going backwards from %d to %d", *pos, d.Position))
+		}
+		if err := fn(d); err != nil {
+			return progressed, &callbackError{err}
+		}
+		if d.Position > *pos {
+			*pos, progressed = d.Position, true
+		}
+	}
+}

@@ -1,0 +1,161 @@
+package eventlog_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/google/uuid"
+
+	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/eventstore"
+)
+
+// store runs the embedded store on addr ("127.0.0.1:0" for any port) and
+// returns its address and a stop function.
+func store(t *testing.T, dir, addr string) (string, func()) {
+	t.Helper()
+	srv, err := eventstore.Open(eventstore.Config{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(lis); close(done) }()
+	stop := func() {
+		if err := srv.Close(); err != nil {
+			t.Errorf("close: %v", err)
+		}
+		<-done
+	}
+	return lis.Addr().String(), stop
+}
+
+func dial(t *testing.T, addr string) *eventlog.Log {
+	t.Helper()
+	l, err := eventlog.Dial("esdb://"+addr+"?tls=false", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+func ev(typ, data string) eventlog.Event {
+	return eventlog.Event{ID: uuid.New(), Type: typ, Data: []byte(data)}
+}
+
+func TestAppend(t *testing.T) {
+	addr, stop := store(t, t.TempDir(), "127.0.0.1:0")
+	defer stop()
+	l := dial(t, addr)
+	ctx := context.Background()
+	e := ev("billing.v1.Test", "a")
+	first, err := l.Append(ctx, "usage-1", eventlog.NoStream, e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := l.Append(ctx, "usage-1", eventlog.NoStream, e)
+	if err != nil || again != first {
+		t.Fatalf("retry = %+v, %v; want %+v", again, err, first)
+	}
+	if _, err := l.Append(ctx, "usage-1", eventlog.NoStream, ev("billing.v1.Test", "b")); !errors.Is(err, eventlog.ErrWrongExpectedVersion) {
+		t.Fatalf("conflicting append: %v, want ErrWrongExpectedVersion", err)
+	}
+	next, err := l.Append(ctx, "usage-1", eventlog.At(first.Revision), ev("billing.v1.Test", "b"))
+	if err != nil || next.Revision != 1 || next.Position <= first.Position {
+		t.Fatalf("append at revision 0: %+v, %v", next, err)
+	}
+	if _, err := l.Client().TombstoneStream(ctx, "usage-1", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, "usage-1", eventlog.Any, ev("billing.v1.Test", "c")); !errors.Is(err, eventlog.ErrStreamDeleted) {
+		t.Fatalf("append to a tombstoned stream: %v, want ErrStreamDeleted", err)
+	}
+}
+
+// TestFollowResubscribes stops the store in the middle of a subscription
+// and starts it again on the same address: Follow must subscribe again from
+// its last position and deliver every event exactly once, in order.
+func TestFollowResubscribes(t *testing.T) {
+	dir := t.TempDir()
+	addr, stop := store(t, dir, "127.0.0.1:0")
+	l := dial(t, addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for i := range 5 {
+		if _, err := l.Append(ctx, fmt.Sprintf("s-%d", i), eventlog.NoStream, ev("billing.v1.Test", fmt.Sprint(i)), ev("other.Noise", "x")); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	got := make(chan string, 100)
+	caughtUp := make(chan struct{}, 10)
+	followed := make(chan error, 1)
+	go func() {
+		followed <- l.Follow(ctx, eventlog.FollowOptions{TypePrefix: "billing.v1.", RetryMax: 200 * time.Millisecond}, func(d eventlog.Delivery) error {
+			if d.Event != nil {
+				got <- string(d.Event.Data)
+			}
+			if d.CaughtUp {
+				caughtUp <- struct{}{}
+			}
+			return nil
+		})
+	}()
+	<-caughtUp
+	stop()
+	_, stop = store(t, dir, addr)
+	defer stop()
+	for i := 5; i < 10; i++ {
+		if _, err := l.Append(ctx, fmt.Sprintf("s-%d", i), eventlog.NoStream, ev("billing.v1.Test", fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 10 {
+		select {
+		case d := <-got:
+			if d != fmt.Sprint(i) {
+				t.Fatalf("delivery %d = %s: want each event once, in order", i, d)
+			}
+		case <-ctx.Done():
+			t.Fatalf("only %d deliveries", i)
+		}
+	}
+	cancel()
+	if err := <-followed; !errors.Is(err, context.Canceled) {
+		t.Fatalf("Follow returned %v, want context.Canceled", err)
+	}
+	select {
+	case d := <-got:
+		t.Fatalf("extra delivery %s", d)
+	default:
+	}
+}
+
+func TestFollowStopsOnCallbackError(t *testing.T) {
+	addr, stop := store(t, t.TempDir(), "127.0.0.1:0")
+	defer stop()
+	l := dial(t, addr)
+	ctx := context.Background()
+	if _, err := l.Append(ctx, "s", eventlog.NoStream, ev("billing.v1.Test", "x")); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	err := l.Follow(ctx, eventlog.FollowOptions{}, func(d eventlog.Delivery) error {
+		if d.Event != nil {
+			return boom
+		}
+		return nil
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Follow = %v, want the callback's error", err)
+	}
+}
