@@ -123,7 +123,7 @@ func TestBadRequests(t *testing.T) {
 	})
 	t.Run("reads with bad options", func(t *testing.T) {
 		for name, req := range map[string]*api.ReadReq{
-			"no options": {},
+			"no options":       {},
 			"no stream option": {Options: &api.ReadReq_Options{CountOption: &api.ReadReq_Options_Count{Count: 1}}},
 			"empty stream name": {Options: &api.ReadReq_Options{CountOption: &api.ReadReq_Options_Count{Count: 1},
 				StreamOption: &api.ReadReq_Options_Stream{Stream: &api.ReadReq_Options_StreamOptions{}}}},
