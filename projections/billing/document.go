@@ -1,0 +1,242 @@
+package billing
+
+import (
+	"strings"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+
+	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/hierarchy"
+	"github.com/ledger-billing/ledger/projections/money"
+)
+
+// LineKind is the kind of an invoice line, in the order lines are sorted.
+// The values match the LINE_KIND_* enum of the query API.
+type LineKind int
+
+// Line kinds (DESIGN.md section 8).
+const (
+	Charges LineKind = 1 + iota
+	InterCustomerAdjustment
+	IntraOrgAdjustment
+	PreviousMonthUpdate
+	PostBillUpdate
+)
+
+var lineKindNames = [...]string{"", "CHARGES", "INTER_CUSTOMER_ADJUSTMENT", "INTRA_ORG_ADJUSTMENT", "PREVIOUS_MONTH_UPDATE", "POST_BILL_UPDATE"}
+
+func (k LineKind) String() string {
+	if k > 0 && int(k) < len(lineKindNames) {
+		return lineKindNames[k]
+	}
+	return "LineKind(?)"
+}
+
+// The names that stand in for the service on update lines of the two
+// adjustment kinds.
+const (
+	InterCustomerName = "Inter-Customer Adjustment"
+	IntraOrgName      = "Intra-Organization Adjustment"
+)
+
+// Status is the status of an invoice; the values match INVOICE_STATUS_*.
+type Status int
+
+// Invoice statuses.
+const (
+	Draft Status = 1 + iota
+	Issued
+)
+
+func (s Status) String() string {
+	switch s {
+	case Draft:
+		return "DRAFT"
+	case Issued:
+		return "ISSUED"
+	}
+	return "Status(?)"
+}
+
+// View selects the billing cycle (the reseller's invoices, the zero value,
+// as BILLING_VIEW_* 0 and 1 are) or the vendor cycle (vendor views).
+type View int
+
+// Views.
+const (
+	BillingCycle View = iota
+	VendorCycle
+)
+
+// Detail is one line detail: an amount of one service in one region
+// (region empty: global, or a vendor reconciliation), rounded to the
+// currency's minor unit.
+type Detail struct {
+	Service string
+	Region  string
+	// Description is "Vendor reconciliation" for a reconciliation true-up,
+	// else empty.
+	Description string
+	Amount      apd.Decimal
+	// EventIDs are the events behind the detail (its lineage), in log
+	// order: usage messages, reconciliations, RI benefit reports and
+	// purchases.
+	EventIDs []string
+}
+
+// Line is one invoice line. Charges, adjustment lines: one per account
+// (and attribution, should an account move mid-month between cost centers
+// of one BAN); update lines: one per account, month and service.
+type Line struct {
+	Kind         LineKind
+	BAN          string
+	Vendor       string
+	AccountID    string
+	ProviderName string
+	Alias        string
+	CostCenterID string
+	ForMonth     calendar.Month
+	// Service is set on update lines: the service, or the adjustment's
+	// name for the adjustment kinds.
+	Service     string
+	Description string
+	// Amount is the sum of the details, or for intra-organization lines,
+	// which have none, the adjustment.
+	Amount  apd.Decimal
+	Details []Detail
+}
+
+// Invoice is the document of one BAN for one month: in the billing cycle
+// view an invoice, issued at the month's close or a draft before it; in the
+// vendor cycle view the vendor view of the month. Issued documents are
+// shared and frozen: callers must not modify them.
+type Invoice struct {
+	BAN      string
+	OrgID    string
+	Month    calendar.Month
+	View     View
+	Status   Status
+	IssuedAt time.Time
+	Currency money.Currency
+	Lines    []Line
+	Total    apd.Decimal
+	// Position is the $all position the document reflects: the close (or
+	// finalization) that froze it, or for a draft the last applied event.
+	Position uint64
+}
+
+// InvoiceSummary is a row of ListInvoices.
+type InvoiceSummary struct {
+	BAN    string
+	Month  calendar.Month
+	Status Status
+	Total  apd.Decimal
+}
+
+// UsageMonth is the organization-wide version of a month's documents:
+// the lines of all its BANs.
+type UsageMonth struct {
+	OrgID    string
+	Month    calendar.Month
+	View     View
+	Currency money.Currency
+	Lines    []Line
+	Total    apd.Decimal
+	Position uint64
+}
+
+// MonthSummary is a row of the usage history. Available is false for a
+// month without a document in the view: before the first close, or a vendor
+// view not yet finalized.
+type MonthSummary struct {
+	Month     calendar.Month
+	Total     apd.Decimal
+	Available bool
+}
+
+// Bar is one bar of the dashboard.
+type Bar struct {
+	Month  calendar.Month
+	Amount apd.Decimal
+}
+
+// Adjustment is an entry of the adjustment ledgers. Inter-customer entries
+// come in pairs, one per side of an RI benefit (aggregated per RI, account
+// and counterparty); intra-organization entries are one per account.
+type Adjustment struct {
+	Kind                  LineKind
+	Vendor                string
+	AccountID             string
+	CounterpartyAccountID string
+	RIID                  string
+	Amount                apd.Decimal
+	Description           string
+}
+
+// ExceptionKind says why an amount is on no invoice.
+type ExceptionKind int
+
+// Exception kinds.
+const (
+	// UnassignedUsage: no provider at the charge's instant (or its
+	// organization is not registered); billed once a registration covers it.
+	UnassignedUsage ExceptionKind = 1 + iota
+	// PendingBenefit: an RI benefit whose RI is not purchased yet, or whose
+	// accounts have no provider; billed once they are known.
+	PendingBenefit
+	// CurrencyMismatch: an amount in another currency than its
+	// organization's; never billed.
+	CurrencyMismatch
+	// InvalidRecord: a usage record without a cost or charge period start,
+	// or with an amount that is not a decimal; never billed.
+	InvalidRecord
+)
+
+var exceptionKindNames = [...]string{"", "UNASSIGNED_USAGE", "PENDING_RI_BENEFIT", "CURRENCY_MISMATCH", "INVALID_RECORD"}
+
+func (k ExceptionKind) String() string {
+	if k > 0 && int(k) < len(exceptionKindNames) {
+		return exceptionKindNames[k]
+	}
+	return "ExceptionKind(?)"
+}
+
+// Exception is an amount held off the invoices, aggregated per kind,
+// account, month, event and currency.
+type Exception struct {
+	Kind      ExceptionKind
+	OrgID     string // empty when no organization is known
+	Vendor    string
+	AccountID string
+	Month     calendar.Month
+	Amount    apd.Decimal
+	// Currency is the code the amount came in (possibly not ISO 4217 for
+	// invalid records); Amount is exact, not rounded.
+	Currency string
+	Reason   string
+	EventID  string
+}
+
+// lineLess orders lines by kind, vendor, account, month, service, and then
+// by what tells apart lines of one account that moved.
+func lineCmp(a, b *Line) int {
+	if a.Kind != b.Kind {
+		return int(a.Kind) - int(b.Kind)
+	}
+	if c := strings.Compare(hierarchy.VendorKey(a.Vendor), hierarchy.VendorKey(b.Vendor)); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.AccountID, b.AccountID); c != 0 {
+		return c
+	}
+	if a.ForMonth != b.ForMonth {
+		return int(a.ForMonth) - int(b.ForMonth)
+	}
+	for _, p := range [...][2]string{{a.Service, b.Service}, {a.BAN, b.BAN}, {a.CostCenterID, b.CostCenterID}, {a.ProviderName, b.ProviderName}, {a.Alias, b.Alias}} {
+		if c := strings.Compare(p[0], p[1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}

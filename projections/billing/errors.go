@@ -1,0 +1,84 @@
+package billing
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ledger-billing/ledger/projections/calendar"
+)
+
+// Errors of the queries; the query service maps them to gRPC codes
+// (NOT_FOUND, INVALID_ARGUMENT, FAILED_PRECONDITION).
+var (
+	// ErrUnknownBAN reports a BAN that no organization or cost center names.
+	ErrUnknownBAN = errors.New("billing: unknown BAN")
+	// ErrUnknownOrganization reports an organization never registered.
+	ErrUnknownOrganization = errors.New("billing: unknown organization")
+	// ErrUnknownCostCenter reports a cost center never created in the
+	// organization.
+	ErrUnknownCostCenter = errors.New("billing: unknown cost center")
+	// ErrNotBilled reports a month before the first closed billing cycle:
+	// it has no invoice of its own; its charges are on the first one.
+	ErrNotBilled = errors.New("billing: month precedes the first closed billing cycle")
+	// ErrNotFinalized reports a vendor view asked for before its vendor
+	// cycle is finalized; errors.As gives the *NotFinalizedError.
+	ErrNotFinalized = errors.New("billing: vendor cycle not finalized")
+	// ErrRangeTooLong reports a range of more than MaxRangeMonths months.
+	ErrRangeTooLong = errors.New("billing: month range too long")
+	// ErrInvalidKind reports an adjustment kind that is not one of the two
+	// adjustment line kinds.
+	ErrInvalidKind = errors.New("billing: not an adjustment kind")
+)
+
+// Errors of Apply, CanClose and CanFinalize. An event that Apply refuses
+// changes nothing but the projection's position.
+var (
+	// ErrStalePosition reports an event at or before the position already
+	// applied: a redelivery, ignored.
+	ErrStalePosition = errors.New("billing: position already applied")
+	// ErrDuplicateEvent reports an event_id already applied.
+	ErrDuplicateEvent = errors.New("billing: event_id already applied")
+	// ErrInvalidEvent reports an event missing a field it needs or with a
+	// malformed one; the message names the field.
+	ErrInvalidEvent = errors.New("billing: invalid event")
+	// ErrUnknownEvent reports a message that is not in the catalogue.
+	ErrUnknownEvent = errors.New("billing: unknown event type")
+	// ErrAlreadyClosed reports a second close of a billing cycle.
+	ErrAlreadyClosed = errors.New("billing: billing cycle already closed")
+	// ErrOutOfOrder reports a close that skips a month: cycles close in
+	// month order.
+	ErrOutOfOrder = errors.New("billing: billing cycle closed out of order")
+	// ErrNotClosed reports a finalization of a month whose billing cycle is
+	// not closed: finalizing M needs C_M.
+	ErrNotClosed = errors.New("billing: billing cycle not closed")
+	// ErrAlreadyFinalized reports a second finalization of a vendor cycle.
+	ErrAlreadyFinalized = errors.New("billing: vendor cycle already finalized")
+)
+
+// NotFinalizedError says from when the vendor view of a month is available:
+// the cycle clock finalizes month M at 00:00 UTC on the 10th of M+1
+// (DESIGN.md 7.5), and never before its billing cycle is closed.
+type NotFinalizedError struct {
+	Month calendar.Month
+	// Closed reports whether the billing cycle of Month is closed.
+	Closed bool
+	// AvailableFrom is when the cycle clock will finalize Month.
+	AvailableFrom time.Time
+}
+
+func (e *NotFinalizedError) Error() string {
+	s := fmt.Sprintf("billing: vendor cycle of %s is not finalized: its vendor view is available once VendorCycleFinalized for %s is appended, on schedule from %s",
+		e.Month, e.Month, e.AvailableFrom.Format(time.RFC3339))
+	if !e.Closed {
+		s += fmt.Sprintf(", after the billing cycle of %s closes", e.Month)
+	}
+	return s
+}
+
+// Is makes errors.Is(err, ErrNotFinalized) true.
+func (e *NotFinalizedError) Is(target error) bool { return target == ErrNotFinalized }
+
+func notFinalized(m calendar.Month, closed bool) error {
+	return &NotFinalizedError{Month: m, Closed: closed, AvailableFrom: (m + 1).Start().AddDate(0, 0, 9)}
+}

@@ -1,0 +1,331 @@
+package billing
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/cockroachdb/apd/v3"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/hierarchy"
+	"github.com/ledger-billing/ledger/projections/money"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+)
+
+// Projection is the billing fold. The zero value is not usable; call New.
+//
+// It is not safe for concurrent use. Apply mutates; the query methods only
+// read, so a caller may guard it with a sync.RWMutex: Apply under the write
+// lock, queries under the read lock.
+type Projection struct {
+	h       hierarchy.Hierarchy
+	pos     uint64
+	started bool
+
+	eventIDs []string // interned event ids, in log order
+	eventIdx map[string]uint32
+
+	vendorKeys    map[string]string // as given -> comparison key
+	vendorDisplay map[string]string // comparison key -> as first given
+
+	accounts   []account
+	accountIdx map[accountKey]uint32
+
+	symbols   []string // service and region names
+	symbolIdx map[string]uint32
+
+	targets   []target
+	targetIdx map[hierarchy.Attribution]uint32
+
+	orgs      []*orgState
+	orgIdx    map[string]uint32
+	banOrgs   map[string][]uint32 // BAN -> organizations whose charges it bills
+	orgMonths map[orgMonthKey]*orgMonth
+	monthOrgs map[calendar.Month][]*orgMonth
+	dirty     []*orgMonth
+
+	cells   []cell
+	cellIdx map[cellKey]uint32
+
+	pending pendingUsage
+	bad     map[exceptionKey]*Exception // currency mismatches and invalid records
+	badList []*Exception
+
+	ris             map[string]*reservedInstance
+	waitingForRI    map[string][]*benefit // RI id -> benefits reported before the purchase
+	unresolved      []*benefit            // benefits whose accounts have no provider yet
+	recons          map[reconKey]*recon
+	unresolvedRecon []*recon
+
+	closes     map[calendar.Month]cycleEvent
+	finals     map[calendar.Month]cycleEvent
+	lastClosed calendar.Month
+	hasClosed  bool
+	firstClose calendar.Month
+
+	issued map[docKey]*Invoice
+	vendor map[docKey]*Invoice
+
+	// Scratch values of the hot path, reused so that folding a record does
+	// not allocate.
+	amount     apd.Decimal
+	monthCache struct {
+		from, until int64
+		month       calendar.Month
+	}
+}
+
+// New returns an empty projection, at position 0.
+func New() *Projection {
+	return &Projection{
+		eventIdx:      make(map[string]uint32),
+		vendorKeys:    make(map[string]string),
+		vendorDisplay: make(map[string]string),
+		accountIdx:    make(map[accountKey]uint32),
+		symbolIdx:     map[string]uint32{"": 0},
+		symbols:       []string{""},
+		targetIdx:     make(map[hierarchy.Attribution]uint32),
+		orgIdx:        make(map[string]uint32),
+		banOrgs:       make(map[string][]uint32),
+		orgMonths:     make(map[orgMonthKey]*orgMonth),
+		monthOrgs:     make(map[calendar.Month][]*orgMonth),
+		cellIdx:       make(map[cellKey]uint32),
+		pending:       pendingUsage{idx: make(map[pendingKey]uint32), byAccount: make(map[uint32][]uint32)},
+		bad:           make(map[exceptionKey]*Exception),
+		ris:           make(map[string]*reservedInstance),
+		waitingForRI:  make(map[string][]*benefit),
+		recons:        make(map[reconKey]*recon),
+		closes:        make(map[calendar.Month]cycleEvent),
+		finals:        make(map[calendar.Month]cycleEvent),
+		issued:        make(map[docKey]*Invoice),
+		vendor:        make(map[docKey]*Invoice),
+	}
+}
+
+// Applied is what an event changed that the caller must act on: the
+// invoices a BillingCycleClosed issued (one per BAN known at the close,
+// sorted by BAN; the daemon publishes an InvoiceIssued for each), and the
+// vendor views a VendorCycleFinalized froze.
+type Applied struct {
+	Issued    []*Invoice
+	Finalized []*Invoice
+}
+
+type cycleEvent struct {
+	pos uint64
+	at  time.Time
+}
+
+type docKey struct {
+	ban   string
+	month calendar.Month
+}
+
+// Position returns the $all position of the last applied event: every
+// answer reflects the history up to and including it.
+func (p *Projection) Position() uint64 { return p.pos }
+
+// Apply folds one event, at $all position pos, into the projection. Events
+// must come in log order: a position at or before the current one is
+// ErrStalePosition and changes nothing. Any other error means the event
+// was refused as a whole (a duplicate event_id, an invalid field, a cycle
+// out of order): the projection moves to pos and is otherwise unchanged, so
+// that a replay refuses the same events. Invalid usage records inside a
+// valid UsageReported are not errors: they are kept as exceptions.
+func (p *Projection) Apply(pos uint64, msg proto.Message) (Applied, error) {
+	if p.started && pos <= p.pos {
+		return Applied{}, fmt.Errorf("%w: %d, at %d", ErrStalePosition, pos, p.pos)
+	}
+	p.pos, p.started = pos, true
+	eventID, err := eventIDOf(msg)
+	if err != nil {
+		return Applied{}, err
+	}
+	if eventID == "" {
+		return Applied{}, fmt.Errorf("%w: event_id is empty", ErrInvalidEvent)
+	}
+	if _, dup := p.eventIdx[eventID]; dup {
+		return Applied{}, fmt.Errorf("%w: %q", ErrDuplicateEvent, eventID)
+	}
+	switch m := msg.(type) {
+	case *billingv1.UsageReported:
+		p.applyUsage(p.intern(eventID), m)
+	case *billingv1.OrganizationRegistered:
+		err = p.applyOrganization(m)
+	case *billingv1.CostCenterCreated:
+		err = p.h.AddCostCenter(hierarchy.CostCenter{OrgID: m.OrgId, ID: m.CostCenterId, Name: m.Name, BAN: m.Ban, Effective: effective(m.EffectiveAt)})
+	case *billingv1.WorkspaceCreated:
+		err = p.h.AddWorkspace(hierarchy.Workspace{OrgID: m.OrgId, ID: m.WorkspaceId, CostCenterID: m.CostCenterId, Name: m.Name, Effective: effective(m.EffectiveAt)})
+	case *billingv1.ProviderRegistered:
+		err = p.applyProvider(m)
+	case *billingv1.ReservedInstancePurchased:
+		err = p.applyPurchase(eventID, m)
+	case *billingv1.ReservedInstanceBenefitReported:
+		err = p.applyBenefits(eventID, m)
+	case *billingv1.VendorReconciliationCompleted:
+		err = p.applyReconciliation(eventID, m)
+	case *billingv1.BillingCycleClosed:
+		var issued []*Invoice
+		issued, err = p.applyClose(pos, m)
+		if err == nil {
+			p.intern(eventID)
+		}
+		return Applied{Issued: issued}, err
+	case *billingv1.VendorCycleFinalized:
+		var views []*Invoice
+		views, err = p.applyFinalize(pos, m)
+		if err == nil {
+			p.intern(eventID)
+		}
+		return Applied{Finalized: views}, err
+	default:
+		return Applied{}, fmt.Errorf("%w: %s", ErrUnknownEvent, msg.ProtoReflect().Descriptor().FullName())
+	}
+	if err != nil {
+		return Applied{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
+	}
+	p.intern(eventID) // no-op for the kinds that interned already
+	return Applied{}, nil
+}
+
+type eventIDer interface{ GetEventId() string }
+
+func eventIDOf(msg proto.Message) (string, error) {
+	if msg == nil {
+		return "", fmt.Errorf("%w: nil message", ErrUnknownEvent)
+	}
+	m, ok := msg.(eventIDer)
+	if !ok {
+		return "", fmt.Errorf("%w: %s", ErrUnknownEvent, msg.ProtoReflect().Descriptor().FullName())
+	}
+	return m.GetEventId(), nil
+}
+
+// intern returns the index of an event id, adding it if new. Indexes grow
+// in log order, so lineage sorted by index is in log order.
+func (p *Projection) intern(eventID string) uint32 {
+	if i, ok := p.eventIdx[eventID]; ok {
+		return i
+	}
+	i := uint32(len(p.eventIDs))
+	p.eventIDs = append(p.eventIDs, eventID)
+	p.eventIdx[eventID] = i
+	return i
+}
+
+// effective converts an effective_at; absent is the beginning.
+func effective(ts *timestamppb.Timestamp) int64 {
+	if ts == nil {
+		return hierarchy.Beginning
+	}
+	return instant(ts)
+}
+
+// instant converts a timestamp to Unix nanoseconds, clamped to the years
+// 1678 to 2262 that int64 nanoseconds can hold.
+func instant(ts *timestamppb.Timestamp) int64 {
+	const maxSeconds = math.MaxInt64/1_000_000_000 - 1
+	s := ts.GetSeconds()
+	switch {
+	case s > maxSeconds:
+		return math.MaxInt64 - 1
+	case s < -maxSeconds:
+		return math.MinInt64 + 1
+	}
+	return s*1e9 + int64(ts.GetNanos())
+}
+
+// monthOf returns the UTC month of an instant, remembering the last month
+// so that a run of records of one month costs two comparisons.
+func (p *Projection) monthOf(t int64) calendar.Month {
+	c := &p.monthCache
+	if c.from <= t && t < c.until {
+		return c.month
+	}
+	m := calendar.Of(time.Unix(0, t))
+	c.month, c.from, c.until = m, m.Start().UnixNano(), m.End().UnixNano()
+	return m
+}
+
+// monthEnd is the instant at which monthly items (reconciliations, RI
+// benefits) of m are attributed: its last nanosecond.
+func monthEnd(m calendar.Month) int64 { return m.End().UnixNano() - 1 }
+
+// vendorKey returns the comparison key of a vendor as given, remembering
+// the first spelling of each.
+func (p *Projection) vendorKey(vendor string) string {
+	if k, ok := p.vendorKeys[vendor]; ok {
+		return k
+	}
+	k := hierarchy.VendorKey(vendor)
+	p.vendorKeys[vendor] = k
+	if _, ok := p.vendorDisplay[k]; !ok {
+		p.vendorDisplay[k] = vendor
+	}
+	return k
+}
+
+func (p *Projection) symbol(s string) uint32 {
+	if i, ok := p.symbolIdx[s]; ok {
+		return i
+	}
+	i := uint32(len(p.symbols))
+	p.symbols = append(p.symbols, s)
+	p.symbolIdx[s] = i
+	return i
+}
+
+func (p *Projection) applyOrganization(m *billingv1.OrganizationRegistered) error {
+	cur, err := money.ParseCurrency(m.Currency)
+	if err != nil {
+		return fmt.Errorf("currency: %w", err)
+	}
+	added, err := p.h.RegisterOrganization(hierarchy.Organization{ID: m.OrgId, Name: m.Name, BAN: m.Ban, Currency: cur})
+	if err != nil || !added {
+		return err
+	}
+	p.org(m.OrgId)
+	// Any waiting charge of a provider of this organization can now go.
+	p.retryPending(nil)
+	return nil
+}
+
+func (p *Projection) applyProvider(m *billingv1.ProviderRegistered) error {
+	err := p.h.AddProvider(hierarchy.Provider{
+		OrgID: m.OrgId, ID: m.ProviderId, WorkspaceID: m.WorkspaceId, Vendor: m.Vendor,
+		AccountID: m.AccountId, Name: m.Name, Alias: m.Alias, Effective: effective(m.EffectiveAt),
+	})
+	if err != nil {
+		return err
+	}
+	p.vendorKey(m.Vendor)
+	a := p.account(m.Vendor, m.AccountId)
+	p.retryPending(&a)
+	return nil
+}
+
+// retryPending attributes what waits for the hierarchy: the unassigned
+// charges of one account (all accounts if nil), and all unresolved
+// reconciliations and RI benefits, which are few.
+func (p *Projection) retryPending(acct *uint32) {
+	if acct != nil {
+		p.retryPendingUsage(*acct)
+	} else {
+		for _, a := range p.pending.accountsWaiting() {
+			p.retryPendingUsage(a)
+		}
+	}
+	recons := p.unresolvedRecon
+	p.unresolvedRecon = nil
+	for _, r := range recons {
+		p.placeRecon(r)
+	}
+	benefits := p.unresolved
+	p.unresolved = nil
+	for _, b := range benefits {
+		p.placeBenefit(b)
+	}
+}

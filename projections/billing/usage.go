@@ -1,0 +1,331 @@
+package billing
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/cockroachdb/apd/v3"
+
+	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/hierarchy"
+	"github.com/ledger-billing/ledger/projections/money"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+)
+
+// account is a cloud account (vendor, account_id) and its last resolution,
+// valid while the hierarchy is at generation gen and for instants in span.
+type account struct {
+	vendorKey string
+	accountID string
+	gen       uint64
+	span      hierarchy.Span
+	target    uint32
+	err       error
+}
+
+type accountKey struct{ vendorKey, accountID string }
+
+// target is an interned Attribution and its organization.
+type target struct {
+	attr hierarchy.Attribution
+	org  uint32
+}
+
+// orgState is an organization as the fold knows it.
+type orgState struct {
+	id       string
+	currency money.Currency
+}
+
+type orgMonthKey struct {
+	org   uint32
+	month calendar.Month
+}
+
+// orgMonth is everything one organization is billed for one month: the
+// unit of recomputation. billed is V(M, C) at the last close C that
+// included the month (empty before its own close); closed is V(M, C_M),
+// kept from C_M until F_M for the vendor view.
+type orgMonth struct {
+	key      orgMonthKey
+	cells    []uint32
+	recons   map[reconKey]*recon
+	benefits []*benefitSide
+	dirty    bool
+	billed   []vdetail
+	closed   []vdetail
+}
+
+// cell is the exact sum of one account's charges of one month, service and
+// region going to one attribution: one line detail before rounding.
+type cell struct {
+	sum     apd.Decimal
+	latest  int64 // the latest charge instant folded in
+	om      *orgMonth
+	key     cellKey
+	lineage []uint32
+}
+
+type cellKey struct {
+	month  calendar.Month
+	acct   uint32
+	target uint32
+	svc    uint32
+	region uint32
+}
+
+// account returns the index of an account, adding it if new.
+func (p *Projection) account(vendor, accountID string) uint32 {
+	k := accountKey{p.vendorKey(vendor), accountID}
+	if i, ok := p.accountIdx[k]; ok {
+		return i
+	}
+	i := uint32(len(p.accounts))
+	p.accounts = append(p.accounts, account{vendorKey: k.vendorKey, accountID: accountID, gen: ^uint64(0)})
+	p.accountIdx[k] = i
+	return i
+}
+
+// resolve returns the target of a charge of account a at instant t.
+func (p *Projection) resolve(a uint32, t int64) (uint32, error) {
+	acc := &p.accounts[a]
+	if acc.gen == p.h.Generation() && acc.span.Contains(t) {
+		return acc.target, acc.err
+	}
+	attr, span, err := p.h.Resolve(acc.vendorKey, acc.accountID, t)
+	acc.gen, acc.span, acc.err = p.h.Generation(), span, err
+	if err != nil {
+		return 0, err
+	}
+	acc.target = p.target(attr)
+	return acc.target, nil
+}
+
+func (p *Projection) target(attr hierarchy.Attribution) uint32 {
+	if i, ok := p.targetIdx[attr]; ok {
+		return i
+	}
+	i := uint32(len(p.targets))
+	org := p.org(attr.OrgID)
+	p.targets = append(p.targets, target{attr: attr, org: org})
+	p.targetIdx[attr] = i
+	if !slices.Contains(p.banOrgs[attr.BAN], org) {
+		p.banOrgs[attr.BAN] = append(p.banOrgs[attr.BAN], org)
+	}
+	return i
+}
+
+// org returns the index of a registered organization, adding its state.
+func (p *Projection) org(id string) uint32 {
+	if i, ok := p.orgIdx[id]; ok {
+		return i
+	}
+	o, err := p.h.Organization(id)
+	if err != nil {
+		// Targets are only made from resolutions, which need the org.
+		panic(fmt.Sprintf("billing: state for unregistered organization %q", id))
+	}
+	i := uint32(len(p.orgs))
+	p.orgs = append(p.orgs, &orgState{id: id, currency: o.Currency})
+	p.orgIdx[id] = i
+	if _, ok := p.banOrgs[o.BAN]; !ok {
+		p.banOrgs[o.BAN] = []uint32{i}
+	}
+	return i
+}
+
+func (p *Projection) orgMonth(org uint32, m calendar.Month) *orgMonth {
+	k := orgMonthKey{org, m}
+	om, ok := p.orgMonths[k]
+	if !ok {
+		om = &orgMonth{key: k, recons: make(map[reconKey]*recon)}
+		p.orgMonths[k] = om
+		p.monthOrgs[m] = append(p.monthOrgs[m], om)
+	}
+	return om
+}
+
+// touch marks an organization-month dirty: the next close recomputes it.
+func (p *Projection) touch(om *orgMonth) {
+	if !om.dirty {
+		om.dirty = true
+		p.dirty = append(p.dirty, om)
+	}
+}
+
+func (p *Projection) applyUsage(ev uint32, u *billingv1.UsageReported) {
+	for _, r := range u.Records {
+		p.foldRecord(ev, r)
+	}
+}
+
+// foldRecord is the hot path: it parses the cost once into a reused
+// scratch value and adds it, in place, to its cell.
+func (p *Projection) foldRecord(ev uint32, r *billingv1.UsageRecord) {
+	cost := r.GetCost()
+	var reason string
+	switch {
+	case r.GetChargePeriodStart() == nil:
+		reason = "charge_period_start is missing"
+	case cost == nil:
+		reason = "cost is missing"
+	case r.GetVendor() == "" || r.GetAccountId() == "":
+		reason = "vendor or account_id is empty"
+	}
+	if reason == "" {
+		if err := money.ParseDecimal(&p.amount, cost.Amount); err != nil {
+			reason = fmt.Sprintf("cost.amount: %v", err)
+		}
+	}
+	var t int64
+	var m calendar.Month
+	if reason == "" {
+		t = instant(r.ChargePeriodStart)
+		m = p.monthOf(t)
+		if !m.Valid() {
+			reason = "charge_period_start is outside years 0000 to 9999"
+		}
+	}
+	if reason != "" {
+		p.exception(InvalidRecord, "", r.GetVendor(), r.GetAccountId(), m, nil, r.GetCost().GetCurrency(), "record "+r.GetRecordId()+": "+reason, ev)
+		return
+	}
+	a := p.account(r.Vendor, r.AccountId)
+	tg, err := p.resolve(a, t)
+	if err != nil {
+		p.pending.add(pendingKey{acct: a, month: m, svc: p.symbol(r.Service), region: p.symbol(r.Region), at: t, event: ev, currency: p.symbol(cost.Currency)}, &p.amount)
+		return
+	}
+	p.addCharge(a, tg, m, p.symbol(r.Service), p.symbol(r.Region), t, cost.Currency, &p.amount, ev)
+}
+
+// addCharge adds an attributed charge to its cell, or to the currency
+// mismatches if it is not in the organization's currency.
+func (p *Projection) addCharge(a, tg uint32, m calendar.Month, svc, region uint32, t int64, currency string, amount *apd.Decimal, ev uint32) {
+	org := p.orgs[p.targets[tg].org]
+	if currency != org.currency.Code() {
+		acc := &p.accounts[a]
+		p.exception(CurrencyMismatch, org.id, p.vendorDisplay[acc.vendorKey], acc.accountID, m, amount, currency,
+			fmt.Sprintf("usage in %s, organization %s is billed in %s", currency, org.id, org.currency.Code()), ev)
+		return
+	}
+	k := cellKey{month: m, acct: a, target: tg, svc: svc, region: region}
+	i, ok := p.cellIdx[k]
+	if !ok {
+		om := p.orgMonth(p.targets[tg].org, m)
+		i = uint32(len(p.cells))
+		p.cells = append(p.cells, cell{om: om, key: k, latest: t})
+		p.cellIdx[k] = i
+		om.cells = append(om.cells, i)
+	}
+	c := &p.cells[i]
+	money.Add(&c.sum, &c.sum, amount)
+	c.latest = max(c.latest, t)
+	if n := len(c.lineage); n == 0 || c.lineage[n-1] != ev {
+		if !slices.Contains(c.lineage, ev) {
+			c.lineage = append(c.lineage, ev)
+		}
+	}
+	p.touch(c.om)
+}
+
+type exceptionKey struct {
+	kind     ExceptionKind
+	org      string
+	acct     accountKey
+	month    calendar.Month
+	currency string
+	event    uint32
+	reason   string
+}
+
+// exception adds an amount to the permanent exceptions: currency
+// mismatches and invalid records.
+func (p *Projection) exception(kind ExceptionKind, org, vendor, accountID string, m calendar.Month, amount *apd.Decimal, currency, reason string, ev uint32) {
+	k := exceptionKey{kind, org, accountKey{hierarchy.VendorKey(vendor), accountID}, m, currency, ev, reason}
+	e, ok := p.bad[k]
+	if !ok {
+		e = &Exception{Kind: kind, OrgID: org, Vendor: vendor, AccountID: accountID, Month: m, Currency: currency, Reason: reason, EventID: p.eventIDs[ev]}
+		p.bad[k] = e
+		p.badList = append(p.badList, e)
+	}
+	if amount != nil {
+		money.Add(&e.Amount, &e.Amount, amount)
+	}
+}
+
+// pendingUsage holds unassigned charges, aggregated per account, month,
+// service, region, instant, event and currency: the instant is kept
+// because the registration that will cover them may start mid-month.
+type pendingUsage struct {
+	items     []pendingItem
+	idx       map[pendingKey]uint32
+	byAccount map[uint32][]uint32
+}
+
+type pendingKey struct {
+	acct     uint32
+	month    calendar.Month
+	svc      uint32
+	region   uint32
+	at       int64
+	event    uint32
+	currency uint32
+}
+
+type pendingItem struct {
+	key    pendingKey
+	amount apd.Decimal
+	done   bool
+}
+
+func (q *pendingUsage) add(k pendingKey, amount *apd.Decimal) {
+	i, ok := q.idx[k]
+	if !ok {
+		i = uint32(len(q.items))
+		q.items = append(q.items, pendingItem{key: k})
+		q.idx[k] = i
+		q.byAccount[k.acct] = append(q.byAccount[k.acct], i)
+	}
+	money.Add(&q.items[i].amount, &q.items[i].amount, amount)
+}
+
+func (q *pendingUsage) accountsWaiting() []uint32 {
+	accts := make([]uint32, 0, len(q.byAccount))
+	for a := range q.byAccount {
+		accts = append(accts, a)
+	}
+	slices.Sort(accts) // map order must not leak into the fold
+	return accts
+}
+
+// retryPendingUsage attributes the waiting charges of one account that the
+// hierarchy now covers.
+func (p *Projection) retryPendingUsage(a uint32) {
+	waiting := p.pending.byAccount[a]
+	if len(waiting) == 0 {
+		return
+	}
+	rest := waiting[:0]
+	for _, i := range waiting {
+		it := &p.pending.items[i]
+		tg, err := p.resolve(a, it.key.at)
+		if err != nil {
+			rest = append(rest, i)
+			continue
+		}
+		it.done = true
+		delete(p.pending.idx, it.key)
+		k := it.key
+		p.addCharge(a, tg, k.month, k.svc, k.region, k.at, p.symbols[k.currency], &it.amount, k.event)
+	}
+	if len(rest) == 0 {
+		delete(p.pending.byAccount, a)
+	} else {
+		p.pending.byAccount[a] = rest
+	}
+	if len(p.pending.idx) == 0 {
+		// Everything attributed: drop the done items.
+		p.pending.items = p.pending.items[:0]
+	}
+}
