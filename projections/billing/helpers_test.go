@@ -14,9 +14,9 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
