@@ -1,0 +1,395 @@
+// Package ingest moves billing messages from NATS JetStream into the event
+// store, exactly once (DESIGN.md section 6).
+//
+// A durable pull consumer on BILLING_IN hands over messages in bounded
+// batches. Each is decoded (protobuf or protojson), validated field by
+// field, and appended as one event to its own stream with expected revision
+// no_stream and a content-derived event id, so that a redelivery is an
+// idempotent append and a reuse of an event_id with other content is a
+// conflict. A message is acknowledged only once its event is durable (or
+// found already there). Bad input is republished byte for byte to
+// billing.dlq.<message> with Billing-Error and Billing-Error-Code headers and
+// then acknowledged, so one bad message never holds back the rest; store
+// outages are retried with bounded backoff and never drop anything.
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ledger-billing/ledger/services/eventlog"
+)
+
+// Cycles is what ingestion asks before appending a cycle event. The
+// implementation first waits until the projections have passed position
+// after (the last append of this ingester), so that a close appended a
+// moment ago counts. A *Rejection refuses the message; any other error is
+// retried.
+type Cycles interface {
+	CheckClose(ctx context.Context, month string, after uint64) error
+	CheckFinalize(ctx context.Context, month string, after uint64) error
+}
+
+// Config configures an Ingester. JetStream and Log are required.
+type Config struct {
+	JetStream jetstream.JetStream
+	Log       *eventlog.Log
+	// Cycles guards cycle order; nil accepts every close and finalization.
+	Cycles Cycles
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Metrics; nil counts nothing.
+	Metrics *Metrics
+	// Consumer is the durable consumer's name; default "ledger-ingest".
+	Consumer string
+	// BatchMax bounds the messages fetched at once; default 256.
+	BatchMax int
+	// InFlightMax bounds concurrent appends within a batch; default 32.
+	InFlightMax int
+	// RetryMax bounds the wait between retries of a store outage; default 5 s.
+	RetryMax time.Duration
+}
+
+// Ingester runs the consumer.
+type Ingester struct {
+	cfg     Config
+	log     *slog.Logger
+	lastPos atomic.Uint64 // highest $all position this ingester appended
+}
+
+// New returns an Ingester; Run starts it.
+func New(cfg Config) *Ingester {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Consumer == "" {
+		cfg.Consumer = "ledger-ingest"
+	}
+	if cfg.BatchMax <= 0 {
+		cfg.BatchMax = 256
+	}
+	if cfg.InFlightMax <= 0 {
+		cfg.InFlightMax = 32
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 5 * time.Second
+	}
+	return &Ingester{cfg: cfg, log: cfg.Logger}
+}
+
+// Setup creates BILLING_IN, BILLING_DLQ and BILLING_OUT where absent, with
+// file storage and the given replicas. Existing streams are left as their
+// operators configured them.
+func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	if replicas <= 0 {
+		replicas = 1
+	}
+	for _, cfg := range []jetstream.StreamConfig{
+		{Name: StreamIn, Subjects: []string{SubjectPrefix + ">"}, Description: "Ledger's input: metering messages"},
+		{Name: StreamDLQ, Subjects: []string{DLQPrefix + ">"}, Description: "Ledger's dead letters: rejected input, byte for byte"},
+		{Name: StreamOut, Subjects: []string{OutPrefix + ">"}, Description: "Ledger's output: invoices issued"},
+	} {
+		_, err := js.Stream(ctx, cfg.Name)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("ingest: look up stream %s: %w", cfg.Name, err)
+		}
+		cfg.Storage = jetstream.FileStorage
+		cfg.Replicas = replicas
+		if _, err := js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return fmt.Errorf("ingest: create stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+// Run consumes until ctx ends. It returns nil on a clean stop.
+func (i *Ingester) Run(ctx context.Context) error {
+	cons, err := i.cfg.JetStream.CreateOrUpdateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{
+		Durable:       i.cfg.Consumer,
+		Description:   "Ledger ingestion into the event store",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       30 * time.Second,
+		MaxDeliver:    -1, // never give up on a message: nothing is dropped
+		MaxAckPending: 4 * i.cfg.BatchMax,
+		FilterSubject: SubjectPrefix + ">",
+	})
+	if err != nil {
+		return fmt.Errorf("ingest: consumer %s: %w", i.cfg.Consumer, err)
+	}
+	backoff := newBackoff(i.cfg.RetryMax)
+	for ctx.Err() == nil {
+		batch, err := cons.Fetch(i.cfg.BatchMax, jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			i.log.Warn("ingest: fetch failed", "err", err)
+			backoff.wait(ctx)
+			continue
+		}
+		var msgs []jetstream.Msg
+		for msg := range batch.Messages() {
+			msgs = append(msgs, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
+			i.log.Warn("ingest: fetch ended early", "err", err, "messages", len(msgs))
+		}
+		backoff.reset()
+		i.process(ctx, msgs)
+	}
+	return nil
+}
+
+// process handles a batch in order. Messages between cycle events are
+// appended concurrently, so their appends share the store's syncs; a cycle
+// event waits for everything before it, because it closes a month over
+// exactly the events already appended.
+func (i *Ingester) process(ctx context.Context, msgs []jetstream.Msg) {
+	var wave []jetstream.Msg
+	for _, msg := range msgs {
+		if isCycleSubject(msg.Subject()) {
+			i.concurrently(ctx, wave)
+			wave = wave[:0]
+			i.handle(ctx, msg)
+			continue
+		}
+		wave = append(wave, msg)
+	}
+	i.concurrently(ctx, wave)
+}
+
+func isCycleSubject(subject string) bool {
+	token, _ := strings.CutPrefix(subject, SubjectPrefix)
+	k, ok := kindByToken[token]
+	return ok && k.byMonth
+}
+
+func (i *Ingester) concurrently(ctx context.Context, msgs []jetstream.Msg) {
+	sem := make(chan struct{}, i.cfg.InFlightMax)
+	var wg sync.WaitGroup
+	for _, msg := range msgs {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			i.handle(ctx, msg)
+		})
+	}
+	wg.Wait()
+}
+
+// handle takes one message to its end: appended and acknowledged, or
+// dead-lettered and acknowledged, or, when ctx ends first, left
+// unacknowledged for redelivery.
+func (i *Ingester) handle(ctx context.Context, msg jetstream.Msg) {
+	rej, err := i.ingest(ctx, msg)
+	if err != nil {
+		if ctx.Err() == nil {
+			i.log.Error("ingest: message left for redelivery", "subject", msg.Subject(), "err", err)
+		}
+		return
+	}
+	if rej != nil {
+		i.deadLetter(ctx, msg, rej)
+		return
+	}
+	if err := msg.Ack(); err != nil {
+		// The event is durable; a redelivery will find it and ack again.
+		i.log.Warn("ingest: ack failed", "subject", msg.Subject(), "err", err)
+	}
+}
+
+// ingest decodes, validates and appends; a rejection goes to the dead
+// letters, an error (only ctx ending) leaves the message for redelivery.
+func (i *Ingester) ingest(ctx context.Context, msg jetstream.Msg) (*Rejection, error) {
+	k, pm, rej := decode(msg.Subject(), msg.Headers(), msg.Data())
+	if rej != nil {
+		return rej, nil
+	}
+	id, err := identify(k, pm, eventIDOf(pm), monthOf(pm))
+	if err != nil {
+		return reject(CodeUndecodable, "%v", err), nil
+	}
+	if k.byMonth && i.cfg.Cycles != nil {
+		if rej, err := i.retry(ctx, msg, func() (*Rejection, error) { return i.checkCycle(ctx, k, pm) }); rej != nil || err != nil {
+			return rej, err
+		}
+	}
+	rej, err = i.retry(ctx, msg, func() (*Rejection, error) { return i.appendEvent(ctx, k, id, pm) })
+	if rej == nil && err == nil {
+		i.cfg.Metrics.ingested(k.token, pm)
+	}
+	return rej, err
+}
+
+func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*Rejection, error) {
+	var err error
+	if k.token == "billing_cycle_closed" {
+		err = i.cfg.Cycles.CheckClose(ctx, monthOf(pm), i.lastPos.Load())
+	} else {
+		err = i.cfg.Cycles.CheckFinalize(ctx, monthOf(pm), i.lastPos.Load())
+	}
+	var rej *Rejection
+	if errors.As(err, &rej) {
+		return rej, nil
+	}
+	return nil, err
+}
+
+// appendEvent appends the message's event. A wrong expected version means
+// the stream exists with another event: a reuse of the event_id, or, for a
+// cycle, a month closed by another message, which is a no-op.
+func (i *Ingester) appendEvent(ctx context.Context, k *kind, id Identity, pm proto.Message) (*Rejection, error) {
+	res, err := i.cfg.Log.Append(ctx, id.Stream, eventlog.NoStream, eventlog.Event{ID: id.EventID, Type: id.Type, Data: id.Data})
+	switch {
+	case err == nil:
+		i.notePosition(res.Position)
+		return nil, nil
+	case errors.Is(err, eventlog.ErrWrongExpectedVersion):
+		return i.conflict(ctx, k, id, pm)
+	case errors.Is(err, eventlog.ErrStreamDeleted):
+		return reject(CodeConflict, "the event stream %s of this message was deleted from the store; it cannot be ingested again", id.Stream), nil
+	}
+	return nil, err
+}
+
+func (i *Ingester) notePosition(pos uint64) {
+	for {
+		old := i.lastPos.Load()
+		if pos <= old || i.lastPos.CompareAndSwap(old, pos) {
+			return
+		}
+	}
+}
+
+func (i *Ingester) conflict(ctx context.Context, k *kind, id Identity, pm proto.Message) (*Rejection, error) {
+	eventID := eventIDOf(pm)
+	if !k.byMonth {
+		return reject(CodeConflict, "event_id %q was already used by a different %s message; a retry must repeat the message exactly", eventID, id.Type), nil
+	}
+	stored, err := i.storedEventID(ctx, k, id.Stream)
+	if err != nil {
+		return nil, err
+	}
+	if stored == eventID {
+		return reject(CodeConflict, "event_id %q was already used by a different %s message; a retry must repeat the message exactly", eventID, id.Type), nil
+	}
+	i.log.Info("ingest: cycle already recorded; message is a no-op", "stream", id.Stream, "event_id", eventID, "recorded_event_id", stored)
+	return nil, nil
+}
+
+// storedEventID reads the event_id of the message stored in a cycle stream.
+func (i *Ingester) storedEventID(ctx context.Context, k *kind, stream string) (string, error) {
+	rs, err := i.cfg.Log.Client().ReadStream(ctx, stream, esdb.ReadStreamOptions{}, 1)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", stream, err)
+	}
+	defer rs.Close()
+	ev, err := rs.Recv()
+	if errors.Is(err, io.EOF) {
+		return "", fmt.Errorf("read %s: empty", stream)
+	}
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", stream, err)
+	}
+	stored := k.newMsg()
+	if err := proto.Unmarshal(ev.Event.Data, stored); err != nil {
+		return "", fmt.Errorf("decode %s: %w", stream, err)
+	}
+	return eventIDOf(stored), nil
+}
+
+// retry runs op until it succeeds, rejects, or ctx ends, waiting with
+// backoff between failures and telling JetStream the message is still in
+// progress, so it is not redelivered meanwhile.
+func (i *Ingester) retry(ctx context.Context, msg jetstream.Msg, op func() (*Rejection, error)) (*Rejection, error) {
+	backoff := newBackoff(i.cfg.RetryMax)
+	for {
+		rej, err := op()
+		if err == nil || ctx.Err() != nil {
+			return rej, err
+		}
+		i.cfg.Metrics.storeRetry()
+		i.log.Warn("ingest: store unavailable; retrying", "subject", msg.Subject(), "err", err, "in", backoff.next)
+		_ = msg.InProgress()
+		backoff.wait(ctx)
+	}
+}
+
+// deadLetter republishes the message byte for byte with the reason, then
+// acknowledges it. The publish carries a message id derived from the
+// message's sequence, so a crash between the two cannot dead-letter it twice
+// (within the DLQ stream's duplicate window).
+func (i *Ingester) deadLetter(ctx context.Context, msg jetstream.Msg, rej *Rejection) {
+	out := nats.NewMsg(dlqSubject(msg.Subject()))
+	out.Data = msg.Data()
+	for key, values := range msg.Headers() {
+		if strings.HasPrefix(key, "Nats-") {
+			continue // JetStream's own headers mean something else on the DLQ
+		}
+		out.Header[key] = values
+	}
+	out.Header.Set("Billing-Error", rej.Reason)
+	out.Header.Set("Billing-Error-Code", rej.Code)
+	out.Header.Set("Billing-Original-Subject", msg.Subject())
+	var opts []jetstream.PublishOpt
+	if meta, err := msg.Metadata(); err == nil {
+		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("dlq-%d", meta.Sequence.Stream)))
+	}
+	i.log.Warn("ingest: dead letter", "subject", msg.Subject(), "code", rej.Code, "reason", rej.Reason)
+	backoff := newBackoff(i.cfg.RetryMax)
+	for {
+		_, err := i.cfg.JetStream.PublishMsg(ctx, out, opts...)
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		i.log.Warn("ingest: dead-letter publish failed; retrying", "err", err)
+		_ = msg.InProgress()
+		backoff.wait(ctx)
+	}
+	i.cfg.Metrics.deadLetter(rej.Code)
+	if err := msg.DoubleAck(ctx); err != nil {
+		i.log.Warn("ingest: ack of dead letter failed", "subject", msg.Subject(), "err", err)
+	}
+}
+
+// LastPosition is the highest $all position this ingester has appended.
+func (i *Ingester) LastPosition() uint64 { return i.lastPos.Load() }
+
+// backoff doubles a wait from 50 ms up to a bound.
+type backoff struct {
+	next, max time.Duration
+}
+
+const backoffStart = 50 * time.Millisecond
+
+func newBackoff(max time.Duration) *backoff { return &backoff{next: backoffStart, max: max} }
+
+func (b *backoff) reset() { b.next = backoffStart }
+
+func (b *backoff) wait(ctx context.Context) {
+	t := time.NewTimer(b.next)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	b.next = min(2*b.next, b.max)
+}

@@ -1,0 +1,327 @@
+package ingest_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/ingest"
+)
+
+// rig is the real thing in one process: a JetStream server, the embedded
+// store, and an ingester between them.
+type rig struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	log      *eventlog.Log
+	storeDir string
+	addr     string
+	stopSt   func()
+}
+
+func startNATS(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
+func startStore(t *testing.T, dir, addr string) (string, func()) {
+	t.Helper()
+	srv, err := eventstore.Open(eventstore.Config{Dir: dir, MaxAppendSize: 16 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = srv.Serve(lis); close(done) }()
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			srv.Close()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return lis.Addr().String(), stop
+}
+
+func newRig(t *testing.T) *rig {
+	t.Helper()
+	ns := startNATS(t)
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{nc: nc, js: js, storeDir: t.TempDir()}
+	r.addr, r.stopSt = startStore(t, r.storeDir, "127.0.0.1:0")
+	r.log, err = eventlog.Dial("esdb://"+r.addr+"?tls=false", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.log.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	if err := ingest.Setup(ctx, js, 1); err != nil {
+		t.Fatal(err)
+	}
+	ing := ingest.New(ingest.Config{JetStream: js, Log: r.log, RetryMax: 200 * time.Millisecond})
+	done := make(chan error, 1)
+	go func() { done <- ing.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("ingester: %v", err)
+		}
+	})
+	return r
+}
+
+func (r *rig) publish(t *testing.T, subject string, data []byte, header nats.Header) {
+	t.Helper()
+	msg := &nats.Msg{Subject: subject, Data: data, Header: header}
+	if _, err := r.js.PublishMsg(context.Background(), msg); err != nil {
+		t.Fatalf("publish %s: %v", subject, err)
+	}
+}
+
+func (r *rig) publishProto(t *testing.T, m proto.Message) {
+	t.Helper()
+	subject, err := ingest.Subject(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.publish(t, subject, data, nil)
+}
+
+// streamEvents waits until stream holds want events and returns them.
+func (r *rig) streamEvents(t *testing.T, stream string, want int) []*esdb.ResolvedEvent {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		evs, err := r.read(stream)
+		if err == nil && len(evs) >= want {
+			if len(evs) > want {
+				t.Fatalf("stream %s holds %d events, want %d", stream, len(evs), want)
+			}
+			return evs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("stream %s: %d events after 20s (err %v), want %d", stream, len(evs), err, want)
+		}
+		time.Sleep(20 * time.Millisecond) // polling the store: no event to wait on from outside
+	}
+}
+
+func (r *rig) read(stream string) ([]*esdb.ResolvedEvent, error) {
+	rs, err := r.log.Client().ReadStream(context.Background(), stream, esdb.ReadStreamOptions{}, 100)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []*esdb.ResolvedEvent
+	for {
+		ev, err := rs.Recv()
+		if err != nil {
+			var e *esdb.Error
+			if errors.As(err, &e) && e.Code() == esdb.ErrorCodeResourceNotFound {
+				return nil, err
+			}
+			return out, nil
+		}
+		out = append(out, ev)
+	}
+}
+
+// deadLetters reads the dead letters, waiting for want of them.
+func (r *rig) deadLetters(t *testing.T, want int) []jetstream.Msg {
+	t.Helper()
+	cons, err := r.js.OrderedConsumer(context.Background(), ingest.StreamDLQ, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jetstream.Msg
+	deadline := time.Now().Add(20 * time.Second)
+	for len(out) < want && time.Now().Before(deadline) {
+		batch, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			out = append(out, m)
+		}
+	}
+	if len(out) != want {
+		t.Fatalf("%d dead letters, want %d", len(out), want)
+	}
+	return out
+}
+
+func usage(eventID string, records ...*billingv1.UsageRecord) *billingv1.UsageReported {
+	return &billingv1.UsageReported{EventId: eventID, Records: records}
+}
+
+func record(id, account, amount string) *billingv1.UsageRecord {
+	return &billingv1.UsageRecord{
+		RecordId: id, Vendor: "AWS", AccountId: account, Service: "Amazon EC2", Region: "us-east-1",
+		ChargeCategory:    "Usage",
+		ChargePeriodStart: timestamppb.New(time.Date(2018, 1, 5, 0, 0, 0, 0, time.UTC)),
+		ChargePeriodEnd:   timestamppb.New(time.Date(2018, 1, 5, 1, 0, 0, 0, time.UTC)),
+		Cost:              &billingv1.Money{Amount: amount, Currency: "USD"},
+	}
+}
+
+func TestJSONAndProtobufArriveOnce(t *testing.T) {
+	r := newRig(t)
+	r.publishProto(t, usage("u-1", record("r1", "111", "1.00")))
+	r.publish(t, "billing.in.usage_reported",
+		[]byte(`{"eventId":"u-2","records":[{"record_id":"r1","vendor":"AWS","accountId":"111","service":"Amazon EC2","chargeCategory":"Usage","chargePeriodStart":"2018-01-05T00:00:00Z","cost":{"amount":"2.50","currency":"USD"}}]}`),
+		nats.Header{"Content-Type": []string{"application/json"}})
+	for _, stream := range []string{"usage-u-1", "usage-u-2"} {
+		evs := r.streamEvents(t, stream, 1)
+		if evs[0].Event.EventType != "billing.v1.UsageReported" || evs[0].Event.ContentType != "application/octet-stream" {
+			t.Fatalf("%s stored as %s, %s", stream, evs[0].Event.EventType, evs[0].Event.ContentType)
+		}
+	}
+
+	t.Run("redelivery past the duplicate window, with a new Nats-Msg-Id, counts once", func(t *testing.T) {
+		m := usage("u-3", record("r1", "111", "3.00"))
+		data, _ := proto.Marshal(m)
+		for i := range 3 {
+			r.publish(t, "billing.in.usage_reported", data, nats.Header{"Nats-Msg-Id": []string{fmt.Sprintf("retry-%d", i)}})
+		}
+		// The same message again in JSON is the same event too.
+		r.publish(t, "billing.in.usage_reported", []byte(`{"event_id":"u-3","records":[{"record_id":"r1","vendor":"AWS","account_id":"111","service":"Amazon EC2","region":"us-east-1","charge_category":"Usage","charge_period_start":"2018-01-05T00:00:00Z","charge_period_end":"2018-01-05T01:00:00Z","cost":{"amount":"3.00","currency":"USD"}}]}`), nil)
+		r.publishProto(t, usage("u-4", record("r1", "111", "4.00"))) // a marker behind them
+		r.streamEvents(t, "usage-u-4", 1)
+		r.streamEvents(t, "usage-u-3", 1)
+	})
+}
+
+func TestBadInputIsDeadLettered(t *testing.T) {
+	r := newRig(t)
+	r.publishProto(t, usage("dup", record("r1", "111", "1.00")))
+	r.streamEvents(t, "usage-dup", 1)
+
+	tooMany := usage("many")
+	for i := range ingest.RecordsMax + 1 {
+		tooMany.Records = append(tooMany.Records, record(fmt.Sprint(i), "111", "0.01"))
+	}
+	tooManyData, _ := proto.Marshal(tooMany)
+	conflict, _ := proto.Marshal(usage("dup", record("r1", "111", "9.99")))
+
+	cases := []struct {
+		name, subject string
+		data          []byte
+		code, field   string
+	}{
+		{"undecodable bytes", "billing.in.usage_reported", []byte{0xff, 0x00, 0x13, 0x37}, ingest.CodeUndecodable, "protobuf"},
+		{"broken JSON", "billing.in.usage_reported", []byte(`{"event_id": `), ingest.CodeUndecodable, "JSON"},
+		{"unknown JSON field", "billing.in.usage_reported", []byte(`{"event_id":"x","colour":"red"}`), ingest.CodeUndecodable, "colour"},
+		{"unknown subject", "billing.in.invoice_paid", []byte(`{}`), ingest.CodeUnknownSubject, "billing.in.invoice_paid"},
+		{"missing event_id", "billing.in.usage_reported", []byte(`{"records":[]}`), ingest.CodeMissingField, "event_id"},
+		{"no records", "billing.in.usage_reported", []byte(`{"event_id":"e"}`), ingest.CodeMissingField, "records"},
+		{"amount not a decimal", "billing.in.usage_reported", []byte(`{"event_id":"e","records":[{"record_id":"r","vendor":"AWS","account_id":"1","service":"S","charge_category":"Usage","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1,5","currency":"USD"}}]}`), ingest.CodeInvalidField, `records[0].cost.amount = "1,5"`},
+		{"bad currency", "billing.in.organization_registered", []byte(`{"event_id":"e","org_id":"o","ban":"B","currency":"usd"}`), ingest.CodeInvalidField, `currency = "usd"`},
+		{"wrong month format", "billing.in.billing_cycle_closed", []byte(`{"event_id":"e","month":"2018-1","closed_at":"2018-02-01T00:00:00Z"}`), ingest.CodeInvalidField, `month = "2018-1"`},
+		{"bad charge category", "billing.in.usage_reported", []byte(`{"event_id":"e","records":[{"record_id":"r","vendor":"AWS","account_id":"1","service":"S","charge_category":"Fee","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1","currency":"USD"}}]}`), ingest.CodeInvalidField, "charge_category"},
+		{"more than 10,000 records", "billing.in.usage_reported", tooManyData, ingest.CodeTooManyRecords, "records"},
+		{"conflicting reuse of an event_id", "billing.in.usage_reported", conflict, ingest.CodeConflict, `event_id "dup"`},
+	}
+	for _, tc := range cases {
+		r.publish(t, tc.subject, tc.data, nil)
+	}
+	r.publishProto(t, usage("after", record("r1", "111", "1.00")))
+	r.streamEvents(t, "usage-after", 1) // the bad ones held nothing back
+
+	// Messages are appended concurrently, so dead letters come in any
+	// order; each is found by its bytes, which must be the message's own.
+	byData := map[string]jetstream.Msg{}
+	for _, m := range r.deadLetters(t, len(cases)) {
+		byData[string(m.Data())] = m
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, ok := byData[string(tc.data)]
+			if !ok {
+				t.Fatalf("no dead letter holds the message byte for byte")
+			}
+			wantSubject := "billing.dlq." + strings.TrimPrefix(tc.subject, "billing.in.")
+			if m.Subject() != wantSubject {
+				t.Fatalf("subject %s, want %s", m.Subject(), wantSubject)
+			}
+			if code := m.Headers().Get("Billing-Error-Code"); code != tc.code {
+				t.Fatalf("code %q, want %q (reason %q)", code, tc.code, m.Headers().Get("Billing-Error"))
+			}
+			if reason := m.Headers().Get("Billing-Error"); !strings.Contains(reason, tc.field) {
+				t.Fatalf("reason %q does not name %q", reason, tc.field)
+			}
+		})
+	}
+	if evs := r.streamEvents(t, "usage-dup", 1); len(evs) != 1 {
+		t.Fatal("the conflict changed the stored event")
+	}
+}
+
+func TestStoreOutageIsRetried(t *testing.T) {
+	r := newRig(t)
+	r.publishProto(t, usage("before", record("r1", "111", "1.00")))
+	r.streamEvents(t, "usage-before", 1)
+	r.stopSt()
+	for i := range 5 {
+		r.publishProto(t, usage(fmt.Sprintf("during-%d", i), record("r1", "111", "1.00")))
+	}
+	// Wait until the ingester has tried (the message is pending, unacked).
+	cons, err := r.js.Consumer(context.Background(), ingest.StreamIn, "ledger-ingest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := cons.Info(context.Background())
+		if err == nil && info.NumAckPending > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the ingester never took the messages")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_, _ = startStore(t, r.storeDir, r.addr)
+	for i := range 5 {
+		r.streamEvents(t, fmt.Sprintf("usage-during-%d", i), 1)
+	}
+}

@@ -1,0 +1,301 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+
+	"github.com/cockroachdb/apd/v3"
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/money"
+)
+
+// Codes of the Billing-Error-Code header: stable, for machines; the
+// Billing-Error header says the same for people.
+const (
+	CodeUnknownSubject = "unknown_subject"
+	CodeUndecodable    = "undecodable"
+	CodeMissingField   = "missing_field"
+	CodeInvalidField   = "invalid_field"
+	CodeTooManyRecords = "too_many_records"
+	CodeConflict       = "event_id_conflict"
+	CodeCycleOrder     = "cycle_out_of_order"
+	CodeCycleNotClosed = "cycle_not_closed"
+)
+
+// Limits on input, so that one message cannot exhaust the ledger.
+const (
+	RecordsMax  = 10_000
+	idLengthMax = 256
+)
+
+// Rejection is why a message goes to the dead letters.
+type Rejection struct {
+	Code   string
+	Reason string // a sentence naming the field and the value at fault
+}
+
+func (r *Rejection) Error() string { return "ingest: " + r.Reason }
+
+func reject(code, format string, args ...any) *Rejection {
+	return &Rejection{Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+// decode reads a message from its subject, headers and payload: protojson
+// when the Content-Type says JSON or the payload starts with '{', protobuf
+// binary otherwise.
+func decode(subject string, header nats.Header, data []byte) (*kind, proto.Message, *Rejection) {
+	token, _ := strings.CutPrefix(subject, SubjectPrefix)
+	k, ok := kindByToken[token]
+	if !ok {
+		return nil, nil, reject(CodeUnknownSubject, "subject %q is not one of Ledger's input subjects (billing.in.usage_reported, ...)", subject)
+	}
+	msg := k.newMsg()
+	name := msg.ProtoReflect().Descriptor().FullName()
+	if isJSON(header, data) {
+		if err := protojson.Unmarshal(data, msg); err != nil {
+			return nil, nil, reject(CodeUndecodable, "payload is not a valid %s in JSON: %v", name, err)
+		}
+	} else {
+		if err := proto.Unmarshal(data, msg); err != nil {
+			return nil, nil, reject(CodeUndecodable, "payload is not a valid %s in protobuf binary: %v", name, err)
+		}
+		// Random bytes often parse as fields unknown to the message;
+		// data that is not ours must not pass for an empty message.
+		if len(msg.ProtoReflect().GetUnknown()) > 0 {
+			return nil, nil, reject(CodeUndecodable, "payload is not a valid %s in protobuf binary: it holds fields the message does not have", name)
+		}
+	}
+	if r := validate(msg); r != nil {
+		return nil, nil, r
+	}
+	return k, msg, nil
+}
+
+func isJSON(header nats.Header, data []byte) bool {
+	if strings.HasPrefix(header.Get("Content-Type"), "application/json") {
+		return true
+	}
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '{'
+}
+
+// checker collects the first problem of a message; one precise sentence
+// helps a person more than a list.
+type checker struct{ problem *Rejection }
+
+func (c *checker) fail(code, format string, args ...any) {
+	if c.problem == nil {
+		c.problem = reject(code, format, args...)
+	}
+}
+
+func (c *checker) id(field, value string) {
+	switch {
+	case value == "":
+		c.fail(CodeMissingField, "field %s is required", field)
+	case len(value) > idLengthMax:
+		c.fail(CodeInvalidField, "field %s is %d bytes long; at most %d", field, len(value), idLengthMax)
+	case !printable(value):
+		c.fail(CodeInvalidField, "field %s = %q holds control characters", field, value)
+	}
+}
+
+func (c *checker) optional(field, value string) {
+	if value != "" {
+		c.id(field, value)
+	}
+}
+
+func (c *checker) month(field, value string) {
+	if value == "" {
+		c.fail(CodeMissingField, "field %s is required (a month, YYYY-MM)", field)
+		return
+	}
+	if _, err := calendar.Parse(value); err != nil {
+		c.fail(CodeInvalidField, "field %s = %q is not a month written YYYY-MM", field, value)
+	}
+}
+
+func (c *checker) time(field string, t *timestamppb.Timestamp, required bool) {
+	if t == nil {
+		if required {
+			c.fail(CodeMissingField, "field %s is required (an RFC 3339 time)", field)
+		}
+		return
+	}
+	if err := t.CheckValid(); err != nil {
+		c.fail(CodeInvalidField, "field %s is not a valid time: %v", field, err)
+	}
+}
+
+func (c *checker) decimal(field, value string) {
+	var d apd.Decimal
+	if err := money.ParseDecimal(&d, value); err != nil {
+		c.fail(CodeInvalidField, "field %s = %q is not a decimal amount (like \"-12.34\")", field, value)
+	}
+}
+
+func (c *checker) currency(field, value string) {
+	if value == "" {
+		c.fail(CodeMissingField, "field %s is required (an ISO 4217 code such as USD)", field)
+		return
+	}
+	if _, err := money.ParseCurrency(value); err != nil {
+		c.fail(CodeInvalidField, "field %s = %q is not an ISO 4217 currency code with a minor unit", field, value)
+	}
+}
+
+func (c *checker) money(field string, m *billingv1.Money) {
+	if m == nil {
+		c.fail(CodeMissingField, "field %s is required (an amount and a currency)", field)
+		return
+	}
+	if m.Amount == "" {
+		c.fail(CodeMissingField, "field %s.amount is required", field)
+	} else {
+		c.decimal(field+".amount", m.Amount)
+	}
+	c.currency(field+".currency", m.Currency)
+}
+
+func (c *checker) count(field string, n, atLeast, atMost int) {
+	switch {
+	case n < atLeast:
+		c.fail(CodeMissingField, "field %s needs at least %d entries, has %d", field, atLeast, n)
+	case n > atMost:
+		c.fail(CodeTooManyRecords, "field %s has %d entries; at most %d", field, n, atMost)
+	}
+}
+
+// chargeCategories are FOCUS 1.0's ChargeCategory values.
+var chargeCategories = map[string]bool{"Usage": true, "Purchase": true, "Credit": true, "Tax": true, "Adjustment": true}
+
+// validate checks every field of a decoded message.
+func validate(msg proto.Message) *Rejection {
+	var c checker
+	switch m := msg.(type) {
+	case *billingv1.OrganizationRegistered:
+		c.id("event_id", m.EventId)
+		c.id("org_id", m.OrgId)
+		c.id("ban", m.Ban)
+		c.currency("currency", m.Currency)
+	case *billingv1.CostCenterCreated:
+		c.id("event_id", m.EventId)
+		c.id("org_id", m.OrgId)
+		c.id("cost_center_id", m.CostCenterId)
+		c.optional("ban", m.Ban)
+		c.time("effective_at", m.EffectiveAt, false)
+	case *billingv1.WorkspaceCreated:
+		c.id("event_id", m.EventId)
+		c.id("org_id", m.OrgId)
+		c.id("workspace_id", m.WorkspaceId)
+		c.id("cost_center_id", m.CostCenterId)
+		c.time("effective_at", m.EffectiveAt, false)
+	case *billingv1.ProviderRegistered:
+		c.id("event_id", m.EventId)
+		c.id("org_id", m.OrgId)
+		c.id("provider_id", m.ProviderId)
+		c.id("workspace_id", m.WorkspaceId)
+		c.id("vendor", m.Vendor)
+		c.id("account_id", m.AccountId)
+		c.time("effective_at", m.EffectiveAt, false)
+	case *billingv1.UsageReported:
+		c.id("event_id", m.EventId)
+		c.count("records", len(m.Records), 1, RecordsMax)
+		seen := make(map[string]bool, len(m.Records))
+		for i, r := range m.Records {
+			if c.problem != nil {
+				break
+			}
+			validateRecord(&c, fmt.Sprintf("records[%d]", i), r)
+			if seen[r.RecordId] {
+				c.fail(CodeInvalidField, "field records[%d].record_id = %q repeats an earlier record of the message", i, r.RecordId)
+			}
+			seen[r.RecordId] = true
+		}
+	case *billingv1.ReservedInstancePurchased:
+		c.id("event_id", m.EventId)
+		c.id("ri_id", m.RiId)
+		c.id("vendor", m.Vendor)
+		c.id("account_id", m.AccountId)
+		c.time("term_start", m.TermStart, false)
+		c.time("term_end", m.TermEnd, false)
+		if m.TermStart != nil && m.TermEnd != nil && m.TermEnd.AsTime().Before(m.TermStart.AsTime()) {
+			c.fail(CodeInvalidField, "field term_end = %s is before term_start = %s", m.TermEnd.AsTime().Format("2006-01-02T15:04:05Z07:00"), m.TermStart.AsTime().Format("2006-01-02T15:04:05Z07:00"))
+		}
+	case *billingv1.ReservedInstanceBenefitReported:
+		c.id("event_id", m.EventId)
+		c.month("month", m.Month)
+		c.count("benefits", len(m.Benefits), 1, RecordsMax)
+		for i, b := range m.Benefits {
+			f := fmt.Sprintf("benefits[%d]", i)
+			c.id(f+".ri_id", b.RiId)
+			c.id(f+".consumer_account_id", b.ConsumerAccountId)
+			c.money(f+".amount", b.Amount)
+		}
+	case *billingv1.VendorReconciliationCompleted:
+		c.id("event_id", m.EventId)
+		c.id("vendor", m.Vendor)
+		c.month("month", m.Month)
+		c.count("lines", len(m.Lines), 1, RecordsMax)
+		for i, l := range m.Lines {
+			f := fmt.Sprintf("lines[%d]", i)
+			c.id(f+".account_id", l.AccountId)
+			c.id(f+".service", l.Service)
+			c.money(f+".vendor_cost", l.VendorCost)
+		}
+	case *billingv1.BillingCycleClosed:
+		c.id("event_id", m.EventId)
+		c.month("month", m.Month)
+		c.time("closed_at", m.ClosedAt, true)
+	case *billingv1.VendorCycleFinalized:
+		c.id("event_id", m.EventId)
+		c.month("month", m.Month)
+		c.time("finalized_at", m.FinalizedAt, true)
+	default:
+		c.fail(CodeUnknownSubject, "%T is not an input message", msg)
+	}
+	return c.problem
+}
+
+func validateRecord(c *checker, f string, r *billingv1.UsageRecord) {
+	c.id(f+".record_id", r.RecordId)
+	c.id(f+".vendor", r.Vendor)
+	c.id(f+".account_id", r.AccountId)
+	c.id(f+".service", r.Service)
+	c.optional(f+".region", r.Region)
+	if !chargeCategories[r.ChargeCategory] {
+		c.fail(CodeInvalidField, "field %s.charge_category = %q is not a FOCUS charge category (Usage, Purchase, Credit, Tax or Adjustment)", f, r.ChargeCategory)
+	}
+	c.time(f+".charge_period_start", r.ChargePeriodStart, true)
+	c.time(f+".charge_period_end", r.ChargePeriodEnd, false)
+	if r.ChargePeriodStart != nil && r.ChargePeriodEnd != nil && r.ChargePeriodEnd.AsTime().Before(r.ChargePeriodStart.AsTime()) {
+		c.fail(CodeInvalidField, "field %s.charge_period_end is before its charge_period_start", f)
+	}
+	if r.Quantity != "" {
+		c.decimal(f+".quantity", r.Quantity)
+	}
+	c.money(f+".cost", r.Cost)
+	c.optional(f+".commitment_id", r.CommitmentId)
+}
+
+// eventIDOf and monthOf read the fields every message has or cycles have.
+func eventIDOf(msg proto.Message) string {
+	type withEventID interface{ GetEventId() string }
+	return msg.(withEventID).GetEventId()
+}
+
+func monthOf(msg proto.Message) string {
+	type withMonth interface{ GetMonth() string }
+	if m, ok := msg.(withMonth); ok {
+		return m.GetMonth()
+	}
+	return ""
+}
