@@ -1,0 +1,137 @@
+package billing
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"runtime"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ledger-billing/ledger/projections/calendar"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+)
+
+const (
+	benchAccounts = 10_000
+	benchOrgs     = 100
+	benchRecords  = 1_000_000
+	benchBatch    = 10_000 // records per UsageReported, the catalogue's limit
+)
+
+// benchHistory returns the hierarchy events and the usage messages of the
+// benchmark: 10,000 accounts in 100 organizations, 1,000,000 records over
+// 12 months, five services and four regions.
+func benchHistory() (setup []*billingv1.ProviderRegistered, orgs []*billingv1.OrganizationRegistered, msgs []*billingv1.UsageReported) {
+	rng := rand.New(rand.NewPCG(2018, 12))
+	for o := range benchOrgs {
+		m := org(fmt.Sprintf("org-%03d", o), fmt.Sprintf("BAN-%03d", o), "USD")
+		m.EventId = "org-" + m.OrgId
+		orgs = append(orgs, m)
+	}
+	for a := range benchAccounts {
+		m := provider(fmt.Sprintf("org-%03d", a%benchOrgs), fmt.Sprintf("p-%05d", a), "ws", "AWS", fmt.Sprintf("%012d", a), "")
+		m.EventId = "provider-" + m.ProviderId
+		setup = append(setup, m)
+	}
+	services := []string{"Amazon EC2", "Amazon S3", "Amazon RDS", "AWS Lambda", "Amazon CloudFront"}
+	regions := []string{"us-east-1", "eu-west-1", "ap-northeast-1", ""}
+	start := calendar.New(2018, time.January).Start()
+	for i := range benchRecords / benchBatch {
+		u := &billingv1.UsageReported{EventId: fmt.Sprintf("usage-%05d", i)}
+		for j := range benchBatch {
+			at := start.Add(time.Duration(rng.IntN(365*24)) * time.Hour)
+			u.Records = append(u.Records, &billingv1.UsageRecord{
+				RecordId:          fmt.Sprintf("r%d", j),
+				Vendor:            "AWS",
+				AccountId:         fmt.Sprintf("%012d", rng.IntN(benchAccounts)),
+				Service:           services[rng.IntN(len(services))],
+				Region:            regions[rng.IntN(len(regions))],
+				ChargeCategory:    "Usage",
+				ChargePeriodStart: timestamppb.New(at),
+				ChargePeriodEnd:   timestamppb.New(at.Add(time.Hour)),
+				Cost:              &billingv1.Money{Amount: fmt.Sprintf("%d.%08d", rng.IntN(100), rng.IntN(100_000_000)), Currency: "USD"},
+			})
+		}
+		msgs = append(msgs, u)
+	}
+	return setup, orgs, msgs
+}
+
+// BenchmarkFoldUsage folds 1,000,000 usage records over 10,000 accounts and
+// 12 months into a new projection per iteration, and reports records/s and
+// the heap the projection holds per account.
+func BenchmarkFoldUsage(b *testing.B) {
+	providers, orgs, msgs := benchHistory()
+	var heapPerAccount float64
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		p := New()
+		pos := uint64(0)
+		for _, o := range orgs {
+			pos++
+			if _, err := p.Apply(pos, o); err != nil {
+				b.Fatal(err)
+			}
+		}
+		for _, pr := range providers {
+			pos++
+			if _, err := p.Apply(pos, pr); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		for _, u := range msgs {
+			pos++
+			if _, err := p.Apply(pos, u); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heapPerAccount = float64(after.HeapAlloc-before.HeapAlloc) / benchAccounts
+		runtime.KeepAlive(p)
+		b.StartTimer()
+	}
+	b.ReportMetric(float64(benchRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+	b.ReportMetric(heapPerAccount, "B/account")
+}
+
+// BenchmarkCloseYear closes the 12 months of the folded year, one after
+// the other: the cost of issuing 12 × 100 invoices over 10,000 accounts.
+func BenchmarkCloseYear(b *testing.B) {
+	providers, orgs, msgs := benchHistory()
+	for range b.N {
+		b.StopTimer()
+		p := New()
+		pos := uint64(0)
+		for _, o := range orgs {
+			pos++
+			p.Apply(pos, o)
+		}
+		for _, pr := range providers {
+			pos++
+			p.Apply(pos, pr)
+		}
+		for _, u := range msgs {
+			pos++
+			p.Apply(pos, u)
+		}
+		b.StartTimer()
+		for m := calendar.New(2018, time.January); m < calendar.New(2019, time.January); m++ {
+			pos++
+			c := closeCycle(m.String(), (m+1).String()+"-01T00:00:00Z")
+			c.EventId = "close-" + c.Month
+			a, err := p.Apply(pos, c)
+			if err != nil || len(a.Issued) != benchOrgs {
+				b.Fatalf("close %s: %v, %d issued", m, err, len(a.Issued))
+			}
+		}
+	}
+}

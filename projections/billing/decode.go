@@ -1,0 +1,31 @@
+package billing
+
+import (
+	"fmt"
+	"strings"
+
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+)
+
+// Decode turns a stored event (DESIGN.md section 5: event type = the
+// message's full name, data = its protobuf binary) into the message Apply
+// takes. Types outside the catalogue's package are ErrUnknownEvent.
+func Decode(eventType string, data []byte) (proto.Message, error) {
+	const pkg = "billing.v1."
+	if !strings.HasPrefix(eventType, pkg) {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownEvent, eventType)
+	}
+	mt, err := protoregistry.GlobalTypes.FindMessageByName(protoreflect.FullName(eventType))
+	if err != nil || mt.Descriptor().ParentFile() != billingv1.File_billing_v1_events_proto {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownEvent, eventType)
+	}
+	msg := mt.New().Interface()
+	if err := proto.Unmarshal(data, msg); err != nil {
+		return nil, fmt.Errorf("%w: %s: %w", ErrInvalidEvent, eventType, err)
+	}
+	return msg, nil
+}
