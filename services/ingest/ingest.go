@@ -29,14 +29,15 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/services/eventlog"
 )
 
 // Cycles is what ingestion asks before appending a cycle event. The
 // implementation first waits until the projections have passed position
 // after (the last append of this ingester), so that a close appended a
-// moment ago counts. A *Rejection refuses the message; any other error is
-// retried.
+// moment ago counts. billing.ErrOutOfOrder and billing.ErrNotClosed refuse
+// the message; any other error is retried.
 type Cycles interface {
 	CheckClose(ctx context.Context, month string, after uint64) error
 	CheckFinalize(ctx context.Context, month string, after uint64) error
@@ -243,9 +244,12 @@ func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*
 	} else {
 		err = i.cfg.Cycles.CheckFinalize(ctx, monthOf(pm), i.lastPos.Load())
 	}
-	var rej *Rejection
-	if errors.As(err, &rej) {
-		return rej, nil
+	month := monthOf(pm)
+	switch {
+	case errors.Is(err, billing.ErrOutOfOrder):
+		return reject(CodeCycleOrder, "billing cycle %s cannot close now: cycles close in month order (%v)", month, err), nil
+	case errors.Is(err, billing.ErrNotClosed):
+		return reject(CodeCycleNotClosed, "vendor cycle %s cannot be finalized before billing cycle %s is closed", month, month), nil
 	}
 	return nil, err
 }
