@@ -47,7 +47,7 @@ type Projection struct {
 	monthOrgs map[calendar.Month][]*orgMonth
 	dirty     []*orgMonth
 
-	cells   []cell
+	cells   cellStore
 	cellIdx map[cellKey]uint32
 
 	pending pendingUsage

@@ -59,12 +59,44 @@ type orgMonth struct {
 // cell is the exact sum of one account's charges of one month, service and
 // region going to one attribution: one line detail before rounding.
 type cell struct {
-	sum     apd.Decimal
-	latest  int64 // the latest charge instant folded in
-	om      *orgMonth
-	key     cellKey
-	lineage []uint32
+	sum    apd.Decimal
+	latest int64 // the latest charge instant folded in
+	om     *orgMonth
+	key    cellKey
+	// The lineage: the first event behind the cell, inline because most
+	// cells have one, and the others in log order.
+	first uint32
+	more  []uint32
 }
+
+// lineage returns the events behind the cell, in log order.
+func (c *cell) lineage() []uint32 {
+	l := make([]uint32, 0, 1+len(c.more))
+	return append(append(l, c.first), c.more...)
+}
+
+// cellPageSize is the number of cells per page of a cellStore.
+const cellPageSize = 4096
+
+// cellStore keeps cells in fixed pages, so that adding a cell never copies
+// the others (a single slice would move a million cells to grow) and a
+// pointer to a cell stays valid.
+type cellStore struct {
+	pages [][]cell
+	n     uint32
+}
+
+func (s *cellStore) add(c cell) uint32 {
+	if s.n%cellPageSize == 0 {
+		s.pages = append(s.pages, make([]cell, 0, cellPageSize))
+	}
+	last := len(s.pages) - 1
+	s.pages[last] = append(s.pages[last], c)
+	s.n++
+	return s.n - 1
+}
+
+func (s *cellStore) at(i uint32) *cell { return &s.pages[i/cellPageSize][i%cellPageSize] }
 
 type cellKey struct {
 	month  calendar.Month
@@ -213,18 +245,15 @@ func (p *Projection) addCharge(a, tg uint32, m calendar.Month, svc, region uint3
 	i, ok := p.cellIdx[k]
 	if !ok {
 		om := p.orgMonth(p.targets[tg].org, m)
-		i = uint32(len(p.cells))
-		p.cells = append(p.cells, cell{om: om, key: k, latest: t})
+		i = p.cells.add(cell{om: om, key: k, latest: t, first: ev})
 		p.cellIdx[k] = i
 		om.cells = append(om.cells, i)
 	}
-	c := &p.cells[i]
+	c := p.cells.at(i)
 	money.Add(&c.sum, &c.sum, amount)
 	c.latest = max(c.latest, t)
-	if n := len(c.lineage); n == 0 || c.lineage[n-1] != ev {
-		if !slices.Contains(c.lineage, ev) {
-			c.lineage = append(c.lineage, ev)
-		}
+	if c.first != ev && !slices.Contains(c.more, ev) {
+		c.more = append(c.more, ev)
 	}
 	p.touch(c.om)
 }

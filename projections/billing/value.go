@@ -68,8 +68,8 @@ func (p *Projection) value(om *orgMonth) []vdetail {
 		usage = make(map[reconKey]*apd.Decimal, len(om.recons))
 	}
 	for _, ci := range om.cells {
-		c := &p.cells[ci]
-		out = append(out, vdetail{key: detailKey{kind: Charges, acct: c.key.acct, target: c.key.target, svc: c.key.svc, region: c.key.region}, lineage: c.lineage})
+		c := p.cells.at(ci)
+		out = append(out, vdetail{key: detailKey{kind: Charges, acct: c.key.acct, target: c.key.target, svc: c.key.svc, region: c.key.region}, lineage: c.lineage()})
 		d := &out[len(out)-1]
 		money.Round(&d.amount, &c.sum, cur)
 		note(c.key.acct, c.key.target, c.latest, &d.amount)
