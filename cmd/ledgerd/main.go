@@ -1,0 +1,81 @@
+// Command ledgerd is Ledger's daemon: NATS ingestion into the event store,
+// the billing projections and the gRPC query service, in one process.
+//
+// With no flags it is a complete system on one machine: embedded NATS with
+// JetStream and the embedded event store, both in --data-dir. With
+// --nats-url and --eventstore-url it runs against a NATS cluster and a
+// KurrentDB cluster instead. Every flag can also be set in the environment
+// as LEDGER_ and the flag's name in upper snake case (LEDGER_DATA_DIR).
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/ledger-billing/ledger/services/daemon"
+)
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "ledgerd:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	cfg := daemon.Defaults()
+	fs := flag.NewFlagSet("ledgerd", flag.ContinueOnError)
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory of the embedded NATS and event store data")
+	fs.StringVar(&cfg.NATSURL, "nats-url", cfg.NATSURL, "external NATS URL (empty: embedded NATS)")
+	fs.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "embedded NATS client address")
+	fs.BoolVar(&cfg.NATSSync, "nats-sync", cfg.NATSSync, "embedded NATS: fsync every JetStream write, so an acknowledged publish survives power loss")
+	fs.StringVar(&cfg.EventstoreURL, "eventstore-url", cfg.EventstoreURL, "KurrentDB connection string, e.g. esdb://node1:2113?tls=true (empty: embedded store)")
+	fs.StringVar(&cfg.EventstoreListen, "eventstore-listen", cfg.EventstoreListen, "embedded event store gRPC address")
+	fs.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "gRPC query service address")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "HTTP address of /healthz, /readyz and /metrics")
+	fs.BoolVar(&cfg.Clock, "clock", cfg.Clock, "close billing cycles on the 1st and finalize vendor cycles on the 10th (00:00 UTC)")
+	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
+	if err := fromEnvironment(fs); err != nil {
+		return err
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	d, err := daemon.Start(cfg)
+	if err != nil {
+		return err
+	}
+	err = d.Wait(ctx)
+	cfg.Logger.Info("ledgerd: shutting down")
+	d.Close()
+	return err
+}
+
+// fromEnvironment sets each flag from LEDGER_<NAME> when present; flags on
+// the command line, parsed afterwards, win.
+func fromEnvironment(fs *flag.FlagSet) error {
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		name := "LEDGER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(name); ok && err == nil {
+			if setErr := f.Value.Set(v); setErr != nil {
+				err = fmt.Errorf("%s=%q: %w", name, v, setErr)
+			}
+		}
+	})
+	return err
+}

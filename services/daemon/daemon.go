@@ -1,0 +1,361 @@
+// Package daemon wires ledgerd: NATS (embedded or external), the event
+// store (embedded or a KurrentDB cluster), ingestion, the projection runner,
+// the cycle clock, the query service and the HTTP endpoints. cmd/ledgerd
+// only parses flags and calls Start; tests start the very same daemon in
+// process.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/projections/runner"
+	"github.com/ledger-billing/ledger/services/clock"
+	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/ingest"
+)
+
+// Config is ledgerd's configuration (DESIGN.md section 9). Defaults gives
+// the documented defaults.
+type Config struct {
+	DataDir          string
+	NATSURL          string // empty: embedded NATS
+	NATSListen       string
+	NATSSync         bool // embedded NATS: fsync every write
+	EventstoreURL    string
+	EventstoreListen string
+	GRPCListen       string
+	HTTPListen       string
+	Clock            bool
+	// MaxAppendSize of the embedded store, in bytes.
+	MaxAppendSize int
+	Logger        *slog.Logger
+	// Now is the clock's time source; nil is time.Now.
+	Now func() time.Time
+}
+
+// Defaults returns the documented defaults.
+func Defaults() Config {
+	return Config{
+		DataDir:          "./ledger-data",
+		NATSListen:       "127.0.0.1:4222",
+		NATSSync:         true,
+		EventstoreListen: "127.0.0.1:2113",
+		GRPCListen:       "127.0.0.1:9090",
+		HTTPListen:       "127.0.0.1:8080",
+		Clock:            true,
+		MaxAppendSize:    16 << 20,
+	}
+}
+
+// Daemon is a running ledgerd.
+type Daemon struct {
+	cfg      Config
+	log      *slog.Logger
+	registry *prometheus.Registry
+
+	nats      *server.Server // nil with an external NATS
+	natsURL   string
+	store     *eventstore.Server // nil with an external store
+	storeURL  string
+	evlog     *eventlog.Log
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	runner    *runner.Runner
+	ingester  *ingest.Ingester
+	publisher *ingest.Publisher
+	http      *http.Server
+	httpAddr  string
+
+	cancel     context.CancelFunc
+	components sync.WaitGroup // ingestion, projections, clock, publisher
+	servers    sync.WaitGroup // listeners' serve loops
+	errs       chan error
+}
+
+// Start starts everything and returns once every listener is up; the
+// projections replay in the background (see Ready).
+func Start(cfg Config) (d *Daemon, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	d = &Daemon{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry(), cancel: cancel, errs: make(chan error, 8)}
+	defer func() {
+		if err != nil {
+			d.Close()
+		}
+	}()
+	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("daemon: data dir: %w", err)
+	}
+	if err := d.startStore(); err != nil {
+		return nil, err
+	}
+	if err := d.startNATS(); err != nil {
+		return nil, err
+	}
+	if d.evlog, err = eventlog.Dial(d.storeURL, d.log); err != nil {
+		return nil, err
+	}
+	if err := d.connectNATS(ctx); err != nil {
+		return nil, err
+	}
+
+	d.publisher = ingest.NewPublisher(d.js, d.log)
+	d.runner = runner.New(d.evlog, runner.Options{
+		Logger:     d.log,
+		Registerer: d.registry,
+		OnApplied:  func(a billing.Applied) { d.publisher.Enqueue(ctx, a.Issued) },
+	})
+	d.ingester = ingest.New(ingest.Config{
+		JetStream: d.js,
+		Log:       d.evlog,
+		Cycles:    d.runner,
+		Logger:    d.log,
+		Metrics:   ingest.NewMetrics(d.registry),
+	})
+	d.run("runner", func() error { return d.runner.Run(ctx) })
+	d.run("publisher", func() error { d.publisher.Run(ctx); return nil })
+	d.run("ingest", func() error { return d.ingester.Run(ctx) })
+	if cfg.Clock {
+		c := clock.New(clock.Config{Cycles: d.runner, Publish: d.Publish, Now: cfg.Now, Logger: d.log})
+		d.run("clock", func() error { return c.Run(ctx) })
+	}
+	if err := d.startHTTP(); err != nil {
+		return nil, err
+	}
+	d.log.Info("ledgerd: started", "nats", d.natsURL, "eventstore", d.storeURL, "http", d.httpAddr, "data_dir", cfg.DataDir)
+	return d, nil
+}
+
+// run starts a component; its failure stops the daemon (see Wait).
+func (d *Daemon) run(name string, fn func() error) {
+	d.components.Go(func() {
+		if err := fn(); err != nil {
+			d.log.Error("ledgerd: component failed", "component", name, "err", err)
+			select {
+			case d.errs <- fmt.Errorf("%s: %w", name, err):
+			default:
+			}
+		}
+	})
+}
+
+func (d *Daemon) startStore() error {
+	if d.cfg.EventstoreURL != "" {
+		d.storeURL = d.cfg.EventstoreURL
+		return nil
+	}
+	srv, err := eventstore.Open(eventstore.Config{
+		Dir:           filepath.Join(d.cfg.DataDir, "eventstore"),
+		MaxAppendSize: d.cfg.MaxAppendSize,
+		Logger:        d.log,
+	})
+	if err != nil {
+		return err
+	}
+	d.store = srv
+	lis, err := net.Listen("tcp", d.cfg.EventstoreListen)
+	if err != nil {
+		return fmt.Errorf("daemon: event store listener: %w", err)
+	}
+	d.storeURL = "esdb://" + lis.Addr().String() + "?tls=false"
+	d.servers.Go(func() {
+		if err := srv.Serve(lis); err != nil {
+			d.log.Error("ledgerd: event store stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+func (d *Daemon) startNATS() error {
+	if d.cfg.NATSURL != "" {
+		d.natsURL = d.cfg.NATSURL
+		return nil
+	}
+	host, portText, err := net.SplitHostPort(d.cfg.NATSListen)
+	if err != nil {
+		return fmt.Errorf("daemon: --nats-listen %q: %w", d.cfg.NATSListen, err)
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		return fmt.Errorf("daemon: --nats-listen %q: port: %w", d.cfg.NATSListen, err)
+	}
+	if port == 0 {
+		port = server.RANDOM_PORT
+	}
+	opts := &server.Options{
+		ServerName: "ledgerd",
+		Host:       host,
+		Port:       port,
+		JetStream:  true,
+		StoreDir:   filepath.Join(d.cfg.DataDir, "nats"),
+		// An acknowledged publish must survive power loss, so every write
+		// is synced unless the operator relaxes it (--nats-sync=false).
+		SyncAlways: d.cfg.NATSSync,
+		NoSigs:     true,
+	}
+	ns, err := server.NewServer(opts)
+	if err != nil {
+		return fmt.Errorf("daemon: embedded NATS: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{d.log}, false, false, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(30 * time.Second) {
+		ns.Shutdown()
+		return fmt.Errorf("daemon: embedded NATS did not start on %s", d.cfg.NATSListen)
+	}
+	d.nats = ns
+	d.natsURL = ns.ClientURL()
+	return nil
+}
+
+func (d *Daemon) connectNATS(ctx context.Context) error {
+	nc, err := nats.Connect(d.natsURL,
+		nats.Name("ledgerd"),
+		nats.MaxReconnects(-1), // a NATS restart must not end ingestion
+		nats.RetryOnFailedConnect(true),
+		nats.ReconnectWait(500*time.Millisecond),
+	)
+	if err != nil {
+		return fmt.Errorf("daemon: connect to NATS %s: %w", d.natsURL, err)
+	}
+	d.nc = nc
+	if d.js, err = jetstream.New(nc); err != nil {
+		return err
+	}
+	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	return ingest.Setup(setupCtx, d.js, 1)
+}
+
+func (d *Daemon) startHTTP() error {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		pos, ready := d.runner.Progress()
+		if !ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "replaying the history: at position %d\n", pos)
+			return
+		}
+		fmt.Fprintf(w, "ready at position %d\n", pos)
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
+	lis, err := net.Listen("tcp", d.cfg.HTTPListen)
+	if err != nil {
+		return fmt.Errorf("daemon: HTTP listener: %w", err)
+	}
+	d.httpAddr = lis.Addr().String()
+	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.servers.Go(func() {
+		if err := d.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			d.log.Error("ledgerd: HTTP server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// Publish publishes an input message on its subject through JetStream, as
+// any metering service would.
+func (d *Daemon) Publish(ctx context.Context, msg proto.Message) error {
+	subject, err := ingest.Subject(msg)
+	if err != nil {
+		return err
+	}
+	data, err := proto.Marshal(msg)
+	if err != nil {
+		return err
+	}
+	_, err = d.js.Publish(ctx, subject, data)
+	return err
+}
+
+// Ready reports whether the projections have replayed the history.
+func (d *Daemon) Ready() bool {
+	_, ok := d.runner.Progress()
+	return ok
+}
+
+// Runner is the projection runner, for in-process readers.
+func (d *Daemon) Runner() *runner.Runner { return d.runner }
+
+// NATSURL, EventstoreURL and HTTPAddr say where the daemon listens.
+func (d *Daemon) NATSURL() string       { return d.natsURL }
+func (d *Daemon) EventstoreURL() string { return d.storeURL }
+func (d *Daemon) HTTPAddr() string      { return d.httpAddr }
+
+// Wait returns when ctx ends or a component fails.
+func (d *Daemon) Wait(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-d.errs:
+		return err
+	}
+}
+
+// Close stops everything in the reverse order of Start: listeners first,
+// then ingestion and projections, then the connections and the embedded
+// servers. Acknowledged work is durable before it was acknowledged, so Close
+// loses nothing; it only stops taking more.
+func (d *Daemon) Close() {
+	if d.http != nil {
+		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = d.http.Shutdown(shutdown)
+		cancel()
+	}
+	d.cancel()
+	d.components.Wait()
+	if d.nc != nil {
+		d.nc.Close()
+	}
+	if d.evlog != nil {
+		d.evlog.Close()
+	}
+	if d.nats != nil {
+		d.nats.Shutdown()
+		d.nats.WaitForShutdown()
+	}
+	if d.store != nil {
+		if err := d.store.Close(); err != nil {
+			d.log.Error("ledgerd: closing the event store", "err", err)
+		}
+	}
+	d.servers.Wait()
+	d.log.Info("ledgerd: stopped")
+}
+
+// natsLogger sends the embedded NATS server's logs to slog.
+type natsLogger struct{ log *slog.Logger }
+
+// Noticef is debug: the server's notices are a start-up banner, not news.
+func (l natsLogger) Noticef(format string, v ...any) { l.log.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (l natsLogger) Warnf(format string, v ...any)   { l.log.Warn("nats: " + fmt.Sprintf(format, v...)) }
+func (l natsLogger) Fatalf(format string, v ...any)  { l.log.Error("nats: fatal: " + fmt.Sprintf(format, v...)) }
+func (l natsLogger) Errorf(format string, v ...any)  { l.log.Error("nats: " + fmt.Sprintf(format, v...)) }
+func (l natsLogger) Debugf(format string, v ...any)  { l.log.Debug("nats: " + fmt.Sprintf(format, v...)) }
+func (l natsLogger) Tracef(format string, v ...any)  { l.log.Debug("nats: " + fmt.Sprintf(format, v...)) }
