@@ -1,0 +1,363 @@
+package daemon_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/money"
+	"github.com/ledger-billing/ledger/services/daemon"
+	"github.com/ledger-billing/ledger/services/ingest"
+)
+
+// start runs a whole ledgerd in process on ephemeral ports in dir.
+func start(t *testing.T, dir string) *daemon.Daemon {
+	t.Helper()
+	cfg := daemon.Defaults()
+	cfg.DataDir = dir
+	cfg.NATSListen, cfg.EventstoreListen, cfg.GRPCListen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
+	cfg.Clock = false
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	d, err := daemon.Start(cfg)
+	if err != nil {
+		t.Fatalf("start ledgerd: %v", err)
+	}
+	t.Cleanup(d.Close)
+	return d
+}
+
+// client is a metering service: a plain NATS connection publishing through
+// JetStream.
+func client(t *testing.T, d *daemon.Daemon) (*nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	nc, err := nats.Connect(d.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return nc, js
+}
+
+func publishProto(t *testing.T, js jetstream.JetStream, m proto.Message) {
+	t.Helper()
+	subject, err := ingest.Subject(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), subject, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// publishJSON sends the message as protojson, as `nats pub` users do.
+func publishJSON(t *testing.T, js jetstream.JetStream, m proto.Message) {
+	t.Helper()
+	subject, err := ingest.Subject(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(context.Background(), subject, data); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func ts(s string) *timestamppb.Timestamp {
+	tm, err := time.Parse(time.RFC3339, s)
+	if err != nil {
+		panic(err)
+	}
+	return timestamppb.New(tm)
+}
+
+func usd(amount string) *billingv1.Money { return &billingv1.Money{Amount: amount, Currency: "USD"} }
+
+func ec2(eventID, start, amount string) *billingv1.UsageReported {
+	return &billingv1.UsageReported{EventId: eventID, Records: []*billingv1.UsageRecord{{
+		RecordId: "r1", Vendor: "AWS", AccountId: "111111111111", Service: "Amazon EC2", Region: "us-east-1",
+		ChargeCategory: "Usage", ChargePeriodStart: ts(start), Cost: usd(amount),
+	}}}
+}
+
+func seedOrganization(t *testing.T, js jetstream.JetStream) {
+	t.Helper()
+	publishJSON(t, js, &billingv1.OrganizationRegistered{EventId: "org-1", OrgId: "acme", Name: "Acme", Ban: "BAN-100", Currency: "USD"})
+	publishProto(t, js, &billingv1.CostCenterCreated{EventId: "cc-1", OrgId: "acme", CostCenterId: "cc-1", Name: "Engineering"})
+	publishJSON(t, js, &billingv1.WorkspaceCreated{EventId: "ws-1", OrgId: "acme", WorkspaceId: "ws-1", CostCenterId: "cc-1", Name: "Platform"})
+	publishProto(t, js, &billingv1.ProviderRegistered{EventId: "p-1", OrgId: "acme", ProviderId: "p-1", WorkspaceId: "ws-1", Vendor: "AWS", AccountId: "111111111111", Name: "Production", Alias: "prod"})
+}
+
+// eventually retries check until it passes, failing the test after 20 s:
+// the ledger is asynchronous, and this waits on its state, not on time.
+func eventually(t *testing.T, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		err := check()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: %v", what, err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func invoice(d *daemon.Daemon, ban, month string) (*billing.Invoice, error) {
+	m, err := calendar.Parse(month)
+	if err != nil {
+		return nil, err
+	}
+	var inv *billing.Invoice
+	_, err = d.Runner().Read(func(p *billing.Projection) error {
+		inv, err = p.Invoice(ban, m)
+		return err
+	})
+	return inv, err
+}
+
+func vendorView(d *daemon.Daemon, ban, month string) (*billing.Invoice, error) {
+	m, _ := calendar.Parse(month)
+	var inv *billing.Invoice
+	_, err := d.Runner().Read(func(p *billing.Projection) error {
+		var err error
+		inv, err = p.VendorView(ban, m)
+		return err
+	})
+	return inv, err
+}
+
+func total(inv *billing.Invoice) string { return money.Format(&inv.Total, inv.Currency) }
+
+// TestWorkedExampleThroughNATS publishes DESIGN.md 7.4's first worked
+// example as a metering service would, in JSON and protobuf, and checks the
+// invoices, the vendor view and the InvoiceIssued announcements.
+func TestWorkedExampleThroughNATS(t *testing.T) {
+	d := start(t, t.TempDir())
+	nc, js := client(t, d)
+	issued, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedOrganization(t, js)
+	publishProto(t, js, ec2("u-dec", "2017-12-10T00:00:00Z", "10.00"))
+	publishJSON(t, js, &billingv1.BillingCycleClosed{EventId: "close-2017-12", Month: "2017-12", ClosedAt: ts("2018-01-01T00:00:00Z")})
+	publishProto(t, js, ec2("u-dec-late", "2017-12-20T00:00:00Z", "1.00"))
+	publishJSON(t, js, ec2("u-jan", "2018-01-10T00:00:00Z", "3.00"))
+	// The same January message again, redelivered with a new Nats-Msg-Id
+	// long after: it must count once.
+	data, _ := proto.Marshal(ec2("u-jan", "2018-01-10T00:00:00Z", "3.00"))
+	if _, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: "billing.in.usage_reported", Data: data, Header: nats.Header{"Nats-Msg-Id": []string{"another-id"}}}); err != nil {
+		t.Fatal(err)
+	}
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "close-2018-01", Month: "2018-01", ClosedAt: ts("2018-02-01T00:00:00Z")})
+	publishJSON(t, js, &billingv1.VendorReconciliationCompleted{EventId: "recon-2018-01", Vendor: "AWS", Month: "2018-01",
+		Lines: []*billingv1.ReconciliationLine{{AccountId: "111111111111", Service: "Amazon EC2", VendorCost: usd("5.00")}}})
+	publishProto(t, js, &billingv1.VendorCycleFinalized{EventId: "final-2018-01", Month: "2018-01", FinalizedAt: ts("2018-02-10T00:00:00Z")})
+
+	// Two invoices are announced, in month order; the second tells the
+	// position to wait for.
+	var last billingv1.InvoiceIssued
+	for _, month := range []string{"2017-12", "2018-01"} {
+		msg, err := issued.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("announcement of %s: %v", month, err)
+		}
+		if msg.Subject != "billing.out.invoice_issued.BAN-100" {
+			t.Fatalf("announced on %s", msg.Subject)
+		}
+		if err := protojson.Unmarshal(msg.Data, &last); err != nil || last.Month != month {
+			t.Fatalf("announcement %s (%v), want month %s", msg.Data, err, month)
+		}
+	}
+	if last.Total.Amount != "4.00" || last.Ban != "BAN-100" || last.OrgId != "acme" {
+		t.Fatalf("announced %v, want BAN-100 2018-01 total 4.00", &last)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Runner().WaitFor(ctx, last.Position); err != nil {
+		t.Fatal(err)
+	}
+
+	jan, err := invoice(d, "BAN-100", "2018-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if jan.Status != billing.Issued || total(jan) != "4.00" {
+		t.Fatalf("invoice 2018-01: %v total %s, want ISSUED 4.00", jan.Status, total(jan))
+	}
+	var update *billing.Line
+	for i := range jan.Lines {
+		if jan.Lines[i].Kind == billing.PreviousMonthUpdate {
+			update = &jan.Lines[i]
+		}
+	}
+	if update == nil || update.ForMonth.String() != "2017-12" || money.Format(&update.Amount, jan.Currency) != "1.00" || update.Service != "Amazon EC2" {
+		t.Fatalf("invoice 2018-01 lines %+v: want an Update to Previous Month's Amazon EC2 for 2017-12 of 1.00", jan.Lines)
+	}
+	eventually(t, "vendor view 2018-01", func() error {
+		v, err := vendorView(d, "BAN-100", "2018-01")
+		if err != nil {
+			return err
+		}
+		if total(v) != "5.00" {
+			return fmt.Errorf("vendor view total %s, want 5.00", total(v))
+		}
+		return nil
+	})
+	feb, err := invoice(d, "BAN-100", "2018-02")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if feb.Status != billing.Draft || total(feb) != "2.00" {
+		t.Fatalf("draft 2018-02: %v %s, want DRAFT 2.00 (the update for January)", feb.Status, total(feb))
+	}
+}
+
+func TestCyclesOutOfOrderAreDeadLettered(t *testing.T) {
+	d := start(t, t.TempDir())
+	_, js := client(t, d)
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c1", Month: "2018-01", ClosedAt: ts("2018-02-01T00:00:00Z")})
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c3", Month: "2018-03", ClosedAt: ts("2018-04-01T00:00:00Z")})
+	publishProto(t, js, &billingv1.VendorCycleFinalized{EventId: "f2", Month: "2018-02", FinalizedAt: ts("2018-03-10T00:00:00Z")})
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c2", Month: "2018-02", ClosedAt: ts("2018-03-01T00:00:00Z")})
+	// A second close of a closed month by another message is a no-op.
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c2-again", Month: "2018-02", ClosedAt: ts("2018-03-01T00:00:00Z")})
+
+	dlq, err := js.OrderedConsumer(context.Background(), ingest.StreamDLQ, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"billing.dlq.billing_cycle_closed": ingest.CodeCycleOrder, "billing.dlq.vendor_cycle_finalized": ingest.CodeCycleNotClosed}
+	for range 2 {
+		msg, err := dlq.Next(jetstream.FetchMaxWait(20 * time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if code := msg.Headers().Get("Billing-Error-Code"); want[msg.Subject()] != code {
+			t.Fatalf("%s dead-lettered with %q (%s)", msg.Subject(), code, msg.Headers().Get("Billing-Error"))
+		}
+		delete(want, msg.Subject())
+	}
+	eventually(t, "2018-02 closed", func() error {
+		inv, err := invoice(d, "none", "2018-02")
+		if !errors.Is(err, billing.ErrUnknownBAN) {
+			return fmt.Errorf("invoice of an unknown BAN: %v, %v", inv, err)
+		}
+		_, err = d.Runner().Read(func(p *billing.Projection) error {
+			m, _ := calendar.Parse("2018-03")
+			return p.CanClose(m)
+		})
+		return err
+	})
+}
+
+func TestRestartKeepsInvoices(t *testing.T) {
+	dir := t.TempDir()
+	d := start(t, dir)
+	nc, js := client(t, d)
+	issued, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedOrganization(t, js)
+	publishProto(t, js, ec2("u-1", "2018-01-10T00:00:00Z", "7.25"))
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c1", Month: "2018-01", ClosedAt: ts("2018-02-01T00:00:00Z")})
+	if _, err := issued.NextMsg(20 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "invoice issued", func() error {
+		inv, err := invoice(d, "BAN-100", "2018-01")
+		if err == nil && inv.Status != billing.Issued {
+			err = fmt.Errorf("status %v", inv.Status)
+		}
+		return err
+	})
+	before, _ := invoice(d, "BAN-100", "2018-01")
+	resp, err := http.Get("http://" + d.HTTPAddr() + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	nc.Close()
+	d.Close()
+
+	again := start(t, dir)
+	eventually(t, "replay", func() error {
+		if !again.Ready() {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+	after, err := invoice(again, "BAN-100", "2018-01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if total(after) != total(before) || after.Position != before.Position || !after.IssuedAt.Equal(before.IssuedAt) || len(after.Lines) != len(before.Lines) {
+		t.Fatalf("after restart %+v, before %+v", after, before)
+	}
+	// The replay issued the invoice again inside the projection; it must
+	// not be announced twice.
+	_, js2 := client(t, again)
+	out, err := js2.Stream(context.Background(), ingest.StreamOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	publishProto(t, js2, ec2("u-2", "2018-02-10T00:00:00Z", "1.00"))
+	publishProto(t, js2, &billingv1.BillingCycleClosed{EventId: "c2", Month: "2018-02", ClosedAt: ts("2018-03-01T00:00:00Z")})
+	eventually(t, "February announced", func() error {
+		info, err := out.Info(context.Background())
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 2 {
+			return fmt.Errorf("%d announcements, want 2 (January once, February)", info.State.Msgs)
+		}
+		return nil
+	})
+}
+
+func TestMetricsAndHealth(t *testing.T) {
+	d := start(t, t.TempDir())
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "ledger_projection_caught_up"} {
+		resp, err := http.Get("http://" + d.HTTPAddr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), want) {
+			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		}
+	}
+}
