@@ -1,0 +1,204 @@
+package query
+
+import (
+	"fmt"
+
+	"github.com/cockroachdb/apd/v3"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/money"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+)
+
+// Converters between the domain documents of projections/billing and the
+// messages of query.proto. The enums are mapped by table rather than by
+// conversion of their numbers: the wire enums start with an _UNSPECIFIED
+// zero that the domain's do not all have (billing.View's zero is the
+// billing cycle), and a table keeps the two free to differ.
+
+var lineKinds = map[billing.LineKind]billingv1.LineKind{
+	billing.Charges:                 billingv1.LineKind_LINE_KIND_CHARGES,
+	billing.InterCustomerAdjustment: billingv1.LineKind_LINE_KIND_INTER_CUSTOMER_ADJUSTMENT,
+	billing.IntraOrgAdjustment:      billingv1.LineKind_LINE_KIND_INTRA_ORG_ADJUSTMENT,
+	billing.PreviousMonthUpdate:     billingv1.LineKind_LINE_KIND_PREVIOUS_MONTH_UPDATE,
+	billing.PostBillUpdate:          billingv1.LineKind_LINE_KIND_POST_BILL_UPDATE,
+}
+
+// adjustmentKinds are the kinds ListAdjustments takes.
+var adjustmentKinds = map[billingv1.LineKind]billing.LineKind{
+	billingv1.LineKind_LINE_KIND_INTER_CUSTOMER_ADJUSTMENT: billing.InterCustomerAdjustment,
+	billingv1.LineKind_LINE_KIND_INTRA_ORG_ADJUSTMENT:      billing.IntraOrgAdjustment,
+}
+
+var statuses = map[billing.Status]billingv1.InvoiceStatus{
+	billing.Draft:  billingv1.InvoiceStatus_INVOICE_STATUS_DRAFT,
+	billing.Issued: billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED,
+}
+
+// views maps the wire views to the domain's; BILLING_VIEW_UNSPECIFIED is
+// the billing cycle, as DESIGN.md section 8 says of view 0.
+var views = map[billingv1.BillingView]billing.View{
+	billingv1.BillingView_BILLING_VIEW_UNSPECIFIED:   billing.BillingCycle,
+	billingv1.BillingView_BILLING_VIEW_BILLING_CYCLE: billing.BillingCycle,
+	billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE:  billing.VendorCycle,
+}
+
+var viewNames = map[billing.View]billingv1.BillingView{
+	billing.BillingCycle: billingv1.BillingView_BILLING_VIEW_BILLING_CYCLE,
+	billing.VendorCycle:  billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE,
+}
+
+var exceptionKinds = map[billing.ExceptionKind]billingv1.ExceptionKind{
+	billing.UnassignedUsage:  billingv1.ExceptionKind_EXCEPTION_KIND_UNASSIGNED_USAGE,
+	billing.PendingBenefit:   billingv1.ExceptionKind_EXCEPTION_KIND_PENDING_RI_BENEFIT,
+	billing.CurrencyMismatch: billingv1.ExceptionKind_EXCEPTION_KIND_CURRENCY_MISMATCH,
+	billing.InvalidRecord:    billingv1.ExceptionKind_EXCEPTION_KIND_INVALID_RECORD,
+}
+
+// parseMonth reads a month field of a request.
+func parseMonth(field, s string) (calendar.Month, error) {
+	if s == "" {
+		return 0, &fieldError{field, ErrRequired}
+	}
+	m, err := calendar.Parse(s)
+	if err != nil {
+		return 0, &fieldError{field, err}
+	}
+	return m, nil
+}
+
+// parseRange reads from_month and to_month, and bounds the range as the
+// projection does, so that a range too long fails before any wait.
+func parseRange(from, to string) (calendar.Month, calendar.Month, error) {
+	f, err := parseMonth("from_month", from)
+	if err != nil {
+		return 0, 0, err
+	}
+	t, err := parseMonth("to_month", to)
+	if err != nil {
+		return 0, 0, err
+	}
+	if t < f {
+		return 0, 0, fmt.Errorf("%w: %s to %s", calendar.ErrRange, f, t)
+	}
+	if t-f >= billing.MaxRangeMonths {
+		return 0, 0, fmt.Errorf("%w: %s to %s", billing.ErrRangeTooLong, f, t)
+	}
+	return f, t, nil
+}
+
+func required(field, s string) error {
+	if s == "" {
+		return &fieldError{field, ErrRequired}
+	}
+	return nil
+}
+
+func parseView(v billingv1.BillingView) (billing.View, error) {
+	view, ok := views[v]
+	if !ok {
+		return 0, fmt.Errorf("%w: %d", ErrInvalidView, v)
+	}
+	return view, nil
+}
+
+// amount renders x in c with exactly c's minor-unit digits: "4.00" USD,
+// "1200" JPY. The documents' amounts are already rounded details or sums of
+// them, so Format's rounding never changes one.
+func amount(x *apd.Decimal, c money.Currency) *billingv1.Money {
+	return &billingv1.Money{Amount: money.Format(x, c), Currency: c.Code()}
+}
+
+func invoiceProto(inv *billing.Invoice) *billingv1.Invoice {
+	out := &billingv1.Invoice{
+		Ban:      inv.BAN,
+		OrgId:    inv.OrgID,
+		Month:    inv.Month.String(),
+		Status:   statuses[inv.Status],
+		Currency: inv.Currency.Code(),
+		Lines:    linesProto(inv.Lines, inv.Currency),
+		Total:    amount(&inv.Total, inv.Currency),
+		Position: inv.Position,
+	}
+	if !inv.IssuedAt.IsZero() {
+		out.IssuedAt = timestamppb.New(inv.IssuedAt)
+	}
+	return out
+}
+
+func linesProto(lines []billing.Line, c money.Currency) []*billingv1.InvoiceLine {
+	out := make([]*billingv1.InvoiceLine, len(lines))
+	for i := range lines {
+		l := &lines[i]
+		pl := &billingv1.InvoiceLine{
+			Kind:         lineKinds[l.Kind],
+			Vendor:       l.Vendor,
+			AccountId:    l.AccountID,
+			ProviderName: l.ProviderName,
+			Alias:        l.Alias,
+			CostCenterId: l.CostCenterID,
+			ForMonth:     l.ForMonth.String(),
+			Service:      l.Service,
+			Description:  l.Description,
+			Amount:       amount(&l.Amount, c),
+			Details:      make([]*billingv1.InvoiceLineDetail, len(l.Details)),
+		}
+		for j := range l.Details {
+			d := &l.Details[j]
+			pl.Details[j] = &billingv1.InvoiceLineDetail{Service: d.Service, Region: d.Region, Amount: amount(&d.Amount, c)}
+		}
+		out[i] = pl
+	}
+	return out
+}
+
+func usageMonthProto(u *billing.UsageMonth) *billingv1.UsageMonth {
+	return &billingv1.UsageMonth{
+		OrgId: u.OrgID,
+		Month: u.Month.String(),
+		View:  viewNames[u.View],
+		Lines: linesProto(u.Lines, u.Currency),
+		Total: amount(&u.Total, u.Currency),
+	}
+}
+
+func adjustmentProto(a *billing.Adjustment, c money.Currency) *billingv1.Adjustment {
+	return &billingv1.Adjustment{
+		Kind:                  lineKinds[a.Kind],
+		Vendor:                a.Vendor,
+		AccountId:             a.AccountID,
+		CounterpartyAccountId: a.CounterpartyAccountID,
+		RiId:                  a.RIID,
+		Amount:                amount(&a.Amount, c),
+		Description:           a.Description,
+	}
+}
+
+// exceptionProto renders an exception's exact amount with its currency's
+// minor-unit digits, as every amount of the API is: it is what the amount
+// would be on an invoice. An amount in a code that is no ISO 4217 currency
+// (an invalid record) has no minor unit, and is sent exact.
+func exceptionProto(e *billing.Exception) *billingv1.Exception {
+	m := &billingv1.Money{Amount: e.Amount.Text('f'), Currency: e.Currency}
+	if c, err := money.ParseCurrency(e.Currency); err == nil {
+		m.Amount = money.Format(&e.Amount, c)
+	}
+	// An invalid record's month is not known: the projection stops reading
+	// a record at its first fault, before the month if need be, and leaves
+	// the zero Month (0000-01) there.
+	month := e.Month.String()
+	if e.Kind == billing.InvalidRecord || !e.Month.Valid() {
+		month = ""
+	}
+	return &billingv1.Exception{
+		Kind:      exceptionKinds[e.Kind],
+		Vendor:    e.Vendor,
+		AccountId: e.AccountID,
+		Month:     month,
+		Amount:    m,
+		Reason:    e.Reason,
+		EventId:   e.EventID,
+	}
+}

@@ -1,0 +1,34 @@
+// Package query serves the billing projections over gRPC: it is
+// billing.v1.BillingService (proto/billing/v1/query.proto, DESIGN.md
+// section 8), the one way downstream invoicing systems, ledgerctl and
+// auditors read invoices, usage, dashboards, adjustment ledgers and
+// exceptions.
+//
+// Its place in the architecture: the runner (projections/runner) folds the
+// event history into a billing.Projection; this package validates each
+// request, waits until the runner has passed the request's min_position
+// (read-your-writes), asks the projection under the runner's read lock, and
+// converts the domain documents to protobuf, amounts rendered with exactly
+// their currency's minor-unit digits. It holds no state of its own, so any
+// number of ledgerd query replicas answer alike at the same position.
+//
+// ledgerd wires it as:
+//
+//	svc := query.New(r, logger)
+//	srv := query.NewServer(ctx, svc)
+//	go srv.Serve(lis)
+//	...
+//	cancel() // health turns NOT_SERVING
+//	srv.GracefulStop()
+//
+// NewServer adds server reflection and the standard health service, which
+// reports NOT_SERVING until the runner has replayed the history: before that
+// an answer would come from part of the history, and could show a draft for
+// an invoice already issued.
+//
+// Errors follow one table (errors.go): domain errors become gRPC codes with
+// a message naming the request field and its value, and a
+// google.rpc.ErrorInfo whose reason is stable, so that a client can match
+// it; FromStatus turns such a status back into an error for which errors.Is
+// with the domain sentinel holds.
+package query

@@ -1,0 +1,238 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/projections/calendar"
+)
+
+// Errors of the service itself; the projection's own are in
+// projections/billing and projections/calendar.
+var (
+	// ErrRequired reports an empty field that the RPC needs.
+	ErrRequired = errors.New("query: required field is empty")
+	// ErrInvalidView reports a view that is not a BILLING_VIEW_* value.
+	ErrInvalidView = errors.New("query: not a billing view")
+	// ErrNotReached reports a min_position the projections had not passed
+	// when the call's deadline (or the service's wait cap) ran out.
+	ErrNotReached = errors.New("query: min_position not reached")
+	// ErrReplaying reports a call that ran out of time while the projections
+	// were still replaying the history.
+	ErrReplaying = errors.New("query: projections are replaying the history")
+)
+
+// errorDomain is the domain of every ErrorInfo the service sends: reasons
+// are unique within it.
+const errorDomain = "billing.v1.BillingService"
+
+// rule is a row of the error table.
+type rule struct {
+	err  error
+	code codes.Code
+	// reason is the ErrorInfo reason: stable, for clients to match on.
+	reason string
+	// field is the request field at fault, unless a *fieldError names
+	// another; empty when no field is.
+	field string
+	// says what is wrong with the field's value.
+	says string
+	// detail, if set, adds what the error itself knows (from when, which
+	// organization).
+	detail func(req protoreflect.Message, err error) string
+}
+
+// rules is the one table from domain errors to gRPC codes, first match
+// wins. Argument errors are INVALID_ARGUMENT whatever the history holds, so
+// they are checked before any wait. ErrNotBilled is NOT_FOUND rather than
+// FAILED_PRECONDITION: the invoice asked for does not exist and never will
+// (that month's charges are on the first invoice), and no change of state
+// the client could bring about would make the call succeed.
+var rules = []rule{
+	{err: ErrRequired, code: codes.InvalidArgument, reason: "REQUIRED", says: "is required"},
+	{err: calendar.ErrMalformed, code: codes.InvalidArgument, reason: "MALFORMED_MONTH", field: "month",
+		says: "is not a month written YYYY-MM"},
+	{err: calendar.ErrRange, code: codes.InvalidArgument, reason: "REVERSED_RANGE", field: "to_month",
+		says: "precedes from_month", detail: fieldValue("from_month")},
+	{err: billing.ErrRangeTooLong, code: codes.InvalidArgument, reason: "RANGE_TOO_LONG", field: "to_month",
+		says: fmt.Sprintf("is more than %d months after from_month", billing.MaxRangeMonths-1), detail: fieldValue("from_month")},
+	{err: ErrInvalidView, code: codes.InvalidArgument, reason: "INVALID_VIEW", field: "view",
+		says: "is not a billing view: want BILLING_VIEW_BILLING_CYCLE or BILLING_VIEW_VENDOR_CYCLE"},
+	{err: billing.ErrInvalidKind, code: codes.InvalidArgument, reason: "INVALID_KIND", field: "kind",
+		says: "is not an adjustment kind: want LINE_KIND_INTER_CUSTOMER_ADJUSTMENT or LINE_KIND_INTRA_ORG_ADJUSTMENT"},
+	{err: billing.ErrUnknownBAN, code: codes.NotFound, reason: "UNKNOWN_BAN", field: "ban",
+		says: "is not the BAN of any organization or cost center"},
+	{err: billing.ErrUnknownOrganization, code: codes.NotFound, reason: "UNKNOWN_ORGANIZATION", field: "org_id",
+		says: "is not a registered organization"},
+	{err: billing.ErrUnknownCostCenter, code: codes.NotFound, reason: "UNKNOWN_COST_CENTER", field: "cost_center_id",
+		says: "is not a cost center of the organization", detail: fieldValue("org_id")},
+	{err: billing.ErrNotBilled, code: codes.NotFound, reason: "NOT_BILLED", field: "month",
+		says: "has no invoice of its own", detail: func(_ protoreflect.Message, err error) string { return err.Error() }},
+	{err: billing.ErrNotFinalized, code: codes.FailedPrecondition, reason: "NOT_FINALIZED", field: "month",
+		says: "has no vendor cycle view yet", detail: availableFrom},
+	{err: ErrNotReached, code: codes.DeadlineExceeded, reason: "POSITION_NOT_REACHED", field: "min_position",
+		says: "was not reached in time", detail: reached},
+	{err: ErrReplaying, code: codes.Unavailable, reason: "REPLAYING",
+		says: "the projections have not replayed the history yet; retry, or ask another replica", detail: reached},
+	{err: context.Canceled, code: codes.Canceled, reason: "CANCELED", says: "the call was canceled"},
+}
+
+// fieldError names the request field an error is about, where the table's
+// default does not fit (a malformed from_month rather than month).
+type fieldError struct {
+	field string
+	err   error
+}
+
+func (e *fieldError) Error() string { return e.field + ": " + e.err.Error() }
+func (e *fieldError) Unwrap() error { return e.err }
+
+// positionError says where the projections were when a wait ran out.
+type positionError struct {
+	err       error // ErrNotReached or ErrReplaying
+	want, pos uint64
+}
+
+func (e *positionError) Error() string {
+	return fmt.Sprintf("%v: want %d, at %d", e.err, e.want, e.pos)
+}
+func (e *positionError) Unwrap() error { return e.err }
+
+// status turns an error of a call on req into the gRPC status the client
+// gets. An error outside the table is a bug or an outage: logged, and
+// INTERNAL without its text, which may say more than a client should see.
+func (s *Service) status(req protoreflect.ProtoMessage, err error) error {
+	for i := range rules {
+		r := &rules[i]
+		if !errors.Is(err, r.err) {
+			continue
+		}
+		field := r.field
+		if fe := (*fieldError)(nil); errors.As(err, &fe) {
+			field = fe.field
+		}
+		msg, value := r.says, ""
+		if field != "" {
+			value = valueOf(req.ProtoReflect(), field)
+			msg = field + " " + value + " " + r.says
+		}
+		if r.detail != nil {
+			if d := r.detail(req.ProtoReflect(), err); d != "" {
+				msg += ": " + d
+			}
+		}
+		st := status.New(r.code, msg)
+		info := &errdetails.ErrorInfo{Reason: r.reason, Domain: errorDomain}
+		if field != "" {
+			info.Metadata = map[string]string{"field": field, "value": value}
+		}
+		if withInfo, derr := st.WithDetails(info); derr == nil {
+			st = withInfo
+		}
+		return st.Err()
+	}
+	s.logger.Error("query: unexpected error", "request", string(req.ProtoReflect().Descriptor().FullName()), "err", err)
+	return status.Error(codes.Internal, "internal error; the server log has the details")
+}
+
+// valueMax bounds how much of a field's value a message repeats: a request
+// may carry megabytes in a string, and an error message is read by people.
+const valueMax = 64
+
+// valueOf renders a request field's value for a message: strings quoted,
+// enums by name, numbers as they are.
+func valueOf(m protoreflect.Message, field string) string {
+	fd := m.Descriptor().Fields().ByName(protoreflect.Name(field))
+	if fd == nil {
+		return "?"
+	}
+	v := m.Get(fd)
+	switch fd.Kind() {
+	case protoreflect.StringKind:
+		s := v.String()
+		if len(s) > valueMax {
+			cut := valueMax
+			for cut > 0 && !utf8.RuneStart(s[cut]) {
+				cut--
+			}
+			return strconv.Quote(s[:cut]) + "…"
+		}
+		return strconv.Quote(s)
+	case protoreflect.EnumKind:
+		if ev := fd.Enum().Values().ByNumber(v.Enum()); ev != nil {
+			return string(ev.Name())
+		}
+		return strconv.Itoa(int(v.Enum()))
+	}
+	return v.String()
+}
+
+// fieldValue returns a detail naming another field of the request.
+func fieldValue(field string) func(protoreflect.Message, error) string {
+	return func(m protoreflect.Message, _ error) string { return field + " is " + valueOf(m, field) }
+}
+
+func availableFrom(_ protoreflect.Message, err error) string {
+	var nf *billing.NotFinalizedError
+	if !errors.As(err, &nf) {
+		return ""
+	}
+	s := fmt.Sprintf("the vendor cycle view of %s is available once VendorCycleFinalized for %s is appended, on schedule from %s",
+		nf.Month, nf.Month, nf.AvailableFrom.Format(time.RFC3339))
+	if !nf.Closed {
+		s += fmt.Sprintf(", and not before the billing cycle of %s closes", nf.Month)
+	}
+	return s
+}
+
+func reached(_ protoreflect.Message, err error) string {
+	var pe *positionError
+	if !errors.As(err, &pe) {
+		return ""
+	}
+	return fmt.Sprintf("the projections are at position %d", pe.pos)
+}
+
+// FromStatus turns an error returned by a BillingService client into one
+// that errors.Is matches with the domain error the server mapped
+// (billing.ErrUnknownBAN, billing.ErrNotFinalized, calendar.ErrMalformed,
+// ErrNotReached, ...), while status.FromError still gives the status. Errors
+// without the service's ErrorInfo are returned unchanged.
+func FromStatus(err error) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	for _, d := range st.Details() {
+		info, ok := d.(*errdetails.ErrorInfo)
+		if !ok || info.GetDomain() != errorDomain {
+			continue
+		}
+		for i := range rules {
+			if rules[i].reason == info.GetReason() {
+				return &remoteError{status: err, domain: rules[i].err}
+			}
+		}
+	}
+	return err
+}
+
+// remoteError is a status error that also unwraps to its domain error.
+type remoteError struct {
+	status error // keeps GRPCStatus for status.FromError
+	domain error
+}
+
+func (e *remoteError) Error() string   { return e.status.Error() }
+func (e *remoteError) Unwrap() []error { return []error{e.domain, e.status} }
+

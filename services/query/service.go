@@ -1,0 +1,339 @@
+package query
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/money"
+	"github.com/ledger-billing/ledger/projections/runner"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+)
+
+// waitMax bounds the wait for min_position of a call without a deadline:
+// a client that forgot one must not hold a goroutine, and a stream, for as
+// long as the position takes, which for a position from another cluster or
+// a typo is forever.
+const waitMax = 30 * time.Second
+
+// Service is billing.v1.BillingService over a runner's projection. Register
+// it with billingv1.RegisterBillingServiceServer, or use NewServer.
+type Service struct {
+	billingv1.UnimplementedBillingServiceServer
+
+	runner  *runner.Runner
+	logger  *slog.Logger
+	waitMax time.Duration
+}
+
+// New returns the service answering from r, which the caller runs. A nil
+// logger discards.
+func New(r *runner.Runner, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Service{runner: r, logger: logger, waitMax: waitMax}
+}
+
+// request is what every request of the service has.
+type request interface {
+	protoreflect.ProtoMessage
+	GetMinPosition() uint64
+}
+
+// read is the one path of every call: a request that failed validation
+// (invalid not nil) is answered at once; else read waits until the
+// projections have passed the request's min_position, calls fn under the
+// read lock, and returns the position fn's answer reflects. Any error comes
+// back as the status the client gets.
+func (s *Service) read(ctx context.Context, req request, invalid error, fn func(*billing.Projection) error) (uint64, error) {
+	if invalid != nil {
+		return 0, s.status(req, invalid)
+	}
+	if err := s.wait(ctx, req.GetMinPosition()); err != nil {
+		return 0, s.status(req, err)
+	}
+	pos, err := s.runner.Read(fn)
+	if err != nil {
+		return 0, s.status(req, err)
+	}
+	return pos, nil
+}
+
+// wait returns once the runner has caught up with the log and passed
+// minPos, within the call's deadline or, without one, waitMax. It waits
+// for the catch-up even for minPos 0: an answer from part of the history
+// could be a draft of an invoice already issued, and a wrong invoice is
+// worse than a late one.
+//
+// When time runs out the code is DEADLINE_EXCEEDED, the code the client's
+// own deadline gives, so a client sees one code whichever side gave up
+// first; gRPC's retry policies do not retry it blindly, which suits a
+// position that may never come (another cluster's, a typo). Before the
+// catch-up it is UNAVAILABLE instead: that replica is starting, and another
+// one, or the same one shortly, will answer.
+func (s *Service) wait(ctx context.Context, minPos uint64) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.waitMax)
+		defer cancel()
+	}
+	err := s.runner.WaitFor(ctx, minPos)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, context.Canceled) {
+		return err
+	}
+	pos, caughtUp := s.runner.Progress()
+	if !caughtUp {
+		return &positionError{err: ErrReplaying, want: minPos, pos: pos}
+	}
+	return &positionError{err: ErrNotReached, want: minPos, pos: pos}
+}
+
+// GetInvoice returns the invoice of a BAN for a month.
+func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceRequest) (*billingv1.GetInvoiceResponse, error) {
+	invalid := required("ban", req.GetBan())
+	m, err := parseMonth("month", req.GetMonth())
+	invalid = cmpOr(invalid, err)
+	resp := &billingv1.GetInvoiceResponse{}
+	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		inv, err := p.Invoice(req.GetBan(), m)
+		if err != nil {
+			return err
+		}
+		resp.Invoice = invoiceProto(inv)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Position = pos
+	return resp, nil
+}
+
+// ListInvoices summarizes the invoices of a BAN over a range of months.
+func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesRequest) (*billingv1.ListInvoicesResponse, error) {
+	invalid := required("ban", req.GetBan())
+	from, to, err := parseRange(req.GetFromMonth(), req.GetToMonth())
+	invalid = cmpOr(invalid, err)
+	resp := &billingv1.ListInvoicesResponse{}
+	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		list, err := p.Invoices(req.GetBan(), from, to)
+		if err != nil || len(list) == 0 {
+			return err
+		}
+		// The summaries carry no currency; the invoice of a listed month
+		// does, and is a lookup for an issued month.
+		first, err := p.Invoice(req.GetBan(), list[0].Month)
+		if err != nil {
+			return err
+		}
+		for i := range list {
+			sum := &list[i]
+			resp.Invoices = append(resp.Invoices, &billingv1.InvoiceSummary{
+				Ban:    sum.BAN,
+				Month:  sum.Month.String(),
+				Status: statuses[sum.Status],
+				Total:  amount(&sum.Total, first.Currency),
+			})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Position = pos
+	return resp, nil
+}
+
+// GetUsageHistory returns an organization's total per month of a range.
+func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHistoryRequest) (*billingv1.GetUsageHistoryResponse, error) {
+	invalid := required("org_id", req.GetOrgId())
+	from, to, err := parseRange(req.GetFromMonth(), req.GetToMonth())
+	invalid = cmpOr(invalid, err)
+	view, err := parseView(req.GetView())
+	invalid = cmpOr(invalid, err)
+	resp := &billingv1.GetUsageHistoryResponse{}
+	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		c, err := orgCurrency(p, req.GetOrgId(), from)
+		if err != nil {
+			return err
+		}
+		months, err := p.UsageHistory(req.GetOrgId(), from, to, view)
+		if err != nil {
+			return err
+		}
+		resp.Months = make([]*billingv1.UsageHistoryMonth, len(months))
+		for i := range months {
+			m := &months[i]
+			resp.Months[i] = &billingv1.UsageHistoryMonth{Month: m.Month.String(), Total: amount(&m.Total, c), Available: m.Available}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Position = pos
+	return resp, nil
+}
+
+// GetUsageMonth returns the lines of all of an organization's BANs for a
+// month. In the vendor cycle view, a month not yet finalized is
+// FAILED_PRECONDITION saying from when: the projection's UsageMonth gives
+// such a month no lines, which a client could not tell from a month
+// without charges.
+func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMonthRequest) (*billingv1.GetUsageMonthResponse, error) {
+	invalid := required("org_id", req.GetOrgId())
+	m, err := parseMonth("month", req.GetMonth())
+	invalid = cmpOr(invalid, err)
+	view, err := parseView(req.GetView())
+	invalid = cmpOr(invalid, err)
+	resp := &billingv1.GetUsageMonthResponse{}
+	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		u, err := p.UsageMonth(req.GetOrgId(), m, view)
+		if err != nil {
+			return err
+		}
+		if view == billing.VendorCycle {
+			if err := finalized(p, m); err != nil {
+				return err
+			}
+		}
+		resp.Month = usageMonthProto(u)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Position = pos
+	return resp, nil
+}
+
+// GetDashboard returns the invoice totals of an organization, or of one of
+// its cost centers, per month of a range.
+func (s *Service) GetDashboard(ctx context.Context, req *billingv1.GetDashboardRequest) (*billingv1.GetDashboardResponse, error) {
+	invalid := required("org_id", req.GetOrgId())
+	from, to, err := parseRange(req.GetFromMonth(), req.GetToMonth())
+	invalid = cmpOr(invalid, err)
+	resp := &billingv1.GetDashboardResponse{}
+	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		c, err := orgCurrency(p, req.GetOrgId(), from)
+		if err != nil {
+			return err
+		}
+		bars, err := p.Dashboard(req.GetOrgId(), req.GetCostCenterId(), from, to)
+		if err != nil {
+			return err
+		}
+		resp.Bars = make([]*billingv1.DashboardBar, len(bars))
+		for i := range bars {
+			resp.Bars[i] = &billingv1.DashboardBar{Month: bars[i].Month.String(), Amount: amount(&bars[i].Amount, c)}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Position = pos
+	return resp, nil
+}
+
+// ListAdjustments returns an adjustment ledger of an organization for a
+// month.
+func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjustmentsRequest) (*billingv1.ListAdjustmentsResponse, error) {
+	invalid := required("org_id", req.GetOrgId())
+	m, err := parseMonth("month", req.GetMonth())
+	invalid = cmpOr(invalid, err)
+	kind, ok := adjustmentKinds[req.GetKind()]
+	if !ok {
+		invalid = cmpOr(invalid, billing.ErrInvalidKind)
+	}
+	resp := &billingv1.ListAdjustmentsResponse{}
+	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		c, err := orgCurrency(p, req.GetOrgId(), m)
+		if err != nil {
+			return err
+		}
+		adj, err := p.Adjustments(req.GetOrgId(), m, kind)
+		if err != nil {
+			return err
+		}
+		resp.Adjustments = make([]*billingv1.Adjustment, len(adj))
+		for i := range adj {
+			resp.Adjustments[i] = adjustmentProto(&adj[i], c)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Position = pos
+	return resp, nil
+}
+
+// ListExceptions lists the amounts that are on no invoice.
+func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExceptionsRequest) (*billingv1.ListExceptionsResponse, error) {
+	resp := &billingv1.ListExceptionsResponse{}
+	pos, err := s.read(ctx, req, nil, func(p *billing.Projection) error {
+		list, err := p.Exceptions(req.GetOrgId())
+		if err != nil {
+			return err
+		}
+		resp.Exceptions = make([]*billingv1.Exception, len(list))
+		for i := range list {
+			resp.Exceptions[i] = exceptionProto(&list[i])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Position = pos
+	return resp, nil
+}
+
+// orgCurrency returns the currency of an organization, or
+// billing.ErrUnknownOrganization. The projection has no accessor for it
+// yet; the organization-wide vendor view of a month carries it and costs a
+// map lookup per BAN (a frozen document, or none before finalization), so
+// it stands in for one.
+func orgCurrency(p *billing.Projection, org string, m calendar.Month) (money.Currency, error) {
+	u, err := p.UsageMonth(org, m, billing.VendorCycle)
+	if err != nil {
+		return money.Currency{}, err
+	}
+	return u.Currency, nil
+}
+
+// finalized returns nil if the vendor cycle of m is finalized, else the
+// *billing.NotFinalizedError that VendorView would give. VendorView says it
+// per BAN only, and the projection does not list an organization's BANs, so
+// the error is built here from CanFinalize, which knows whether the month
+// is closed, with the schedule of DESIGN.md 7.5 (the cycle clock finalizes
+// M at 00:00 UTC on the 10th of M+1), as the projection builds it.
+func finalized(p *billing.Projection, m calendar.Month) error {
+	err := p.CanFinalize(m)
+	switch {
+	case errors.Is(err, billing.ErrAlreadyFinalized):
+		return nil
+	case err == nil, errors.Is(err, billing.ErrNotClosed):
+		return &billing.NotFinalizedError{Month: m, Closed: err == nil, AvailableFrom: (m + 1).Start().AddDate(0, 0, 9)}
+	}
+	return err
+}
+
+// cmpOr returns the first of two errors that is not nil: the first field at
+// fault is the one a message names.
+func cmpOr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
