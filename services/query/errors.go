@@ -235,4 +235,3 @@ type remoteError struct {
 
 func (e *remoteError) Error() string   { return e.status.Error() }
 func (e *remoteError) Unwrap() []error { return []error{e.domain, e.status} }
-
