@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -77,13 +78,13 @@ var rules = []rule{
 	{err: billing.ErrUnknownCostCenter, code: codes.NotFound, reason: "UNKNOWN_COST_CENTER", field: "cost_center_id",
 		says: "is not a cost center of the organization", detail: fieldValue("org_id")},
 	{err: billing.ErrNotBilled, code: codes.NotFound, reason: "NOT_BILLED", field: "month",
-		says: "has no invoice of its own", detail: func(_ protoreflect.Message, err error) string { return err.Error() }},
+		says: "precedes the first closed billing cycle, so has no invoice of its own", detail: notBilled},
 	{err: billing.ErrNotFinalized, code: codes.FailedPrecondition, reason: "NOT_FINALIZED", field: "month",
 		says: "has no vendor cycle view yet", detail: availableFrom},
 	{err: ErrNotReached, code: codes.DeadlineExceeded, reason: "POSITION_NOT_REACHED", field: "min_position",
 		says: "was not reached in time", detail: reached},
 	{err: ErrReplaying, code: codes.Unavailable, reason: "REPLAYING",
-		says: "the projections have not replayed the history yet; retry, or ask another replica", detail: reached},
+		says: "the projections are still replaying the history; retry, or ask another replica", detail: reached},
 	{err: context.Canceled, code: codes.Canceled, reason: "CANCELED", says: "the call was canceled"},
 }
 
@@ -200,7 +201,14 @@ func reached(_ protoreflect.Message, err error) string {
 	if !errors.As(err, &pe) {
 		return ""
 	}
-	return fmt.Sprintf("the projections are at position %d", pe.pos)
+	return fmt.Sprintf("they are at position %d", pe.pos)
+}
+
+// notBilled keeps what the projection adds to ErrNotBilled: which month's
+// invoice carries the charges. Should its text change shape, all of it is
+// kept.
+func notBilled(_ protoreflect.Message, err error) string {
+	return strings.TrimPrefix(err.Error(), billing.ErrNotBilled.Error()+": ")
 }
 
 // FromStatus turns an error returned by a BillingService client into one

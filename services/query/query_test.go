@@ -377,7 +377,7 @@ func testErrors(t *testing.T, c billingv1.BillingServiceClient) {
 		{"month before the first close", func() error {
 			_, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2017-11"})
 			return err
-		}, codes.NotFound, "NOT_BILLED", `month "2017-11" has no invoice of its own: `, billing.ErrNotBilled},
+		}, codes.NotFound, "NOT_BILLED", `month "2017-11" precedes the first closed billing cycle, so has no invoice of its own: 2017-11 is before 2017-12; its charges are on the invoice of 2017-12`, billing.ErrNotBilled},
 		{"malformed from_month", func() error {
 			_, err := c.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: "BAN-100", FromMonth: "2018-1", ToMonth: "2018-02"})
 			return err
@@ -461,7 +461,7 @@ func TestMinPosition(t *testing.T) {
 	// Without a deadline, the service's cap ends the wait, and the server's
 	// own status says where the projections are.
 	_, err = r.client.GetInvoice(context.Background(), &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01", MinPosition: future})
-	wantStatus(t, err, codes.DeadlineExceeded, "POSITION_NOT_REACHED", "min_position "+strconv.FormatUint(future, 10)+" was not reached in time: the projections are at position ")
+	wantStatus(t, err, codes.DeadlineExceeded, "POSITION_NOT_REACHED", "min_position "+strconv.FormatUint(future, 10)+" was not reached in time: they are at position ")
 	if !errors.Is(query.FromStatus(err), query.ErrNotReached) {
 		t.Errorf("FromStatus(%v) is not ErrNotReached", err)
 	}
@@ -489,7 +489,7 @@ func TestHealthAndReflection(t *testing.T) {
 	}
 	// No deadline: the service's cap ends the wait.
 	_, err := r.client.GetInvoice(context.Background(), &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01"})
-	wantStatus(t, err, codes.Unavailable, "REPLAYING", "the projections have not replayed the history yet")
+	wantStatus(t, err, codes.Unavailable, "REPLAYING", "the projections are still replaying the history; retry, or ask another replica: they are at position 0")
 
 	r.start()
 	waitHealth(t, health, healthpb.HealthCheckResponse_SERVING)

@@ -756,8 +756,9 @@ type UsageMonth struct {
 	// left it unspecified).
 	View BillingView `protobuf:"varint,3,opt,name=view,proto3,enum=billing.v1.BillingView" json:"view,omitempty"`
 	// The lines of all the organization's BANs, ordered by kind, vendor,
-	// account, month and service; empty if the view has no document for the
-	// month.
+	// account, month and service. Empty for a month before the first closed
+	// billing cycle, which has no invoice of its own (its charges are on the
+	// first one).
 	Lines []*InvoiceLine `protobuf:"bytes,4,rep,name=lines,proto3" json:"lines,omitempty"`
 	// The sum of the lines.
 	Total         *Money `protobuf:"bytes,5,opt,name=total,proto3" json:"total,omitempty"`
