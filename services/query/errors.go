@@ -119,7 +119,8 @@ func (s *Service) status(req protoreflect.ProtoMessage, err error) error {
 			continue
 		}
 		field := r.field
-		if fe := (*fieldError)(nil); errors.As(err, &fe) {
+		var fe *fieldError
+		if errors.As(err, &fe) {
 			field = fe.field
 		}
 		msg, value := r.says, ""

@@ -1,6 +1,7 @@
 package query
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -47,7 +48,8 @@ type request interface {
 }
 
 // read is the one path of every call: a request that failed validation
-// (invalid not nil) is answered at once; else read waits until the
+// (invalid not nil; handlers keep the first field at fault with cmp.Or, so
+// a message names one field, in field order) is answered at once; else read waits until the
 // projections have passed the request's min_position, calls fn under the
 // read lock, and returns the position fn's answer reflects. Any error comes
 // back as the status the client gets.
@@ -101,7 +103,7 @@ func (s *Service) wait(ctx context.Context, minPos uint64) error {
 func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceRequest) (*billingv1.GetInvoiceResponse, error) {
 	invalid := required("ban", req.GetBan())
 	m, err := parseMonth("month", req.GetMonth())
-	invalid = cmpOr(invalid, err)
+	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetInvoiceResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		inv, err := p.Invoice(req.GetBan(), m)
@@ -122,7 +124,7 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesRequest) (*billingv1.ListInvoicesResponse, error) {
 	invalid := required("ban", req.GetBan())
 	from, to, err := parseRange(req.GetFromMonth(), req.GetToMonth())
-	invalid = cmpOr(invalid, err)
+	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.ListInvoicesResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		list, err := p.Invoices(req.GetBan(), from, to)
@@ -157,12 +159,12 @@ func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesR
 func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHistoryRequest) (*billingv1.GetUsageHistoryResponse, error) {
 	invalid := required("org_id", req.GetOrgId())
 	from, to, err := parseRange(req.GetFromMonth(), req.GetToMonth())
-	invalid = cmpOr(invalid, err)
+	invalid = cmp.Or(invalid, err)
 	view, err := parseView(req.GetView())
-	invalid = cmpOr(invalid, err)
+	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetUsageHistoryResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
-		c, err := orgCurrency(p, req.GetOrgId(), from)
+		c, err := orgCurrency(p, req.GetOrgId())
 		if err != nil {
 			return err
 		}
@@ -192,9 +194,9 @@ func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHi
 func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMonthRequest) (*billingv1.GetUsageMonthResponse, error) {
 	invalid := required("org_id", req.GetOrgId())
 	m, err := parseMonth("month", req.GetMonth())
-	invalid = cmpOr(invalid, err)
+	invalid = cmp.Or(invalid, err)
 	view, err := parseView(req.GetView())
-	invalid = cmpOr(invalid, err)
+	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetUsageMonthResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		u, err := p.UsageMonth(req.GetOrgId(), m, view)
@@ -221,10 +223,10 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 func (s *Service) GetDashboard(ctx context.Context, req *billingv1.GetDashboardRequest) (*billingv1.GetDashboardResponse, error) {
 	invalid := required("org_id", req.GetOrgId())
 	from, to, err := parseRange(req.GetFromMonth(), req.GetToMonth())
-	invalid = cmpOr(invalid, err)
+	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetDashboardResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
-		c, err := orgCurrency(p, req.GetOrgId(), from)
+		c, err := orgCurrency(p, req.GetOrgId())
 		if err != nil {
 			return err
 		}
@@ -250,14 +252,14 @@ func (s *Service) GetDashboard(ctx context.Context, req *billingv1.GetDashboardR
 func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjustmentsRequest) (*billingv1.ListAdjustmentsResponse, error) {
 	invalid := required("org_id", req.GetOrgId())
 	m, err := parseMonth("month", req.GetMonth())
-	invalid = cmpOr(invalid, err)
+	invalid = cmp.Or(invalid, err)
 	kind, ok := adjustmentKinds[req.GetKind()]
 	if !ok {
-		invalid = cmpOr(invalid, billing.ErrInvalidKind)
+		invalid = cmp.Or(invalid, billing.ErrInvalidKind)
 	}
 	resp := &billingv1.ListAdjustmentsResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
-		c, err := orgCurrency(p, req.GetOrgId(), m)
+		c, err := orgCurrency(p, req.GetOrgId())
 		if err != nil {
 			return err
 		}
@@ -301,11 +303,11 @@ func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExcepti
 
 // orgCurrency returns the currency of an organization, or
 // billing.ErrUnknownOrganization. The projection has no accessor for it
-// yet; the organization-wide vendor view of a month carries it and costs a
-// map lookup per BAN (a frozen document, or none before finalization), so
-// it stands in for one.
-func orgCurrency(p *billing.Projection, org string, m calendar.Month) (money.Currency, error) {
-	u, err := p.UsageMonth(org, m, billing.VendorCycle)
+// yet; its organization-wide view of a month carries it, and the vendor
+// view of the last month there is has no document (no cycle can have
+// reached it), so asking for it costs a few map lookups per BAN.
+func orgCurrency(p *billing.Projection, org string) (money.Currency, error) {
+	u, err := p.UsageMonth(org, calendar.New(9999, time.December), billing.VendorCycle)
 	if err != nil {
 		return money.Currency{}, err
 	}
@@ -327,13 +329,4 @@ func finalized(p *billing.Projection, m calendar.Month) error {
 		return &billing.NotFinalizedError{Month: m, Closed: err == nil, AvailableFrom: (m + 1).Start().AddDate(0, 0, 9)}
 	}
 	return err
-}
-
-// cmpOr returns the first of two errors that is not nil: the first field at
-// fault is the one a message names.
-func cmpOr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
 }
