@@ -121,10 +121,13 @@ func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
 // Run consumes until ctx ends. It returns nil on a clean stop.
 func (i *Ingester) Run(ctx context.Context) error {
 	cons, err := i.cfg.JetStream.CreateOrUpdateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{
-		Durable:       i.cfg.Consumer,
-		Description:   "Ledger ingestion into the event store",
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       30 * time.Second,
+		Durable:     i.cfg.Consumer,
+		Description: "Ledger ingestion into the event store",
+		AckPolicy:   jetstream.AckExplicitPolicy,
+		// Short enough that messages a crashed ledgerd held come back soon;
+		// retries extend it with InProgress, so a store outage does not
+		// make JetStream hand the same message over twice.
+		AckWait:       10 * time.Second,
 		MaxDeliver:    -1, // never give up on a message: nothing is dropped
 		MaxAckPending: 4 * i.cfg.BatchMax,
 		FilterSubject: SubjectPrefix + ">",
