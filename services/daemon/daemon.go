@@ -1,6 +1,6 @@
 // Package daemon wires ledgerd: NATS (embedded or external), the event
 // store (embedded or a KurrentDB cluster), ingestion, the projection runner,
-// the cycle clock, the query service and the HTTP endpoints. cmd/ledgerd
+// the cycle clock, the gRPC query service and the HTTP endpoints. cmd/ledgerd
 // only parses flags and calls Start; tests start the very same daemon in
 // process.
 package daemon
@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
@@ -32,6 +33,7 @@ import (
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/ingest"
+	"github.com/ledger-billing/ledger/services/query"
 )
 
 // Config is ledgerd's configuration (DESIGN.md section 9). Defaults gives
@@ -85,6 +87,8 @@ type Daemon struct {
 	publisher *ingest.Publisher
 	http      *http.Server
 	httpAddr  string
+	grpc      *grpc.Server
+	grpcAddr  string
 
 	cancel     context.CancelFunc
 	components sync.WaitGroup // ingestion, projections, clock, publisher
@@ -142,10 +146,13 @@ func Start(cfg Config) (d *Daemon, err error) {
 		c := clock.New(clock.Config{Cycles: d.runner, Publish: d.Publish, Now: cfg.Now, Logger: d.log})
 		d.run("clock", func() error { return c.Run(ctx) })
 	}
+	if err := d.startGRPC(ctx); err != nil {
+		return nil, err
+	}
 	if err := d.startHTTP(); err != nil {
 		return nil, err
 	}
-	d.log.Info("ledgerd: started", "nats", d.natsURL, "eventstore", d.storeURL, "http", d.httpAddr, "data_dir", cfg.DataDir)
+	d.log.Info("ledgerd: started", "grpc", d.grpcAddr, "nats", d.natsURL, "eventstore", d.storeURL, "http", d.httpAddr, "data_dir", cfg.DataDir)
 	return d, nil
 }
 
@@ -250,6 +257,21 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 	return ingest.Setup(setupCtx, d.js, 1)
 }
 
+func (d *Daemon) startGRPC(ctx context.Context) error {
+	lis, err := net.Listen("tcp", d.cfg.GRPCListen)
+	if err != nil {
+		return fmt.Errorf("daemon: gRPC listener: %w", err)
+	}
+	d.grpcAddr = lis.Addr().String()
+	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log))
+	d.servers.Go(func() {
+		if err := d.grpc.Serve(lis); err != nil {
+			d.log.Error("ledgerd: gRPC server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
 func (d *Daemon) startHTTP() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -303,7 +325,9 @@ func (d *Daemon) Ready() bool {
 // Runner is the projection runner, for in-process readers.
 func (d *Daemon) Runner() *runner.Runner { return d.runner }
 
-// NATSURL, EventstoreURL and HTTPAddr say where the daemon listens.
+// GRPCAddr, NATSURL, EventstoreURL and HTTPAddr say where the daemon
+// listens.
+func (d *Daemon) GRPCAddr() string      { return d.grpcAddr }
 func (d *Daemon) NATSURL() string       { return d.natsURL }
 func (d *Daemon) EventstoreURL() string { return d.storeURL }
 func (d *Daemon) HTTPAddr() string      { return d.httpAddr }
@@ -328,7 +352,18 @@ func (d *Daemon) Close() {
 		_ = d.http.Shutdown(shutdown)
 		cancel()
 	}
-	d.cancel()
+	d.cancel() // health turns NOT_SERVING; ingestion and projections stop
+	if d.grpc != nil {
+		// Calls in flight finish; a call waiting for a position that will
+		// not come is cut after a grace period.
+		stopped := make(chan struct{})
+		go func() { d.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			d.grpc.Stop()
+		}
+	}
 	d.components.Wait()
 	if d.nc != nil {
 		d.nc.Close()
