@@ -43,6 +43,7 @@ type Config struct {
 	NATSURL          string // empty: embedded NATS
 	NATSListen       string
 	NATSSync         bool // embedded NATS: fsync every write
+	NATSReplicas     int  // replicas of the streams ledgerd creates
 	EventstoreURL    string
 	EventstoreListen string
 	GRPCListen       string
@@ -61,6 +62,7 @@ func Defaults() Config {
 		DataDir:          "./ledger-data",
 		NATSListen:       "127.0.0.1:4222",
 		NATSSync:         true,
+		NATSReplicas:     1,
 		EventstoreListen: "127.0.0.1:2113",
 		GRPCListen:       "127.0.0.1:9090",
 		HTTPListen:       "127.0.0.1:8080",
@@ -254,7 +256,7 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 	}
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return ingest.Setup(setupCtx, d.js, 1)
+	return ingest.Setup(setupCtx, d.js, d.cfg.NATSReplicas)
 }
 
 func (d *Daemon) startGRPC(ctx context.Context) error {
