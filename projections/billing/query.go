@@ -106,6 +106,19 @@ func (p *Projection) document(ban string, m calendar.Month, view View) (*Invoice
 	return nil, err
 }
 
+// Currency returns the currency an organization is billed in: that of its
+// first registration, since a currency cannot change under issued
+// invoices. It is ErrUnknownOrganization for an organization never
+// registered. Callers that render amounts (the query service) need it
+// without computing a document.
+func (p *Projection) Currency(org string) (money.Currency, error) {
+	o, err := p.h.Organization(org)
+	if err != nil {
+		return money.Currency{}, fmt.Errorf("%w: %q", ErrUnknownOrganization, org)
+	}
+	return o.Currency, nil
+}
+
 // orgBANs returns the BANs of an organization, sorted.
 func (p *Projection) orgBANs(org string) ([]string, error) {
 	if _, err := p.h.Organization(org); err != nil {

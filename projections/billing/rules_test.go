@@ -370,3 +370,21 @@ func TestQueryErrors(t *testing.T) {
 		t.Errorf("usage history = %+v, %v", hist, err)
 	}
 }
+
+func TestCurrency(t *testing.T) {
+	l := newLedger(t)
+	l.apply(org("acme", "BAN-A", "USD"))
+	l.apply(org("tokyo", "BAN-T", "JPY"))
+	// A second registration does not change the currency: invoices were
+	// issued in the first.
+	l.apply(org("tokyo", "BAN-T2", "EUR"))
+	for _, tc := range []struct{ org, want string }{{"acme", "USD"}, {"tokyo", "JPY"}} {
+		c, err := l.p.Currency(tc.org)
+		if err != nil || c.Code() != tc.want || (tc.want == "JPY") != (c.Digits() == 0) {
+			t.Errorf("Currency(%s) = %v (%d digits), %v; want %s", tc.org, c, c.Digits(), err, tc.want)
+		}
+	}
+	if _, err := l.p.Currency("nobody"); !errors.Is(err, ErrUnknownOrganization) || !strings.Contains(err.Error(), `"nobody"`) {
+		t.Errorf("Currency(nobody) = %v, want ErrUnknownOrganization naming it", err)
+	}
+}

@@ -406,6 +406,14 @@ func testErrors(t *testing.T, c billingv1.BillingServiceClient) {
 			_, err := c.GetUsageHistory(ctx, &billingv1.GetUsageHistoryRequest{OrgId: "nobody", FromMonth: "2018-01", ToMonth: "2018-02"})
 			return err
 		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, billing.ErrUnknownOrganization},
+		{"unknown organization's dashboard", func() error {
+			_, err := c.GetDashboard(ctx, &billingv1.GetDashboardRequest{OrgId: "nobody", FromMonth: "2018-01", ToMonth: "2018-02"})
+			return err
+		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, billing.ErrUnknownOrganization},
+		{"unknown organization's adjustments", func() error {
+			_, err := c.ListAdjustments(ctx, &billingv1.ListAdjustmentsRequest{OrgId: "nobody", Month: "2018-03", Kind: billingv1.LineKind_LINE_KIND_INTRA_ORG_ADJUSTMENT})
+			return err
+		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, billing.ErrUnknownOrganization},
 		{"vendor view of an open month", func() error {
 			_, err := c.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-02", View: vendor})
 			return err

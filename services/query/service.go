@@ -11,7 +11,6 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
-	"github.com/ledger-billing/ledger/projections/money"
 	"github.com/ledger-billing/ledger/projections/runner"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
@@ -164,7 +163,7 @@ func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHi
 	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetUsageHistoryResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
-		c, err := orgCurrency(p, req.GetOrgId())
+		c, err := p.Currency(req.GetOrgId())
 		if err != nil {
 			return err
 		}
@@ -226,7 +225,7 @@ func (s *Service) GetDashboard(ctx context.Context, req *billingv1.GetDashboardR
 	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetDashboardResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
-		c, err := orgCurrency(p, req.GetOrgId())
+		c, err := p.Currency(req.GetOrgId())
 		if err != nil {
 			return err
 		}
@@ -259,7 +258,7 @@ func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjust
 	}
 	resp := &billingv1.ListAdjustmentsResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
-		c, err := orgCurrency(p, req.GetOrgId())
+		c, err := p.Currency(req.GetOrgId())
 		if err != nil {
 			return err
 		}
@@ -299,19 +298,6 @@ func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExcepti
 	}
 	resp.Position = pos
 	return resp, nil
-}
-
-// orgCurrency returns the currency of an organization, or
-// billing.ErrUnknownOrganization. The projection has no accessor for it
-// yet; its organization-wide view of a month carries it, and the vendor
-// view of the last month there is has no document (no cycle can have
-// reached it), so asking for it costs a few map lookups per BAN.
-func orgCurrency(p *billing.Projection, org string) (money.Currency, error) {
-	u, err := p.UsageMonth(org, calendar.New(9999, time.December), billing.VendorCycle)
-	if err != nil {
-		return money.Currency{}, err
-	}
-	return u.Currency, nil
 }
 
 // finalized returns nil if the vendor cycle of m is finalized, else the
