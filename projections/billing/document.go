@@ -59,8 +59,11 @@ func (s Status) String() string {
 	return "Status(?)"
 }
 
-// View selects the billing cycle (the reseller's invoices, the zero value,
-// as BILLING_VIEW_* 0 and 1 are) or the vendor cycle (vendor views).
+// View selects the billing cycle (the reseller's invoices) or the vendor
+// cycle (vendor views). The zero value is the billing cycle, the default.
+// Its numbers are not the wire's (BILLING_VIEW_BILLING_CYCLE is 1,
+// BILLING_VIEW_VENDOR_CYCLE 2, 0 unspecified): services/query maps the two
+// by an explicit table, so neither side depends on the other's numbering.
 type View int
 
 // Views.

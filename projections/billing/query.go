@@ -32,10 +32,10 @@ func (p *Projection) Invoice(ban string, m calendar.Month) (*Invoice, error) {
 	if !m.Valid() {
 		return nil, fmt.Errorf("%w: month %d", calendar.ErrMalformed, m)
 	}
+	if err := p.available(m, BillingCycle); err != nil {
+		return nil, err
+	}
 	if p.hasClosed && m <= p.lastClosed {
-		if m < p.firstClose {
-			return nil, fmt.Errorf("%w: %s is before %s; its charges are on the invoice of %s", ErrNotBilled, m, p.firstClose, p.firstClose)
-		}
 		// The BAN was named after the close: nothing could bill it then.
 		c := p.closes[m]
 		inv := p.newDocument(ban, m, BillingCycle, Issued, c.at, c.pos)
@@ -78,13 +78,14 @@ func (p *Projection) VendorView(ban string, m calendar.Month) (*Invoice, error) 
 	if _, ok := p.h.OrganizationOfBAN(ban); !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownBAN, ban)
 	}
-	if f, ok := p.finals[m]; ok {
-		inv := p.newDocument(ban, m, VendorCycle, Issued, f.at, f.pos)
-		inv.finish()
-		return inv, nil
+	if err := p.available(m, VendorCycle); err != nil {
+		return nil, err
 	}
-	_, closed := p.closes[m]
-	return nil, notFinalized(m, closed)
+	// Finalized, and the BAN was named after: nothing could bill it then.
+	f := p.finals[m]
+	inv := p.newDocument(ban, m, VendorCycle, Issued, f.at, f.pos)
+	inv.finish()
+	return inv, nil
 }
 
 // document returns the invoice or vendor view, or nil if the view has none
@@ -136,10 +137,17 @@ func (p *Projection) orgBANs(org string) ([]string, error) {
 
 // UsageMonth returns the organization-wide version of a month's documents
 // in a view: the lines of the invoices (or vendor views) of all its BANs.
-// Lines is empty if the view has no document for the month.
+// In the billing cycle view, a month before the first close has no invoice
+// of its own and Lines is empty (its charges are on the first invoice). In
+// the vendor cycle view, a month not yet finalized is a *NotFinalizedError
+// saying from when, as VendorView's: no lines would read as a month without
+// charges.
 func (p *Projection) UsageMonth(org string, m calendar.Month, view View) (*UsageMonth, error) {
 	bans, err := p.orgBANs(org)
 	if err != nil {
+		return nil, err
+	}
+	if err := p.available(m, view); errors.Is(err, ErrNotFinalized) {
 		return nil, err
 	}
 	o, _ := p.h.Organization(org)
@@ -161,7 +169,8 @@ func (p *Projection) UsageMonth(org string, m calendar.Month, view View) (*Usage
 }
 
 // UsageHistory returns, per month of a range, the organization's total in
-// a view and whether the view has a document for the month.
+// a view and whether the view has a document for the month, by the rule
+// UsageMonth answers by.
 func (p *Projection) UsageHistory(org string, from, to calendar.Month, view View) ([]MonthSummary, error) {
 	if err := checkRange(from, to); err != nil {
 		return nil, err
@@ -173,29 +182,41 @@ func (p *Projection) UsageHistory(org string, from, to calendar.Month, view View
 	o, _ := p.h.Organization(org)
 	var out []MonthSummary
 	for m := from; m <= to; m++ {
-		s := MonthSummary{Month: m}
+		s := MonthSummary{Month: m, Available: p.available(m, view) == nil}
 		s.Total.SetFinite(0, -o.Currency.Digits())
 		for _, ban := range bans {
+			if !s.Available {
+				break
+			}
 			inv, err := p.document(ban, m, view)
 			if err != nil {
 				return nil, err
 			}
 			if inv != nil {
-				s.Available = true
 				money.Add(&s.Total, &s.Total, &inv.Total)
 			}
-		}
-		if len(bans) == 0 {
-			s.Available = view == BillingCycle && (!p.hasClosed || m >= p.firstClose) || view == VendorCycle && p.finalized(m)
 		}
 		out = append(out, s)
 	}
 	return out, nil
 }
 
-func (p *Projection) finalized(m calendar.Month) bool {
-	_, ok := p.finals[m]
-	return ok
+// available is the one rule for whether a view has documents for a month,
+// whatever the BAN: nil; ErrNotBilled for a billing cycle month before the
+// first close; a *NotFinalizedError for a vendor cycle month not finalized.
+// It agrees with Invoice and VendorView, which say the same per BAN.
+func (p *Projection) available(m calendar.Month, view View) error {
+	if view == VendorCycle {
+		if _, ok := p.finals[m]; ok {
+			return nil
+		}
+		_, closed := p.closes[m]
+		return notFinalized(m, closed)
+	}
+	if p.hasClosed && m < p.firstClose {
+		return fmt.Errorf("%w: %s is before %s; its charges are on the invoice of %s", ErrNotBilled, m, p.firstClose, p.firstClose)
+	}
+	return nil
 }
 
 // Dashboard returns, per month of a range, the total of the invoices of an

@@ -2,13 +2,14 @@ package billing
 
 import (
 	"errors"
-
-	"github.com/cockroachdb/apd/v3"
-	"github.com/ledger-billing/ledger/projections/money"
+	"fmt"
 	"strings"
 	"testing"
 
+	"github.com/cockroachdb/apd/v3"
+
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
@@ -386,5 +387,69 @@ func TestCurrency(t *testing.T) {
 	}
 	if _, err := l.p.Currency("nobody"); !errors.Is(err, ErrUnknownOrganization) || !strings.Contains(err.Error(), `"nobody"`) {
 		t.Errorf("Currency(nobody) = %v, want ErrUnknownOrganization naming it", err)
+	}
+}
+
+// TestUsageMonthAvailability checks the one rule of UsageMonth,
+// UsageHistory, Invoice and VendorView: a vendor cycle month not finalized
+// is a *NotFinalizedError (saying whether its billing cycle is closed), not
+// a month without lines; a billing cycle month before the first close has
+// no lines and is not available.
+func TestUsageMonthAvailability(t *testing.T) {
+	l := newLedger(t)
+	acme(l, "USD")
+	l.apply(provider("acme", "p1", "ws-shared", "AWS", "111", ""))
+	l.apply(usage(
+		rec("AWS", "111", "EC2", "", "2018-02-10T00:00:00Z", "2.00", "USD"),
+		rec("AWS", "111", "EC2", "", "2018-03-01T00:00:00Z", "5.00", "USD"),
+	))
+	l.apply(closeCycle("2018-03", "2018-04-01T00:00:00Z"))
+	l.apply(closeCycle("2018-04", "2018-05-01T00:00:00Z"))
+	l.apply(finalize("2018-03", "2018-04-10T00:00:00Z"))
+
+	for _, tc := range []struct {
+		month  string
+		closed bool
+	}{{"2018-04", true}, {"2018-05", false}} {
+		u, err := l.p.UsageMonth("acme", month(tc.month), VendorCycle)
+		var nf *NotFinalizedError
+		if !errors.As(err, &nf) || !errors.Is(err, ErrNotFinalized) || nf.Month != month(tc.month) || nf.Closed != tc.closed {
+			t.Fatalf("UsageMonth(%s, vendor) = %+v, %v; want a *NotFinalizedError with Closed %v", tc.month, u, err, tc.closed)
+		}
+		_, viewErr := l.p.VendorView("BAN-A", month(tc.month))
+		if viewErr == nil || viewErr.Error() != err.Error() {
+			t.Errorf("VendorView(%s) = %v, UsageMonth says %v: one rule, one error", tc.month, viewErr, err)
+		}
+	}
+	u, err := l.p.UsageMonth("acme", month("2018-03"), VendorCycle)
+	// The vendor's March is March's own 5.00; February's 2.00 is an update
+	// line on March's invoice only.
+	if err != nil || len(u.Lines) != 1 || u.Total.Text('f') != "5.00" {
+		t.Fatalf("UsageMonth(2018-03, vendor) = %+v, %v; want the finalized 5.00", u, err)
+	}
+	// Before the first close, in the billing cycle: no invoice of its own,
+	// so no lines, and no error: its charges are on March's invoice.
+	if u, err := l.p.UsageMonth("acme", month("2018-02"), BillingCycle); err != nil || len(u.Lines) != 0 {
+		t.Fatalf("UsageMonth(2018-02, billing) = %+v, %v; want no lines", u, err)
+	}
+
+	for _, tc := range []struct {
+		view View
+		want string
+	}{
+		{BillingCycle, "2018-02 false 0.00, 2018-03 true 7.00, 2018-04 true 0.00, 2018-05 true 0.00"},
+		{VendorCycle, "2018-02 false 0.00, 2018-03 true 5.00, 2018-04 false 0.00, 2018-05 false 0.00"},
+	} {
+		hist, err := l.p.UsageHistory("acme", month("2018-02"), month("2018-05"), tc.view)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, h := range hist {
+			got = append(got, fmt.Sprintf("%s %v %s", h.Month, h.Available, h.Total.Text('f')))
+		}
+		if strings.Join(got, ", ") != tc.want {
+			t.Errorf("UsageHistory(view %d) = %s, want %s", tc.view, strings.Join(got, ", "), tc.want)
+		}
 	}
 }

@@ -10,7 +10,6 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ledger-billing/ledger/projections/billing"
-	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/runner"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
@@ -187,9 +186,8 @@ func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHi
 
 // GetUsageMonth returns the lines of all of an organization's BANs for a
 // month. In the vendor cycle view, a month not yet finalized is
-// FAILED_PRECONDITION saying from when: the projection's UsageMonth gives
-// such a month no lines, which a client could not tell from a month
-// without charges.
+// FAILED_PRECONDITION saying from when, from the projection's
+// *billing.NotFinalizedError.
 func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMonthRequest) (*billingv1.GetUsageMonthResponse, error) {
 	invalid := required("org_id", req.GetOrgId())
 	m, err := parseMonth("month", req.GetMonth())
@@ -201,11 +199,6 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 		u, err := p.UsageMonth(req.GetOrgId(), m, view)
 		if err != nil {
 			return err
-		}
-		if view == billing.VendorCycle {
-			if err := finalized(p, m); err != nil {
-				return err
-			}
 		}
 		resp.Month = usageMonthProto(u)
 		return nil
@@ -298,21 +291,4 @@ func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExcepti
 	}
 	resp.Position = pos
 	return resp, nil
-}
-
-// finalized returns nil if the vendor cycle of m is finalized, else the
-// *billing.NotFinalizedError that VendorView would give. VendorView says it
-// per BAN only, and the projection does not list an organization's BANs, so
-// the error is built here from CanFinalize, which knows whether the month
-// is closed, with the schedule of DESIGN.md 7.5 (the cycle clock finalizes
-// M at 00:00 UTC on the 10th of M+1), as the projection builds it.
-func finalized(p *billing.Projection, m calendar.Month) error {
-	err := p.CanFinalize(m)
-	switch {
-	case errors.Is(err, billing.ErrAlreadyFinalized):
-		return nil
-	case err == nil, errors.Is(err, billing.ErrNotClosed):
-		return &billing.NotFinalizedError{Month: m, Closed: err == nil, AvailableFrom: (m + 1).Start().AddDate(0, 0, 9)}
-	}
-	return err
 }
