@@ -2,6 +2,7 @@ package query
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/cockroachdb/apd/v3"
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -144,10 +145,19 @@ func linesProto(lines []billing.Line, c money.Currency) []*billingv1.InvoiceLine
 			Description:  l.Description,
 			Amount:       amount(&l.Amount, c),
 			Details:      make([]*billingv1.InvoiceLineDetail, len(l.Details)),
+			Ban:          l.BAN,
 		}
 		for j := range l.Details {
 			d := &l.Details[j]
-			pl.Details[j] = &billingv1.InvoiceLineDetail{Service: d.Service, Region: d.Region, Amount: amount(&d.Amount, c)}
+			pl.Details[j] = &billingv1.InvoiceLineDetail{
+				Service:     d.Service,
+				Region:      d.Region,
+				Amount:      amount(&d.Amount, c),
+				Description: d.Description,
+				// The projection's documents are shared and frozen; the
+				// message owns its own copy.
+				EventIds: slices.Clone(d.EventIDs),
+			}
 		}
 		out[i] = pl
 	}

@@ -37,9 +37,13 @@ func history(t *testing.T, r *rig) (last uint64) {
 	r.append(t, &billingv1.CostCenterCreated{OrgId: "acme", CostCenterId: "cc-eng", Name: "Engineering"})
 	r.append(t, &billingv1.WorkspaceCreated{OrgId: "acme", WorkspaceId: "ws", CostCenterId: "cc-eng", Name: "Platform"})
 	r.append(t, provider("acme", "Prod", "ws", "AWS", "111111111111"))
-	r.append(t, usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2017-12-05T00:00:00Z", "10.00", "USD")))
+	dec := usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2017-12-05T00:00:00Z", "10.00", "USD"))
+	dec.EventId = "usage-2017-12"
+	r.append(t, dec)
 	r.append(t, closeCycle("2017-12", "2018-01-01T00:00:00Z"))
-	r.append(t, usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2017-12-20T00:00:00Z", "1.00", "USD")))
+	late := usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2017-12-20T00:00:00Z", "1.00", "USD"))
+	late.EventId = "usage-2017-12-late"
+	r.append(t, late)
 	r.append(t, usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2018-01-10T00:00:00Z", "3.00", "USD")))
 
 	r.append(t, org("tokyo", "BAN-JP", "JPY"))
@@ -50,7 +54,7 @@ func history(t *testing.T, r *rig) (last uint64) {
 	))
 
 	closeJan := r.append(t, closeCycle("2018-01", "2018-02-01T00:00:00Z"))
-	recon := r.append(t, &billingv1.VendorReconciliationCompleted{Vendor: "AWS", Month: "2018-01", Lines: []*billingv1.ReconciliationLine{
+	recon := r.append(t, &billingv1.VendorReconciliationCompleted{EventId: "recon-2018-01", Vendor: "AWS", Month: "2018-01", Lines: []*billingv1.ReconciliationLine{
 		{AccountId: "111111111111", Service: "Amazon EC2", VendorCost: &billingv1.Money{Amount: "5.00", Currency: "USD"}},
 	}})
 
@@ -157,8 +161,14 @@ func TestBillingService(t *testing.T) {
 			}
 		}
 		if update.GetDescription() != "Update to Previous Month's Amazon EC2" || update.GetForMonth() != "2017-12" ||
-			update.GetService() != "Amazon EC2" || amountOf(update.GetAmount()) != "1.00 USD" || update.GetCostCenterId() != "cc-eng" {
+			update.GetService() != "Amazon EC2" || amountOf(update.GetAmount()) != "1.00 USD" || update.GetCostCenterId() != "cc-eng" ||
+			update.GetBan() != "BAN-100" {
 			t.Errorf("update line = %v", update)
+		}
+		// Lineage: the update's detail names the late December usage that
+		// caused it, after the usage already billed in December.
+		if d := update.GetDetails(); len(d) != 1 || !slices.Equal(d[0].GetEventIds(), []string{"usage-2017-12", "usage-2017-12-late"}) {
+			t.Errorf("update line details = %v, want one with event_ids [usage-2017-12 usage-2017-12-late]", d)
 		}
 		if got := resp.GetInvoice().GetIssuedAt().AsTime(); !got.Equal(time.Date(2018, 2, 1, 0, 0, 0, 0, time.UTC)) {
 			t.Errorf("issued_at = %v, want 2018-02-01T00:00:00Z", got)
@@ -222,6 +232,11 @@ func TestBillingService(t *testing.T) {
 		}
 		if amountOf(post.GetAmount()) != "2.00 USD" || post.GetDescription() != "Post-Bill Update to Amazon EC2" {
 			t.Errorf("post-bill update line = %v, want 2.00 USD", post)
+		}
+		// The 2.00 is the reconciliation's true-up, and says so.
+		if d := post.GetDetails(); len(d) != 1 || d[0].GetDescription() != "Vendor reconciliation" || d[0].GetRegion() != "" ||
+			!slices.Equal(d[0].GetEventIds(), []string{"recon-2018-01"}) {
+			t.Errorf("post-bill update details = %v, want the vendor reconciliation recon-2018-01", d)
 		}
 	})
 
@@ -448,6 +463,48 @@ func testErrors(t *testing.T, c billingv1.BillingServiceClient) {
 				t.Errorf("FromStatus(%v) is not %v", err, tc.is)
 			}
 		})
+	}
+}
+
+// TestUsageMonthBANs checks that GetUsageMonth, which merges the lines of
+// all of an organization's BANs, says on each line which BAN it is billed
+// to, and that the lines of each BAN are that BAN's invoice.
+func TestUsageMonthBANs(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	r.append(t, org("acme", "BAN-A", "USD"))
+	r.append(t, &billingv1.CostCenterCreated{OrgId: "acme", CostCenterId: "cc-shared", Name: "Shared"})
+	r.append(t, &billingv1.CostCenterCreated{OrgId: "acme", CostCenterId: "cc-research", Name: "Research", Ban: "BAN-R"})
+	r.append(t, &billingv1.WorkspaceCreated{OrgId: "acme", WorkspaceId: "ws-shared", CostCenterId: "cc-shared", Name: "Shared"})
+	r.append(t, &billingv1.WorkspaceCreated{OrgId: "acme", WorkspaceId: "ws-research", CostCenterId: "cc-research", Name: "Research"})
+	r.append(t, provider("acme", "Web", "ws-shared", "AWS", "111"))
+	r.append(t, provider("acme", "Lab", "ws-research", "AWS", "222"))
+	last := r.append(t, usage(
+		rec("AWS", "111", "Amazon EC2", "us-east-1", "2018-03-02T00:00:00Z", "10.00", "USD"),
+		rec("AWS", "222", "Amazon EC2", "us-east-1", "2018-03-02T00:00:00Z", "20.00", "USD"),
+	))
+	ctx := callCtx(t)
+	resp, err := r.client.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-03", MinPosition: last})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, l := range resp.GetMonth().GetLines() {
+		got = append(got, l.GetAccountId()+" "+l.GetBan()+" "+l.GetCostCenterId()+" "+amountOf(l.GetAmount()))
+	}
+	want := []string{"111 BAN-A cc-shared 10.00 USD", "222 BAN-R cc-research 20.00 USD"}
+	if !slices.Equal(got, want) {
+		t.Errorf("lines = %q, want %q", got, want)
+	}
+	for _, ban := range []string{"BAN-A", "BAN-R"} {
+		inv, err := r.client.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: ban, Month: "2018-03"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range inv.GetInvoice().GetLines() {
+			if l.GetBan() != ban {
+				t.Errorf("invoice of %s has a line of %q: %v", ban, l.GetBan(), l)
+			}
+		}
 	}
 }
 

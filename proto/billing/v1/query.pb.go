@@ -426,7 +426,11 @@ type InvoiceLine struct {
 	// none, the adjustment.
 	Amount *Money `protobuf:"bytes,10,opt,name=amount,proto3" json:"amount,omitempty"`
 	// The line's amounts by service and region.
-	Details       []*InvoiceLineDetail `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty"`
+	Details []*InvoiceLineDetail `protobuf:"bytes,11,rep,name=details,proto3" json:"details,omitempty"`
+	// The Billing Account Number the line is billed to: the invoice's own on
+	// an invoice; on an organization's month (GetUsageMonth), which merges
+	// the lines of all its BANs, the one each line belongs to.
+	Ban           string `protobuf:"bytes,12,opt,name=ban,proto3" json:"ban,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -538,6 +542,13 @@ func (x *InvoiceLine) GetDetails() []*InvoiceLineDetail {
 	return nil
 }
 
+func (x *InvoiceLine) GetBan() string {
+	if x != nil {
+		return x.Ban
+	}
+	return ""
+}
+
 // InvoiceLineDetail is the amount of one service in one region on a line,
 // the exact sum of its charges rounded once, half away from zero, to the
 // currency's minor unit: every other figure is a sum of these.
@@ -549,7 +560,15 @@ type InvoiceLineDetail struct {
 	// true-up.
 	Region string `protobuf:"bytes,2,opt,name=region,proto3" json:"region,omitempty"`
 	// The rounded amount.
-	Amount        *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	Amount *Money `protobuf:"bytes,3,opt,name=amount,proto3" json:"amount,omitempty"`
+	// "Vendor reconciliation" for a reconciliation true-up (region empty),
+	// else empty.
+	Description string `protobuf:"bytes,4,opt,name=description,proto3" json:"description,omitempty"`
+	// The lineage: the event_id of every message behind the amount, in log
+	// order (usage reports, vendor reconciliations, RI benefit reports and
+	// purchases). On an update line, the events behind the updated figure;
+	// if the figure went away entirely, those behind what was billed.
+	EventIds      []string `protobuf:"bytes,5,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -601,6 +620,20 @@ func (x *InvoiceLineDetail) GetRegion() string {
 func (x *InvoiceLineDetail) GetAmount() *Money {
 	if x != nil {
 		return x.Amount
+	}
+	return nil
+}
+
+func (x *InvoiceLineDetail) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *InvoiceLineDetail) GetEventIds() []string {
+	if x != nil {
+		return x.EventIds
 	}
 	return nil
 }
@@ -2000,7 +2033,7 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\bcurrency\x18\x06 \x01(\tR\bcurrency\x12-\n" +
 	"\x05lines\x18\a \x03(\v2\x17.billing.v1.InvoiceLineR\x05lines\x12'\n" +
 	"\x05total\x18\b \x01(\v2\x11.billing.v1.MoneyR\x05total\x12\x1a\n" +
-	"\bposition\x18\t \x01(\x04R\bposition\"\x8c\x03\n" +
+	"\bposition\x18\t \x01(\x04R\bposition\"\x9e\x03\n" +
 	"\vInvoiceLine\x12(\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x14.billing.v1.LineKindR\x04kind\x12\x16\n" +
 	"\x06vendor\x18\x02 \x01(\tR\x06vendor\x12\x1d\n" +
@@ -2014,11 +2047,14 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\vdescription\x18\t \x01(\tR\vdescription\x12)\n" +
 	"\x06amount\x18\n" +
 	" \x01(\v2\x11.billing.v1.MoneyR\x06amount\x127\n" +
-	"\adetails\x18\v \x03(\v2\x1d.billing.v1.InvoiceLineDetailR\adetails\"p\n" +
+	"\adetails\x18\v \x03(\v2\x1d.billing.v1.InvoiceLineDetailR\adetails\x12\x10\n" +
+	"\x03ban\x18\f \x01(\tR\x03ban\"\xaf\x01\n" +
 	"\x11InvoiceLineDetail\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x16\n" +
 	"\x06region\x18\x02 \x01(\tR\x06region\x12)\n" +
-	"\x06amount\x18\x03 \x01(\v2\x11.billing.v1.MoneyR\x06amount\"\x94\x01\n" +
+	"\x06amount\x18\x03 \x01(\v2\x11.billing.v1.MoneyR\x06amount\x12 \n" +
+	"\vdescription\x18\x04 \x01(\tR\vdescription\x12\x1b\n" +
+	"\tevent_ids\x18\x05 \x03(\tR\beventIds\"\x94\x01\n" +
 	"\x0eInvoiceSummary\x12\x10\n" +
 	"\x03ban\x18\x01 \x01(\tR\x03ban\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x121\n" +
