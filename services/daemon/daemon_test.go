@@ -349,7 +349,7 @@ func TestRestartKeepsInvoices(t *testing.T) {
 
 func TestMetricsAndHealth(t *testing.T) {
 	d := start(t, t.TempDir())
-	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "ledger_projection_caught_up"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "ledger_process_peak_rss_bytes"} {
 		resp, err := http.Get("http://" + d.HTTPAddr() + path)
 		if err != nil {
 			t.Fatal(err)
