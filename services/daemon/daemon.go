@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -294,6 +295,11 @@ func (d *Daemon) startHTTP() error {
 		fmt.Fprintf(w, "ready at position %d\n", pos)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
+	// Profiles, for the performance work the benchmarks call for; the
+	// listener is loopback by default.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	lis, err := net.Listen("tcp", d.cfg.HTTPListen)
 	if err != nil {
 		return fmt.Errorf("daemon: HTTP listener: %w", err)

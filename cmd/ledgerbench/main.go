@@ -1,0 +1,57 @@
+// Command ledgerbench measures a running ledgerd (services/bench) and
+// prints one table: ingestion end to end beside raw JetStream and the raw
+// store, replay beside a raw $all read, query latency and throughput, and
+// ledgerd's peak memory. Run it against a ledgerd with a fresh data
+// directory:
+//
+//	go run ./cmd/ledgerd --data-dir /tmp/bench-data &
+//	go run ./cmd/ledgerbench --records 1000000
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ledger-billing/ledger/services/bench"
+)
+
+func main() {
+	cfg := bench.Config{Progress: os.Stderr}
+	flag.StringVar(&cfg.GRPC, "grpc", "127.0.0.1:9090", "ledgerd's gRPC address")
+	flag.StringVar(&cfg.NATS, "nats", "nats://127.0.0.1:4222", "ledgerd's NATS")
+	flag.StringVar(&cfg.Eventstore, "eventstore", "esdb://127.0.0.1:2113?tls=false", "ledgerd's event store")
+	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "ledgerd's HTTP address (for /metrics)")
+	flag.IntVar(&cfg.Records, "records", 1_000_000, "usage records to ingest")
+	flag.IntVar(&cfg.Batch, "batch", 1000, "records per UsageReported message")
+	flag.IntVar(&cfg.Orgs, "orgs", 10, "organizations")
+	flag.IntVar(&cfg.AccountsPerOrg, "accounts-per-org", 1000, "accounts per organization (the first organization's BAN holds them all)")
+	flag.IntVar(&cfg.Months, "months", 12, "months the usage spreads over")
+	flag.DurationVar(&cfg.QueryDuration, "query-duration", 5*time.Second, "how long each query measurement runs")
+	levels := flag.String("concurrency", "1,16,64", "query concurrency levels")
+	flag.Parse()
+	for _, s := range strings.Split(*levels, ",") {
+		c, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || c < 1 {
+			fmt.Fprintf(os.Stderr, "ledgerbench: --concurrency %q: want numbers like 1,16,64\n", *levels)
+			os.Exit(2)
+		}
+		cfg.Concurrency = append(cfg.Concurrency, c)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	report, err := bench.Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
+		os.Exit(1)
+	}
+	if err := report.Print(os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "ledgerbench:", err)
+		os.Exit(1)
+	}
+}

@@ -1,0 +1,433 @@
+// Package bench measures a running ledgerd against the parts it is built
+// on: ingestion end to end beside the raw JetStream publish rate and the
+// raw event-store append rate of the same payloads, replay beside the raw
+// $all read rate, query latency and throughput, and memory. cmd/ledgerbench
+// runs it and prints one table.
+//
+// It feeds a synthetic history (services/synth) through NATS like a
+// metering service, and waits for the projections with min_position, so
+// "ingested" means "answered by the query service", not "published".
+//
+// Run it against a ledgerd with a fresh data directory: it closes the first
+// month of its history to query an issued invoice, and cycles close in
+// order.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
+	"github.com/google/uuid"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/ledger-billing/ledger/projections/runner"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/ingest"
+	"github.com/ledger-billing/ledger/services/synth"
+)
+
+// Config says what to measure and where.
+type Config struct {
+	GRPC, NATS, Eventstore, HTTP string
+	// Records of usage to ingest, in messages of Batch records.
+	Records, Batch int
+	// Orgs × AccountsPerOrg accounts over Months months.
+	Orgs, AccountsPerOrg, Months int
+	// QueryDuration is how long each query measurement runs.
+	QueryDuration time.Duration
+	// Concurrency levels of the query measurements.
+	Concurrency []int
+	// Progress receives a line per step; nil discards.
+	Progress io.Writer
+	Seed     uint64
+}
+
+// Report holds the figures.
+type Report struct {
+	Records, Messages int
+	PayloadBytes      int64
+
+	Ingest, RawPublish, RawAppend time.Duration
+	Replay, RawRead               time.Duration
+	StoreEvents                   int
+	ReplayRecords                 int
+
+	Queries []QueryFigure
+	PeakRSS float64 // bytes, from ledgerd's /metrics
+}
+
+// QueryFigure is one query at one concurrency.
+type QueryFigure struct {
+	Name        string
+	Concurrency int
+	Calls       int
+	P50, P99    time.Duration
+	PerSecond   float64
+}
+
+// Run measures. It stops at the first error.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	say := func(format string, args ...any) {
+		if cfg.Progress != nil {
+			fmt.Fprintf(cfg.Progress, format+"\n", args...)
+		}
+	}
+	nc, err := nats.Connect(cfg.NATS)
+	if err != nil {
+		return nil, fmt.Errorf("connect to NATS at %s: %w", cfg.NATS, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(256))
+	if err != nil {
+		return nil, err
+	}
+	log, err := eventlog.Dial(cfg.Eventstore, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	conn, err := grpc.NewClient(cfg.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	api := billingv1.NewBillingServiceClient(conn)
+
+	runID := "bench" + strconv.FormatInt(time.Now().Unix(), 36)
+	gen := synth.New(synth.Config{Seed: cfg.Seed, RunID: runID, Orgs: cfg.Orgs, AccountsPerOrg: cfg.AccountsPerOrg, Months: cfg.Months, RecordsPerMessage: cfg.Batch})
+	r := &Report{}
+
+	say("seeding %d organizations, %d accounts", cfg.Orgs, cfg.Orgs*cfg.AccountsPerOrg)
+	if err := publish(ctx, js, gen.Hierarchy()); err != nil {
+		return nil, err
+	}
+	if _, err := waitIngested(ctx, js, log); err != nil {
+		return nil, err
+	}
+
+	say("generating %d records in messages of %d", cfg.Records, cfg.Batch)
+	var payloads [][]byte
+	for r.Records < cfg.Records {
+		data, err := proto.Marshal(gen.Usage())
+		if err != nil {
+			return nil, err
+		}
+		payloads = append(payloads, data)
+		r.Records += cfg.Batch
+		r.PayloadBytes += int64(len(data))
+	}
+	r.Messages = len(payloads)
+
+	say("ingest: publishing and waiting for the projections")
+	start := time.Now()
+	if err := publishRaw(ctx, js, ingest.SubjectPrefix+"usage_reported", payloads); err != nil {
+		return nil, err
+	}
+	head, err := waitIngested(ctx, js, log)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := api.GetUsageHistory(ctx, &billingv1.GetUsageHistoryRequest{OrgId: gen.OrgID(0), FromMonth: gen.Months()[0].String(), ToMonth: gen.Months()[0].String(), MinPosition: head}); err != nil {
+		return nil, fmt.Errorf("waiting for the projections to reach %d: %w", head, err)
+	}
+	r.Ingest = time.Since(start)
+
+	say("raw JetStream: publishing the same payloads with nothing consuming")
+	if r.RawPublish, err = rawPublish(ctx, js, payloads); err != nil {
+		return nil, err
+	}
+	say("raw store: appending the same payloads")
+	if r.RawAppend, err = rawAppend(ctx, log, payloads); err != nil {
+		return nil, err
+	}
+
+	say("replay: a fresh projection runner over the store, and a raw $all read")
+	if r.Replay, err = replay(ctx, cfg.Eventstore); err != nil {
+		return nil, err
+	}
+	if r.RawRead, r.StoreEvents, err = rawRead(ctx, log); err != nil {
+		return nil, err
+	}
+
+	say("queries: closing %s to query issued documents", gen.Months()[0])
+	closeMsg := &billingv1.BillingCycleClosed{EventId: runID + "-close", Month: gen.Months()[0].String(), ClosedAt: timestamppb.Now()}
+	if err := publish(ctx, js, []proto.Message{closeMsg}); err != nil {
+		return nil, err
+	}
+	if head, err = waitIngested(ctx, js, log); err != nil {
+		return nil, err
+	}
+	inv, err := api.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String(), MinPosition: head})
+	if err != nil {
+		return nil, err
+	}
+	if inv.Invoice.Status != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED {
+		say("warning: the invoice is %s, not issued: was the ledger fresh? Query figures measure drafts", inv.Invoice.Status)
+	}
+	say("         invoice %s %s: %d lines, total %s %s", inv.Invoice.Ban, inv.Invoice.Month, len(inv.Invoice.Lines), inv.Invoice.Total.GetAmount(), inv.Invoice.Total.GetCurrency())
+	queries := []struct {
+		name string
+		call func(context.Context) error
+	}{
+		{"GetInvoice", func(ctx context.Context) error {
+			_, err := api.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String()})
+			return err
+		}},
+		{"GetUsageMonth", func(ctx context.Context) error {
+			_, err := api.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: gen.OrgID(0), Month: gen.Months()[0].String()})
+			return err
+		}},
+	}
+	for _, q := range queries {
+		for _, c := range cfg.Concurrency {
+			say("queries: %s at concurrency %d", q.name, c)
+			fig, err := measure(ctx, q.name, c, cfg.QueryDuration, q.call)
+			if err != nil {
+				return nil, err
+			}
+			r.Queries = append(r.Queries, fig)
+		}
+	}
+	r.PeakRSS, err = scrape(ctx, cfg.HTTP, "ledger_process_peak_rss_bytes")
+	if err != nil {
+		say("memory: %v", err)
+	}
+	return r, nil
+}
+
+// publish publishes input messages and waits for every acknowledgement.
+func publish(ctx context.Context, js jetstream.JetStream, msgs []proto.Message) error {
+	for _, m := range msgs {
+		subject, err := ingest.Subject(m)
+		if err != nil {
+			return err
+		}
+		data, err := proto.Marshal(m)
+		if err != nil {
+			return err
+		}
+		if _, err := js.PublishAsync(subject, data); err != nil {
+			return err
+		}
+	}
+	return waitAcks(ctx, js)
+}
+
+func publishRaw(ctx context.Context, js jetstream.JetStream, subject string, payloads [][]byte) error {
+	for _, p := range payloads {
+		if _, err := js.PublishAsync(subject, p); err != nil {
+			return err
+		}
+	}
+	return waitAcks(ctx, js)
+}
+
+func waitAcks(ctx context.Context, js jetstream.JetStream) error {
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// waitIngested waits until ledgerd's consumer has taken and acknowledged
+// everything published, and returns the store's head position then.
+func waitIngested(ctx context.Context, js jetstream.JetStream, log *eventlog.Log) (uint64, error) {
+	for {
+		cons, err := js.Consumer(ctx, ingest.StreamIn, "ledger-ingest")
+		if err != nil {
+			return 0, fmt.Errorf("ledgerd's consumer: %w", err)
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return 0, err
+		}
+		if info.NumPending == 0 && info.NumAckPending == 0 {
+			break
+		}
+		select {
+		case <-time.After(5 * time.Millisecond): // JetStream state: polled
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
+	}
+	rs, err := log.Client().ReadAll(ctx, esdb.ReadAllOptions{From: esdb.End{}, Direction: esdb.Backwards}, 1)
+	if err != nil {
+		return 0, err
+	}
+	defer rs.Close()
+	ev, err := rs.Recv()
+	if err != nil {
+		return 0, fmt.Errorf("store head: %w", err)
+	}
+	return ev.Event.Position.Commit, nil
+}
+
+// rawPublish publishes the payloads to a stream of their own with nothing
+// consuming it: the rate JetStream alone sustains.
+func rawPublish(ctx context.Context, js jetstream.JetStream, payloads [][]byte) (time.Duration, error) {
+	name := "BENCH_RAW_" + strconv.FormatInt(time.Now().UnixNano(), 36)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"bench.raw." + name}, Storage: jetstream.FileStorage}); err != nil {
+		return 0, err
+	}
+	defer js.DeleteStream(context.Background(), name)
+	start := time.Now()
+	if err := publishRaw(ctx, js, "bench.raw."+name, payloads); err != nil {
+		return 0, err
+	}
+	return time.Since(start), nil
+}
+
+// rawAppend appends the payloads to the store as ingestion does (one
+// stream each, no_stream, as many in flight as ingestion allows), but
+// with nothing else: no NATS, no decoding, no validation.
+func rawAppend(ctx context.Context, log *eventlog.Log, payloads [][]byte) (time.Duration, error) {
+	const inFlight = 32
+	prefix := "benchraw-" + strconv.FormatInt(time.Now().UnixNano(), 36) + "-"
+	var next atomic.Int64
+	var firstErr error
+	var once sync.Once
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range inFlight {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(payloads) {
+					return
+				}
+				_, err := log.Append(ctx, prefix+strconv.Itoa(i), eventlog.NoStream, eventlog.Event{ID: uuid.New(), Type: "bench.Raw", Data: payloads[i]})
+				if err != nil {
+					once.Do(func() { firstErr = err })
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start), firstErr
+}
+
+// replay times what ledgerd does at start: a projection runner following
+// the store's $all from the beginning until it has caught up.
+func replay(ctx context.Context, url string) (time.Duration, error) {
+	log, err := eventlog.Dial(url, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return 0, err
+	}
+	defer log.Close()
+	r := runner.New(log, runner.Options{})
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- r.Run(ctx) }()
+	if err := r.WaitFor(ctx, 0); err != nil {
+		return 0, err
+	}
+	took := time.Since(start)
+	cancel()
+	<-done
+	return took, nil
+}
+
+// rawRead reads all of $all through the official client.
+func rawRead(ctx context.Context, log *eventlog.Log) (time.Duration, int, error) {
+	start := time.Now()
+	rs, err := log.Client().ReadAll(ctx, esdb.ReadAllOptions{}, math.MaxInt64)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer rs.Close()
+	n := 0
+	for {
+		_, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return time.Since(start), n, nil
+		}
+		if err != nil {
+			return 0, 0, err
+		}
+		n++
+	}
+}
+
+// measure calls fn from c goroutines for d and gathers latencies.
+func measure(ctx context.Context, name string, c int, d time.Duration, fn func(context.Context) error) (QueryFigure, error) {
+	deadline := time.Now().Add(d)
+	lat := make([][]time.Duration, c)
+	errs := make(chan error, c)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range c {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				t := time.Now()
+				if err := fn(ctx); err != nil {
+					errs <- err
+					return
+				}
+				lat[w] = append(lat[w], time.Since(t))
+			}
+		})
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return QueryFigure{}, fmt.Errorf("%s: %w", name, err)
+	}
+	all := slices.Concat(lat...)
+	slices.Sort(all)
+	if len(all) == 0 {
+		return QueryFigure{}, fmt.Errorf("%s: no call completed in %s", name, d)
+	}
+	return QueryFigure{
+		Name: name, Concurrency: c, Calls: len(all),
+		P50:       all[len(all)/2],
+		P99:       all[min(len(all)-1, len(all)*99/100)],
+		PerSecond: float64(len(all)) / elapsed.Seconds(),
+	}, nil
+}
+
+// scrape reads one gauge from ledgerd's /metrics.
+func scrape(ctx context.Context, addr, metric string) (float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, metric+" "); ok {
+			return strconv.ParseFloat(strings.TrimSpace(rest), 64)
+		}
+	}
+	return 0, fmt.Errorf("%s not in ledgerd's /metrics", metric)
+}
