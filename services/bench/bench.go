@@ -182,7 +182,8 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if inv.Invoice.Status != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED {
 		say("warning: the invoice is %s, not issued: was the ledger fresh? Query figures measure drafts", inv.Invoice.Status)
 	}
-	say("         invoice %s %s: %d lines, total %s %s", inv.Invoice.Ban, inv.Invoice.Month, len(inv.Invoice.Lines), inv.Invoice.Total.GetAmount(), inv.Invoice.Total.GetCurrency())
+	say("         invoice %s %s: %d lines, total %s %s, %d bytes", inv.Invoice.Ban, inv.Invoice.Month, len(inv.Invoice.Lines),
+		inv.Invoice.Total.GetAmount(), inv.Invoice.Total.GetCurrency(), proto.Size(inv))
 	queries := []struct {
 		name string
 		call func(context.Context) error
@@ -224,7 +225,7 @@ func publish(ctx context.Context, js jetstream.JetStream, msgs []proto.Message) 
 		if err != nil {
 			return err
 		}
-		if _, err := js.PublishAsync(subject, data); err != nil {
+		if _, err := js.PublishAsync(subject, data, jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 	}
@@ -233,7 +234,7 @@ func publish(ctx context.Context, js jetstream.JetStream, msgs []proto.Message) 
 
 func publishRaw(ctx context.Context, js jetstream.JetStream, subject string, payloads [][]byte) error {
 	for _, p := range payloads {
-		if _, err := js.PublishAsync(subject, p); err != nil {
+		if _, err := js.PublishAsync(subject, p, jetstream.WithStallWait(time.Minute)); err != nil {
 			return err
 		}
 	}
@@ -270,16 +271,22 @@ func waitIngested(ctx context.Context, js jetstream.JetStream, log *eventlog.Log
 			return 0, ctx.Err()
 		}
 	}
-	rs, err := log.Client().ReadAll(ctx, esdb.ReadAllOptions{From: esdb.End{}, Direction: esdb.Backwards}, 1)
+	// The last billing event: the projections see only those (the raw
+	// appends of an earlier step are not theirs to wait for).
+	rs, err := log.Client().ReadAll(ctx, esdb.ReadAllOptions{From: esdb.End{}, Direction: esdb.Backwards}, math.MaxInt64)
 	if err != nil {
 		return 0, err
 	}
 	defer rs.Close()
-	ev, err := rs.Recv()
-	if err != nil {
-		return 0, fmt.Errorf("store head: %w", err)
+	for {
+		ev, err := rs.Recv()
+		if err != nil {
+			return 0, fmt.Errorf("store head: %w", err)
+		}
+		if strings.HasPrefix(ev.Event.EventType, runner.EventTypePrefix) {
+			return ev.Event.Position.Commit, nil
+		}
 	}
-	return ev.Event.Position.Commit, nil
 }
 
 // rawPublish publishes the payloads to a stream of their own with nothing

@@ -137,7 +137,7 @@ func (i *Ingester) Run(ctx context.Context) error {
 	}
 	backoff := newBackoff(i.cfg.RetryMax)
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(i.cfg.BatchMax, jetstream.FetchMaxWait(time.Second))
+		msgs, err := i.fetch(cons)
 		if err != nil {
 			if ctx.Err() != nil {
 				break
@@ -146,17 +146,34 @@ func (i *Ingester) Run(ctx context.Context) error {
 			backoff.wait(ctx)
 			continue
 		}
-		var msgs []jetstream.Msg
-		for msg := range batch.Messages() {
-			msgs = append(msgs, msg)
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && ctx.Err() == nil {
-			i.log.Warn("ingest: fetch ended early", "err", err, "messages", len(msgs))
-		}
 		backoff.reset()
 		i.process(ctx, msgs)
 	}
 	return nil
+}
+
+// fetch takes what is waiting, up to BatchMax, without waiting for a full
+// batch (a pull request for N messages otherwise holds until N arrive or it
+// expires); when nothing waits, it waits up to a second for one message.
+func (i *Ingester) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	collect := func(batch jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+		if err != nil {
+			return nil, err
+		}
+		var msgs []jetstream.Msg
+		for msg := range batch.Messages() {
+			msgs = append(msgs, msg)
+		}
+		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) && len(msgs) == 0 {
+			return nil, err
+		}
+		return msgs, nil
+	}
+	msgs, err := collect(cons.FetchNoWait(i.cfg.BatchMax))
+	if err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	return collect(cons.Fetch(1, jetstream.FetchMaxWait(time.Second)))
 }
 
 // process handles a batch in order. Messages between cycle events are
