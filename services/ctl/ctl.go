@@ -1,0 +1,221 @@
+// Package ctl is what ledgerctl does: the command-line client of a running
+// ledgerd (DESIGN.md section 9). cmd/ledgerctl parses the command line and
+// calls one method of Client per subcommand; everything else is here.
+//
+// A Client writes like any metering service, and reads like any invoicing
+// system. It publishes input messages through NATS JetStream on the
+// billing.in.* subjects, waiting for every publish acknowledgement (an
+// acknowledged publish is durable), and then for ledgerd itself: until its
+// ingestion consumer has acknowledged them too, which it does only once
+// each is appended to the event store or dead-lettered. Dead letters of the
+// messages it published are looked up and reported as errors, so that
+// nothing ledgerctl sends is refused silently. It reads through the gRPC
+// BillingService, and renders the answers as aligned tables or, with JSON
+// set, as protojson.
+//
+// Every event_id it publishes is derived from the content it stands for
+// (a month, a FOCUS file's rows, the demo's fixed data), so running a
+// command twice bills once.
+package ctl
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/query"
+)
+
+// Default addresses: those ledgerd listens on by default.
+const (
+	DefaultGRPC = "127.0.0.1:9090"
+	DefaultNATS = "nats://127.0.0.1:4222"
+)
+
+// Defaults for the waits of Config.
+const (
+	DefaultTimeout = 30 * time.Second
+	DefaultWait    = 2 * time.Minute
+)
+
+// Config configures a Client. The zero value talks to a ledgerd on the
+// default addresses and writes nowhere.
+type Config struct {
+	// GRPC is ledgerd's query service address; empty: DefaultGRPC.
+	GRPC string
+	// NATS is the URL of the NATS ledgerd ingests from; empty: DefaultNATS.
+	NATS string
+	// Out receives the command's result; nil discards.
+	Out io.Writer
+	// Err receives progress and notes; nil discards.
+	Err io.Writer
+	// JSON prints protojson of the responses instead of tables.
+	JSON bool
+	// Progress draws a progress bar on Err during long work; for a
+	// terminal, not for a log.
+	Progress bool
+	// Timeout bounds each query; zero: DefaultTimeout.
+	Timeout time.Duration
+	// Wait bounds how long a publishing command waits for ledgerd to
+	// ingest and reflect what it published; zero: DefaultWait.
+	Wait time.Duration
+	// Now is the time source (which months have ended); nil: time.Now.
+	Now func() time.Time
+}
+
+// Client runs ledgerctl's commands against one ledgerd. Its connections
+// are opened on first use, so a query command never needs NATS, nor a
+// publishing one gRPC until it reads.
+type Client struct {
+	cfg Config
+
+	mu   sync.Mutex
+	conn *grpc.ClientConn
+	svc  billingv1.BillingServiceClient
+	nc   *nats.Conn
+	js   jetstream.JetStream
+}
+
+// New returns a Client; Close releases its connections.
+func New(cfg Config) *Client {
+	if cfg.GRPC == "" {
+		cfg.GRPC = DefaultGRPC
+	}
+	if cfg.NATS == "" {
+		cfg.NATS = DefaultNATS
+	}
+	if cfg.Out == nil {
+		cfg.Out = io.Discard
+	}
+	if cfg.Err == nil {
+		cfg.Err = io.Discard
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Wait <= 0 {
+		cfg.Wait = DefaultWait
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Client{cfg: cfg}
+}
+
+// Close closes the connections opened so far.
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.conn != nil {
+		c.conn.Close()
+		c.conn, c.svc = nil, nil
+	}
+	if c.nc != nil {
+		c.nc.Close()
+		c.nc, c.js = nil, nil
+	}
+}
+
+// service returns the BillingService client. grpc.NewClient does not
+// connect: an unreachable ledgerd shows up as the first call's UNAVAILABLE,
+// which call turns into ErrUnreachable.
+func (c *Client) service() (billingv1.BillingServiceClient, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.svc != nil {
+		return c.svc, nil
+	}
+	conn, err := grpc.NewClient(c.cfg.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		return nil, fmt.Errorf("ctl: --grpc %q: %w", c.cfg.GRPC, err)
+	}
+	c.conn, c.svc = conn, billingv1.NewBillingServiceClient(conn)
+	return c.svc, nil
+}
+
+// jetStream connects to NATS on first use.
+func (c *Client) jetStream() (jetstream.JetStream, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.js != nil {
+		return c.js, nil
+	}
+	// No reconnect loop: a command either gets its acknowledgements or
+	// says why not; retrying is the person's call.
+	nc, err := nats.Connect(c.cfg.NATS, nats.Name("ledgerctl"), nats.Timeout(5*time.Second), nats.NoReconnect())
+	if err != nil {
+		return nil, &UnreachableError{What: "NATS", Addr: c.cfg.NATS, Err: err}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("ctl: JetStream at %s: %w", c.cfg.NATS, err)
+	}
+	c.nc, c.js = nc, js
+	return js, nil
+}
+
+// call runs one query with the Client's timeout, and turns its error into
+// what a person should read: ErrUnreachable when nothing answers, else the
+// domain error the server mapped (query.FromStatus), whose message is the
+// server's sentence naming the field at fault.
+func call[Req, Resp any](ctx context.Context, c *Client, rpc func(billingv1.BillingServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
+	var zero Resp
+	svc, err := c.service()
+	if err != nil {
+		return zero, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	defer cancel()
+	resp, err := rpc(svc, ctx, req)
+	if err != nil {
+		return zero, c.queryError(err)
+	}
+	return resp, nil
+}
+
+// queryError classifies a failed call. The service's own UNAVAILABLE
+// (projections replaying) carries an ErrorInfo that FromStatus recognizes;
+// a bare UNAVAILABLE is gRPC failing to connect.
+func (c *Client) queryError(err error) error {
+	domain := query.FromStatus(err)
+	if domain != err {
+		return &QueryError{Err: domain}
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.Unavailable:
+			return &UnreachableError{What: "ledgerd", Addr: c.cfg.GRPC, Err: err}
+		case codes.DeadlineExceeded:
+			return fmt.Errorf("ledgerd at %s did not answer within %s (--timeout): %w", c.cfg.GRPC, c.cfg.Timeout, err)
+		}
+	}
+	return &QueryError{Err: err}
+}
+
+// codeName writes a gRPC code as the protocol spells it (NOT_FOUND), which
+// is how DESIGN.md and the proto comments name them.
+func codeName(c codes.Code) string {
+	names := map[codes.Code]string{
+		codes.Canceled: "CANCELLED", codes.Unknown: "UNKNOWN", codes.InvalidArgument: "INVALID_ARGUMENT",
+		codes.DeadlineExceeded: "DEADLINE_EXCEEDED", codes.NotFound: "NOT_FOUND", codes.AlreadyExists: "ALREADY_EXISTS",
+		codes.PermissionDenied: "PERMISSION_DENIED", codes.ResourceExhausted: "RESOURCE_EXHAUSTED",
+		codes.FailedPrecondition: "FAILED_PRECONDITION", codes.Aborted: "ABORTED", codes.OutOfRange: "OUT_OF_RANGE",
+		codes.Unimplemented: "UNIMPLEMENTED", codes.Internal: "INTERNAL", codes.Unavailable: "UNAVAILABLE",
+		codes.DataLoss: "DATA_LOSS", codes.Unauthenticated: "UNAUTHENTICATED",
+	}
+	if n, ok := names[c]; ok {
+		return n
+	}
+	return c.String()
+}
