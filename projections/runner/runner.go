@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
@@ -77,23 +78,55 @@ func New(log *eventlog.Log, opts Options) *Runner {
 }
 
 // Run follows the log until ctx ends.
+//
+// Decoding and applying are two stages: the subscription's goroutine
+// receives and decodes the next events while another applies the ones
+// before, in order, so a replay uses both of a small machine's cores.
 func (r *Runner) Run(ctx context.Context) error {
 	start := time.Now()
-	err := r.log.Follow(ctx, eventlog.FollowOptions{TypePrefix: EventTypePrefix}, func(d eventlog.Delivery) error {
-		if d.Event != nil {
-			r.apply(d.Event)
+	decoded := make(chan decodedDelivery, decodedQueueLen)
+	applied := make(chan struct{})
+	go func() {
+		defer close(applied)
+		for d := range decoded {
+			if d.event != nil {
+				r.apply(d.event, d.msg, d.err)
+			}
+			r.advance(d.pos, d.caughtUp, start)
 		}
-		r.advance(d.Position, d.CaughtUp, start)
-		return nil
+	}()
+	err := r.log.Follow(ctx, eventlog.FollowOptions{TypePrefix: EventTypePrefix}, func(d eventlog.Delivery) error {
+		dd := decodedDelivery{event: d.Event, pos: d.Position, caughtUp: d.CaughtUp}
+		if d.Event != nil {
+			dd.msg, dd.err = billing.Decode(d.Event.Type, d.Event.Data)
+		}
+		select {
+		case decoded <- dd:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 	})
+	close(decoded)
+	<-applied
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
 	return err
 }
 
-func (r *Runner) apply(ev *eventlog.Recorded) {
-	msg, err := billing.Decode(ev.Type, ev.Data)
+// decodedQueueLen bounds the events decoded ahead of the one applied.
+const decodedQueueLen = 64
+
+type decodedDelivery struct {
+	event    *eventlog.Recorded
+	msg      proto.Message
+	err      error // of decoding
+	pos      uint64
+	caughtUp bool
+}
+
+func (r *Runner) apply(ev *eventlog.Recorded, msg proto.Message, err error) {
 	if err != nil {
 		// Stored, so never lost; but no rule can use it. Ingestion validates
 		// everything it appends, so this is someone else's write.
