@@ -103,7 +103,7 @@ func TestDemo(t *testing.T) {
 		{"BAN-1002", "2025-01", map[string]string{
 			"CHARGES " + analytics + " 2025-01": "200.00", "CHARGES " + ml + " 2025-01": "100.00",
 			"INTER_CUSTOMER_ADJUSTMENT " + analytics + " 2025-01": "100.00",
-			"INTRA_ORG_ADJUSTMENT " + analytics + " 2025-01": "-6.00", "INTRA_ORG_ADJUSTMENT " + ml + " 2025-01": "-2.00",
+			"INTRA_ORG_ADJUSTMENT " + analytics + " 2025-01":      "-6.00", "INTRA_ORG_ADJUSTMENT " + ml + " 2025-01": "-2.00",
 		}},
 		{"BAN-2001", "2025-01", map[string]string{
 			"CHARGES " + globex + " 2025-01": "75.00", "INTER_CUSTOMER_ADJUSTMENT " + globex + " 2025-01": "50.00",
