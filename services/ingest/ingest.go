@@ -57,7 +57,7 @@ type Config struct {
 	Consumer string
 	// BatchMax bounds the messages fetched at once; default 256.
 	BatchMax int
-	// InFlightMax bounds concurrent appends within a batch; default 32.
+	// InFlightMax bounds the messages handled at once; default 32.
 	InFlightMax int
 	// RetryMax bounds the wait between retries of a store outage; default 5 s.
 	RetryMax time.Duration
@@ -68,6 +68,9 @@ type Ingester struct {
 	cfg     Config
 	log     *slog.Logger
 	lastPos atomic.Uint64 // highest $all position this ingester appended
+
+	slots    chan struct{}  // one per handler in flight
+	inFlight sync.WaitGroup // the handlers in flight
 }
 
 // New returns an Ingester; Run starts it.
@@ -87,7 +90,7 @@ func New(cfg Config) *Ingester {
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 5 * time.Second
 	}
-	return &Ingester{cfg: cfg, log: cfg.Logger}
+	return &Ingester{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.InFlightMax)}
 }
 
 // Setup creates BILLING_IN, BILLING_DLQ and BILLING_OUT where absent, with
@@ -147,8 +150,9 @@ func (i *Ingester) Run(ctx context.Context) error {
 			continue
 		}
 		backoff.reset()
-		i.process(ctx, msgs)
+		i.dispatch(ctx, msgs)
 	}
+	i.inFlight.Wait()
 	return nil
 }
 
@@ -176,41 +180,30 @@ func (i *Ingester) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 	return collect(cons.Fetch(1, jetstream.FetchMaxWait(time.Second)))
 }
 
-// process handles a batch in order. Messages between cycle events are
-// appended concurrently, so their appends share the store's syncs; a cycle
-// event waits for everything before it, because it closes a month over
-// exactly the events already appended.
-func (i *Ingester) process(ctx context.Context, msgs []jetstream.Msg) {
-	var wave []jetstream.Msg
+// dispatch hands messages, in the order fetched, to at most InFlightMax
+// concurrent handlers, so their appends share the store's syncs and the
+// next fetch need not wait for the slowest of a batch. A cycle event waits
+// for everything before it, because it closes a month over exactly the
+// events already appended.
+func (i *Ingester) dispatch(ctx context.Context, msgs []jetstream.Msg) {
 	for _, msg := range msgs {
 		if isCycleSubject(msg.Subject()) {
-			i.concurrently(ctx, wave)
-			wave = wave[:0]
+			i.inFlight.Wait()
 			i.handle(ctx, msg)
 			continue
 		}
-		wave = append(wave, msg)
+		i.slots <- struct{}{}
+		i.inFlight.Go(func() {
+			defer func() { <-i.slots }()
+			i.handle(ctx, msg)
+		})
 	}
-	i.concurrently(ctx, wave)
 }
 
 func isCycleSubject(subject string) bool {
 	token, _ := strings.CutPrefix(subject, SubjectPrefix)
 	k, ok := kindByToken[token]
 	return ok && k.byMonth
-}
-
-func (i *Ingester) concurrently(ctx context.Context, msgs []jetstream.Msg) {
-	sem := make(chan struct{}, i.cfg.InFlightMax)
-	var wg sync.WaitGroup
-	for _, msg := range msgs {
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			i.handle(ctx, msg)
-		})
-	}
-	wg.Wait()
 }
 
 // handle takes one message to its end: appended and acknowledged, or
