@@ -137,6 +137,9 @@ func (p *publication) await(ctx context.Context, progress func(done, total int))
 	var floor uint64
 	var lastErr error
 	err := poll(ctx, func(ctx context.Context) (bool, error) {
+		if p.c.nc.IsClosed() {
+			return false, &UnreachableError{What: "NATS", Addr: p.c.cfg.NATS, Err: nats.ErrConnectionClosed}
+		}
 		cons, err := p.js.Consumer(ctx, ingest.StreamIn, ingestConsumer)
 		if err != nil {
 			// ledgerd creates its consumer when it starts: keep looking.
