@@ -69,17 +69,14 @@ type reportedError struct{ code int }
 
 func (e *reportedError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 
-// options are the flags every command takes, before or after its name.
-type options struct {
-	cfg ctl.Config
-}
-
-func (o *options) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.cfg.GRPC, "grpc", o.cfg.GRPC, "ledgerd's gRPC query address (env LEDGERCTL_GRPC)")
-	fs.StringVar(&o.cfg.NATS, "nats", o.cfg.NATS, "NATS URL ledgerd ingests from (env LEDGERCTL_NATS)")
-	fs.BoolVar(&o.cfg.JSON, "json", o.cfg.JSON, "print JSON (protojson of the responses) instead of tables")
-	fs.DurationVar(&o.cfg.Timeout, "timeout", o.cfg.Timeout, "bound on each query")
-	fs.DurationVar(&o.cfg.Wait, "wait", o.cfg.Wait, "bound on waiting for ledgerd to ingest what a command publishes")
+// common defines the flags every command takes, before or after its name,
+// on cfg.
+func common(fs *flag.FlagSet, cfg *ctl.Config) {
+	fs.StringVar(&cfg.GRPC, "grpc", cfg.GRPC, "ledgerd's gRPC query address (env LEDGERCTL_GRPC)")
+	fs.StringVar(&cfg.NATS, "nats", cfg.NATS, "NATS URL ledgerd ingests from (env LEDGERCTL_NATS)")
+	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print JSON (protojson of the responses) instead of tables")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each query")
+	fs.DurationVar(&cfg.Wait, "wait", cfg.Wait, "bound on waiting for ledgerd to ingest what a command publishes")
 }
 
 // command is one subcommand: its words ("invoice get"), a synopsis of its
@@ -170,15 +167,15 @@ var commands = []command{
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	opts := &options{cfg: ctl.Config{
+	cfg := ctl.Config{
 		GRPC:    envOr("LEDGERCTL_GRPC", ctl.DefaultGRPC),
 		NATS:    envOr("LEDGERCTL_NATS", ctl.DefaultNATS),
 		Timeout: ctl.DefaultTimeout,
 		Wait:    ctl.DefaultWait,
-	}}
+	}
 	global := flag.NewFlagSet("ledgerctl", flag.ContinueOnError)
 	global.SetOutput(stderr)
-	opts.register(global)
+	common(global, &cfg)
 	global.Usage = func() { usage(stderr, global) }
 	if err := global.Parse(args); err != nil {
 		return parseError(err)
@@ -194,7 +191,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("ledgerctl "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	action := cmd.flags(fs)
-	opts.register(fs)
+	common(fs, &cfg)
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: ledgerctl %s %s\n\n%s.\n\nFlags:\n", cmd.name, cmd.args, capitalize(cmd.about))
 		fs.PrintDefaults()
@@ -209,9 +206,9 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(positional) > cmd.positional {
 		return ctl.Usagef("%s: unexpected argument %q", cmd.name, positional[cmd.positional])
 	}
-	opts.cfg.Out, opts.cfg.Err = stdout, stderr
-	opts.cfg.Progress = isTerminal(stderr)
-	c := ctl.New(opts.cfg)
+	cfg.Out, cfg.Err = stdout, stderr
+	cfg.Progress = isTerminal(stderr)
+	c := ctl.New(cfg)
 	defer c.Close()
 	return action(ctx, c, positional)
 }
