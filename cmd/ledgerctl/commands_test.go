@@ -8,12 +8,15 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/ctl"
+	"github.com/ledger-billing/ledger/services/ingest"
 )
 
 // TestQueryCommands runs every query command on the demo, as a table
@@ -320,6 +323,26 @@ func TestUnreachable(t *testing.T) {
 		r := ctlEnv(ctx, "--nats", ns.ClientURL(), "cycle", "close", "2025-01")
 		if r.code != 1 || !strings.HasPrefix(r.stderr, "ledgerctl: NATS at "+ns.ClientURL()+" has no JetStream stream BILLING_DLQ: is ledgerd running against this NATS?") {
 			t.Errorf("exit %d, stderr %q", r.code, r.stderr)
+		}
+
+		// With ledgerd's streams but no ledgerd consuming them, the
+		// publish is acknowledged and the wait for ledgerd runs out.
+		nc, err := nats.Connect(ns.ClientURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ingest.Setup(ctx, js, 1); err != nil {
+			t.Fatal(err)
+		}
+		r = ctlEnv(ctx, "--nats", ns.ClientURL(), "--wait", "200ms", "cycle", "close", "2025-01")
+		want := "ledgerctl: ledgerd has not ingested the messages: waited 200ms (--wait) and consumer ledger-ingest of BILLING_IN: "
+		if r.code != 1 || !strings.HasPrefix(r.stderr, want) || !strings.HasSuffix(r.stderr, "is ledgerd running against "+ns.ClientURL()+"?\n") {
+			t.Errorf("exit %d, stderr %q; want it to start %q", r.code, r.stderr, want)
 		}
 	})
 }

@@ -248,7 +248,7 @@ func (c *Client) awaitIssued(ctx context.Context, ban, month string) error {
 			// A ledger whose first close came later than the demo's
 			// months bills them as updates of a later month: the demo's
 			// invoices cannot be issued there.
-			return false, fmt.Errorf("the demo's invoices cannot be issued in this ledger, whose billing cycles closed after %s: %w; start ledgerd with an empty --data-dir", month, err)
+			return false, fmt.Errorf("the demo's invoices cannot be issued in this ledger, whose billing cycles closed after %s (start ledgerd with an empty --data-dir): %w", month, err)
 		case errors.Is(err, ErrUnreachable):
 			return false, err
 		case err != nil:
@@ -259,7 +259,7 @@ func (c *Client) awaitIssued(ctx context.Context, ban, month string) error {
 		return resp.GetInvoice().GetStatus() == billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED, nil
 	})
 	if err != nil && ctx.Err() != nil {
-		return fmt.Errorf("%w: waited %s (--wait) for invoice %s %s to be issued: %v", ErrNotIngested, c.cfg.Wait, ban, month, last)
+		return notIngested("ledgerd has not issued invoice %s %s: waited %s (--wait); last: %v", ban, month, c.cfg.Wait, last)
 	}
 	return err
 }

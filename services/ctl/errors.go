@@ -27,17 +27,24 @@ var (
 // Usagef returns an error matching ErrUsage whose message is the sentence
 // given, for command lines that cannot run as written.
 func Usagef(format string, args ...any) error {
-	return &usageError{msg: fmt.Sprintf(format, args...)}
+	return &sentence{msg: fmt.Sprintf(format, args...), kind: ErrUsage}
 }
 
 func usage(format string, args ...any) error { return Usagef(format, args...) }
 
-type usageError struct{ msg string }
-
-func (e *usageError) Error() string { return e.msg }
-func (e *usageError) Is(target error) bool {
-	return target == ErrUsage
+func notIngested(format string, args ...any) error {
+	return &sentence{msg: fmt.Sprintf(format, args...), kind: ErrNotIngested}
 }
+
+// sentence is an error for people: its message is a sentence of its own,
+// without the sentinel's package prefix, and errors.Is matches the kind.
+type sentence struct {
+	msg  string
+	kind error
+}
+
+func (e *sentence) Error() string        { return e.msg }
+func (e *sentence) Is(target error) bool { return target == e.kind }
 
 // UnreachableError says that ledgerd, or the NATS it ingests from, did not
 // answer at an address.

@@ -168,7 +168,7 @@ func (p *publication) await(ctx context.Context, progress func(done, total int))
 			if lastErr != nil {
 				why = fmt.Sprintf("consumer %s of BILLING_IN: %v", ingestConsumer, lastErr)
 			}
-			return fmt.Errorf("%w: waited %s (--wait) and %s; is ledgerd running against %s?", ErrNotIngested, p.c.cfg.Wait, why, p.c.cfg.NATS)
+			return notIngested("ledgerd has not ingested the messages: waited %s (--wait) and %s; is ledgerd running against %s?", p.c.cfg.Wait, why, p.c.cfg.NATS)
 		}
 		return err
 	}
