@@ -38,6 +38,7 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 // reached through the generated client.
 type rig struct {
 	log    *eventlog.Log
+	svc    *query.Service
 	conn   *grpc.ClientConn
 	client billingv1.BillingServiceClient
 	cancel context.CancelFunc // stops the runner, turns health NOT_SERVING
@@ -53,7 +54,7 @@ type rigOptions struct {
 	paused bool
 }
 
-func newRig(t *testing.T, opts rigOptions) *rig {
+func newRig(t testing.TB, opts rigOptions) *rig {
 	t.Helper()
 	st, err := eventstore.Open(eventstore.Config{Dir: t.TempDir()})
 	if err != nil {
@@ -102,6 +103,7 @@ func newRig(t *testing.T, opts rigOptions) *rig {
 	if opts.waitMax > 0 {
 		svc.SetWaitMax(opts.waitMax)
 	}
+	r.svc = svc
 	srv := query.NewServer(ctx, svc)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -139,7 +141,7 @@ var categories = map[protoreflect.FullName]string{
 
 // append stores msg as ingestion would, giving it an event_id if it has
 // none, and returns its $all position.
-func (r *rig) append(t *testing.T, msg proto.Message) uint64 {
+func (r *rig) append(t testing.TB, msg proto.Message) uint64 {
 	t.Helper()
 	m := msg.ProtoReflect()
 	name := m.Descriptor().FullName()
@@ -171,7 +173,7 @@ func (r *rig) append(t *testing.T, msg proto.Message) uint64 {
 
 // callCtx bounds every call of the tests: a hang fails in seconds, not at
 // the test binary's timeout.
-func callCtx(t *testing.T) context.Context {
+func callCtx(t testing.TB) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	t.Cleanup(cancel)

@@ -22,7 +22,15 @@ import (
 // reports NOT_SERVING again, so that balancers drain the server before the
 // caller's GracefulStop; ctx also bounds the goroutine that watches the
 // runner. opts go to grpc.NewServer.
+//
+// The server encodes the responses of issued invoices and frozen usage
+// months from the service's cache (frozenCodec): interceptors in opts may
+// read those responses but must not modify their messages, which are
+// shared by every call that asks for the same document.
 func NewServer(ctx context.Context, svc *Service, opts ...grpc.ServerOption) *grpc.Server {
+	// The frozen codec comes first, so that a caller's own codec wins; the
+	// answers stay the same without it, only slower to encode.
+	opts = append([]grpc.ServerOption{grpc.ForceServerCodecV2(newFrozenCodec(svc.frozen))}, opts...)
 	srv := grpc.NewServer(opts...)
 	billingv1.RegisterBillingServiceServer(srv, svc)
 	reflection.Register(srv)

@@ -28,6 +28,9 @@ type Service struct {
 	runner  *runner.Runner
 	logger  *slog.Logger
 	waitMax time.Duration
+	// frozen holds the converted and encoded issued documents; see
+	// frozenCache.
+	frozen *frozenCache
 }
 
 // New returns the service answering from r, which the caller runs. A nil
@@ -36,7 +39,7 @@ func New(r *runner.Runner, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{runner: r, logger: logger, waitMax: waitMax}
+	return &Service{runner: r, logger: logger, waitMax: waitMax, frozen: newFrozenCache(cacheBytesMax)}
 }
 
 // request is what every request of the service has.
@@ -103,19 +106,42 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 	m, err := parseMonth("month", req.GetMonth())
 	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetInvoiceResponse{}
+	var issued *billing.Invoice
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		inv, err := p.Invoice(req.GetBan(), m)
 		if err != nil {
 			return err
 		}
+		// An invoice without lines costs less to convert than to hold,
+		// and one of a BAN named after the close is made anew each call.
+		if inv.Status == billing.Issued && len(inv.Lines) > 0 {
+			issued = inv
+			return nil
+		}
+		// A draft is the projection's answer of this position only.
 		resp.Invoice = invoiceProto(inv)
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
+	if issued != nil {
+		// Issued invoices are frozen, so this may run after the read
+		// lock: a miss's conversion holds up no event.
+		resp.Invoice = s.issuedInvoice(issued)
+	}
 	resp.Position = pos
 	return resp, nil
+}
+
+// issuedInvoice returns the message of an issued invoice, from the frozen
+// cache or converted and put there.
+func (s *Service) issuedInvoice(inv *billing.Invoice) *billingv1.Invoice {
+	k := cacheKey{id: inv.BAN, month: inv.Month, view: inv.View}
+	if f := s.frozen.get(k); f != nil && f.docs[0] == inv {
+		return f.msg.(*billingv1.Invoice)
+	}
+	return s.frozen.put(k, []*billing.Invoice{inv}, invoiceProto(inv)).(*billingv1.Invoice)
 }
 
 // ListInvoices summarizes the invoices of a BAN over a range of months.
@@ -195,16 +221,34 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	view, err := parseView(req.GetView())
 	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetUsageMonthResponse{}
+	k := cacheKey{usage: true, id: req.GetOrgId(), month: m, view: view}
+	var frozen *billing.UsageMonth
+	var docs []*billing.Invoice
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		// A held month stands for an organization that exists and a view
+		// that is available for good, so it answers before any error.
+		if f := s.frozen.get(k); f != nil && f.current(p) {
+			resp.Month = f.msg.(*billingv1.UsageMonth)
+			return nil
+		}
 		u, err := p.UsageMonth(req.GetOrgId(), m, view)
 		if err != nil {
 			return err
+		}
+		if docs = usageDocs(p, u); docs != nil {
+			frozen = u
+			return nil
 		}
 		resp.Month = usageMonthProto(u)
 		return nil
 	})
 	if err != nil {
 		return nil, err
+	}
+	if frozen != nil {
+		// u is the call's own, its lines copies of frozen documents' and
+		// their details those documents': safe to read after the lock.
+		resp.Month = s.frozen.put(k, docs, usageMonthProto(frozen)).(*billingv1.UsageMonth)
 	}
 	resp.Position = pos
 	return resp, nil

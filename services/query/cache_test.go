@@ -1,0 +1,183 @@
+package query_test
+
+import (
+	"bytes"
+	"context"
+	"testing"
+
+	"google.golang.org/protobuf/proto"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/query"
+)
+
+// encode returns the bytes the server writes for resp.
+func encode(t *testing.T, svc *query.Service, resp proto.Message) []byte {
+	t.Helper()
+	data, err := svc.Codec().Marshal(resp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer data.Free()
+	return data.Materialize()
+}
+
+// TestFrozenCache checks that the issued documents answered from the
+// frozen cache are, to the byte, what converting and marshalling them
+// gives; that drafts are never held, and change with every event; and that
+// the cache keeps to its bound.
+func TestFrozenCache(t *testing.T) {
+	r := newRig(t, rigOptions{})
+	last := history(t, r)
+	ctx := callCtx(t)
+	svc := r.svc
+	vendor := billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE
+
+	calls := []struct {
+		name   string
+		frozen bool
+		call   func(ctx context.Context) (proto.Message, proto.Message, error) // the response and its document
+	}{
+		{"invoice BAN-100 2018-01", true, func(ctx context.Context) (proto.Message, proto.Message, error) {
+			resp, err := svc.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01", MinPosition: last})
+			return resp, resp.GetInvoice(), err
+		}},
+		{"invoice BAN-JP 2018-01", true, func(ctx context.Context) (proto.Message, proto.Message, error) {
+			resp, err := svc.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-JP", Month: "2018-01", MinPosition: last})
+			return resp, resp.GetInvoice(), err
+		}},
+		{"usage month acme 2018-01", true, func(ctx context.Context) (proto.Message, proto.Message, error) {
+			resp, err := svc.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", MinPosition: last})
+			return resp, resp.GetMonth(), err
+		}},
+		{"usage month acme 2018-01 vendor", true, func(ctx context.Context) (proto.Message, proto.Message, error) {
+			resp, err := svc.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: vendor, MinPosition: last})
+			return resp, resp.GetMonth(), err
+		}},
+		{"draft BAN-100 2018-02", false, func(ctx context.Context) (proto.Message, proto.Message, error) {
+			resp, err := svc.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-02", MinPosition: last})
+			return resp, resp.GetInvoice(), err
+		}},
+		{"draft usage month acme 2018-02", false, func(ctx context.Context) (proto.Message, proto.Message, error) {
+			resp, err := svc.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-02", MinPosition: last})
+			return resp, resp.GetMonth(), err
+		}},
+	}
+
+	// Uncached: nothing is held, and the codec is gRPC's proto codec.
+	svc.SetCacheMax(0)
+	want := make([][]byte, len(calls))
+	wantDocs := make([]proto.Message, len(calls))
+	for i, c := range calls {
+		resp, doc, err := c.call(ctx)
+		wantDocs[i] = doc
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		want[i] = encode(t, svc, resp)
+		if std, err := proto.Marshal(resp); err != nil || !bytes.Equal(want[i], std) {
+			t.Fatalf("%s: uncached encoding differs from proto.Marshal (%v)", c.name, err)
+		}
+	}
+	if n, _ := svc.CacheLen(); n != 0 {
+		t.Fatalf("cache of 0 bytes holds %d entries", n)
+	}
+
+	svc.SetCacheMax(1 << 20)
+	for i, c := range calls {
+		t.Run(c.name, func(t *testing.T) {
+			// The first call puts, the second reads the cache.
+			first, firstDoc, err := c.call(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp, doc, err := c.call(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shared := doc == firstDoc; shared != c.frozen {
+				t.Errorf("two calls share their document: %v, want %v", shared, c.frozen)
+			}
+			if !proto.Equal(first, resp) {
+				t.Errorf("second call differs from the first")
+			}
+			if got := encode(t, svc, resp); !bytes.Equal(got, want[i]) {
+				t.Errorf("encoded %d bytes differ from the %d uncached ones", len(got), len(want[i]))
+			}
+			// The cache's bytes followed by the position are proto.Marshal's.
+			if std, err := proto.Marshal(resp); err != nil || !bytes.Equal(encode(t, svc, resp), std) {
+				t.Errorf("encoding differs from proto.Marshal (%v)", err)
+			}
+		})
+	}
+	if n, size := svc.CacheLen(); n != 4 || size > 1<<20 {
+		t.Errorf("cache holds %d entries, %d bytes; want the 4 frozen documents, within 1 MiB", n, size)
+	}
+
+	// Over the wire, through the server's codec, the same answers with
+	// the client's own position.
+	for _, c := range calls {
+		want, _, err := c.call(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got proto.Message
+		switch req := want.(type) {
+		case *billingv1.GetInvoiceResponse:
+			inv := req.GetInvoice()
+			got, err = r.client.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: inv.GetBan(), Month: inv.GetMonth(), MinPosition: last})
+		case *billingv1.GetUsageMonthResponse:
+			m := req.GetMonth()
+			got, err = r.client.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: m.GetOrgId(), Month: m.GetMonth(), View: m.GetView(), MinPosition: last})
+		}
+		if err != nil || !proto.Equal(got, want) {
+			t.Errorf("%s over the wire: %v, %v; want %v", c.name, got, err, want)
+		}
+	}
+
+	// A draft answers with the event just appended, and its usage month
+	// too: nothing of the month was held.
+	feb := r.append(t, usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2018-02-20T00:00:00Z", "1.00", "USD")))
+	draft, err := r.client.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-02", MinPosition: feb})
+	if err != nil || draft.GetInvoice().GetStatus() != billingv1.InvoiceStatus_INVOICE_STATUS_DRAFT || amountOf(draft.GetInvoice().GetTotal()) != "10.00 USD" {
+		t.Errorf("draft after 1.00 more usage: %v, %v; want a draft of 10.00 USD", draft.GetInvoice().GetTotal(), err)
+	}
+	month, err := r.client.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-02", MinPosition: feb})
+	if err != nil || amountOf(month.GetMonth().GetTotal()) != "10.00 USD" {
+		t.Errorf("usage month after 1.00 more usage: %v, %v; want 10.00 USD", month.GetMonth().GetTotal(), err)
+	}
+	if n, _ := svc.CacheLen(); n != 4 {
+		t.Errorf("cache holds %d entries after the draft calls, want 4", n)
+	}
+
+	// Once February closes, its invoice is issued and held, and equal to
+	// the last draft but for status, issue time and position.
+	closed := r.append(t, closeCycle("2018-02", "2018-03-01T00:00:00Z"))
+	issued, err := r.client.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-02", MinPosition: closed})
+	if err != nil || issued.GetInvoice().GetStatus() != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED || amountOf(issued.GetInvoice().GetTotal()) != "10.00 USD" {
+		t.Errorf("invoice after the close: %v, %v; want issued, 10.00 USD", issued.GetInvoice(), err)
+	}
+	if n, _ := svc.CacheLen(); n != 5 {
+		t.Errorf("cache holds %d entries after the close, want 5", n)
+	}
+
+	// A bound of one large entry keeps one: each put evicts the other.
+	_, size := svc.CacheLen()
+	svc.SetCacheMax(size / 5 * 2)
+	for range 2 {
+		for i, c := range calls[:4] {
+			resp, doc, err := c.call(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// The position has moved on since want: compare the document,
+			// and the encoding with proto.Marshal's.
+			if std, err := proto.Marshal(resp); err != nil || !bytes.Equal(encode(t, svc, resp), std) || !proto.Equal(doc, wantDocs[i]) {
+				t.Errorf("%s: answer differs from the uncached one under eviction (%v)", c.name, err)
+			}
+			if n, held := svc.CacheLen(); held > size/5*2 || n == 0 {
+				t.Fatalf("cache of %d bytes holds %d entries of %d bytes", size/5*2, n, held)
+			}
+		}
+	}
+}
