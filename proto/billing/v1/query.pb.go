@@ -568,6 +568,7 @@ type InvoiceLineDetail struct {
 	// order (usage reports, vendor reconciliations, RI benefit reports and
 	// purchases). On an update line, the events behind the updated figure;
 	// if the figure went away entirely, those behind what was billed.
+	// Sent only to a request that sets include_lineage; empty otherwise.
 	EventIds      []string `protobuf:"bytes,5,rep,name=event_ids,json=eventIds,proto3" json:"event_ids,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1131,9 +1132,15 @@ type GetInvoiceRequest struct {
 	// The month, YYYY-MM.
 	Month string `protobuf:"bytes,2,opt,name=month,proto3" json:"month,omitempty"`
 	// Answer only once the projections have passed this $all position.
-	MinPosition   uint64 `protobuf:"varint,3,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MinPosition uint64 `protobuf:"varint,3,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	// Whether the details carry their lineage. False (the default): every
+	// InvoiceLineDetail's event_ids is empty, which keeps the answer to the
+	// figures a downstream invoicing run needs (the lineage of a large
+	// invoice is most of its size). True: each detail lists the event_id of
+	// every message behind its amount, for an audit.
+	IncludeLineage bool `protobuf:"varint,4,opt,name=include_lineage,json=includeLineage,proto3" json:"include_lineage,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetInvoiceRequest) Reset() {
@@ -1185,6 +1192,13 @@ func (x *GetInvoiceRequest) GetMinPosition() uint64 {
 		return x.MinPosition
 	}
 	return 0
+}
+
+func (x *GetInvoiceRequest) GetIncludeLineage() bool {
+	if x != nil {
+		return x.IncludeLineage
+	}
+	return false
 }
 
 // GetInvoiceResponse carries the invoice.
@@ -1519,9 +1533,12 @@ type GetUsageMonthRequest struct {
 	// view of a month not yet finalized is FAILED_PRECONDITION.
 	View BillingView `protobuf:"varint,3,opt,name=view,proto3,enum=billing.v1.BillingView" json:"view,omitempty"`
 	// Answer only once the projections have passed this $all position.
-	MinPosition   uint64 `protobuf:"varint,4,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MinPosition uint64 `protobuf:"varint,4,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	// Whether the details carry their lineage: as GetInvoiceRequest's
+	// include_lineage, empty event_ids unless true.
+	IncludeLineage bool `protobuf:"varint,5,opt,name=include_lineage,json=includeLineage,proto3" json:"include_lineage,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *GetUsageMonthRequest) Reset() {
@@ -1580,6 +1597,13 @@ func (x *GetUsageMonthRequest) GetMinPosition() uint64 {
 		return x.MinPosition
 	}
 	return 0
+}
+
+func (x *GetUsageMonthRequest) GetIncludeLineage() bool {
+	if x != nil {
+		return x.IncludeLineage
+	}
+	return false
 }
 
 // GetUsageMonthResponse carries the organization's month.
@@ -2092,11 +2116,12 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\x05month\x18\x04 \x01(\tR\x05month\x12)\n" +
 	"\x06amount\x18\x05 \x01(\v2\x11.billing.v1.MoneyR\x06amount\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x19\n" +
-	"\bevent_id\x18\a \x01(\tR\aeventId\"^\n" +
+	"\bevent_id\x18\a \x01(\tR\aeventId\"\x87\x01\n" +
 	"\x11GetInvoiceRequest\x12\x10\n" +
 	"\x03ban\x18\x01 \x01(\tR\x03ban\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12!\n" +
-	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\"_\n" +
+	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\x12'\n" +
+	"\x0finclude_lineage\x18\x04 \x01(\bR\x0eincludeLineage\"_\n" +
 	"\x12GetInvoiceResponse\x12-\n" +
 	"\ainvoice\x18\x01 \x01(\v2\x13.billing.v1.InvoiceR\ainvoice\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\"\x84\x01\n" +
@@ -2118,12 +2143,13 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\fmin_position\x18\x05 \x01(\x04R\vminPosition\"l\n" +
 	"\x17GetUsageHistoryResponse\x125\n" +
 	"\x06months\x18\x01 \x03(\v2\x1d.billing.v1.UsageHistoryMonthR\x06months\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\x93\x01\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"\xbc\x01\n" +
 	"\x14GetUsageMonthRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12+\n" +
 	"\x04view\x18\x03 \x01(\x0e2\x17.billing.v1.BillingViewR\x04view\x12!\n" +
-	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\"a\n" +
+	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\x12'\n" +
+	"\x0finclude_lineage\x18\x05 \x01(\bR\x0eincludeLineage\"a\n" +
 	"\x15GetUsageMonthResponse\x12,\n" +
 	"\x05month\x18\x01 \x01(\v2\x16.billing.v1.UsageMonthR\x05month\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\"\xaf\x01\n" +
