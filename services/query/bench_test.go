@@ -66,6 +66,8 @@ func bigHistory(tb testing.TB, r *rig) uint64 {
 // lines): "handler" is what the server spends on a call, the handler and
 // the encoding of its response, without a network; "grpc" is a client's
 // whole call over loopback, 16 at a time as in ledgerbench's figures.
+// The calls leave include_lineage unset, as invoicing runs do; "lineage"
+// is the same call with it, as an audit makes it.
 func BenchmarkIssuedInvoice(b *testing.B) {
 	r := newRig(b, rigOptions{})
 	bigHistory(b, r)
@@ -74,6 +76,7 @@ func BenchmarkIssuedInvoice(b *testing.B) {
 	invReq := &billingv1.GetInvoiceRequest{Ban: "BAN-BIG", Month: "2018-01"}
 	usageReq := &billingv1.GetUsageMonthRequest{OrgId: "big", Month: "2018-01"}
 	draftReq := &billingv1.GetInvoiceRequest{Ban: "BAN-BIG", Month: "2018-02"}
+	lineageReq := &billingv1.GetInvoiceRequest{Ban: "BAN-BIG", Month: "2018-01", IncludeLineage: true}
 
 	handler := func(call func() (any, error)) func(*testing.B) {
 		return func(b *testing.B) {
@@ -97,6 +100,7 @@ func BenchmarkIssuedInvoice(b *testing.B) {
 	b.Run("GetInvoice/handler", handler(func() (any, error) { return r.svc.GetInvoice(ctx, invReq) }))
 	b.Run("GetUsageMonth/handler", handler(func() (any, error) { return r.svc.GetUsageMonth(ctx, usageReq) }))
 	b.Run("GetInvoice/draft/handler", handler(func() (any, error) { return r.svc.GetInvoice(ctx, draftReq) }))
+	b.Run("GetInvoice/lineage/handler", handler(func() (any, error) { return r.svc.GetInvoice(ctx, lineageReq) }))
 
 	parallel := func(call func() error) func(*testing.B) {
 		return func(b *testing.B) {
@@ -129,6 +133,7 @@ func BenchmarkIssuedInvoice(b *testing.B) {
 	}
 	b.Run("GetInvoice/grpc", parallel(func() error { _, err := r.client.GetInvoice(ctx, invReq); return err }))
 	b.Run("GetUsageMonth/grpc", parallel(func() error { _, err := r.client.GetUsageMonth(ctx, usageReq); return err }))
+	b.Run("GetInvoice/lineage/grpc", parallel(func() error { _, err := r.client.GetInvoice(ctx, lineageReq); return err }))
 
 	// The same calls with a cache that holds nothing: every call converts
 	// and marshals, as before the cache.
@@ -136,4 +141,5 @@ func BenchmarkIssuedInvoice(b *testing.B) {
 	b.Run("GetInvoice/uncached/handler", handler(func() (any, error) { return r.svc.GetInvoice(ctx, invReq) }))
 	b.Run("GetUsageMonth/uncached/handler", handler(func() (any, error) { return r.svc.GetUsageMonth(ctx, usageReq) }))
 	b.Run("GetInvoice/uncached/grpc", parallel(func() error { _, err := r.client.GetInvoice(ctx, invReq); return err }))
+	b.Run("GetInvoice/lineage/uncached/handler", handler(func() (any, error) { return r.svc.GetInvoice(ctx, lineageReq) }))
 }

@@ -2,7 +2,6 @@ package query_test
 
 import (
 	"bytes"
-	"context"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
@@ -24,8 +23,9 @@ func encode(t *testing.T, svc *query.Service, resp proto.Message) []byte {
 
 // TestFrozenCache checks that the issued documents answered from the
 // frozen cache are, to the byte, what converting and marshalling them
-// gives; that drafts are never held, and change with every event; and that
-// the cache keeps to its bound.
+// gives, in both forms (with and without lineage), and that neither form is
+// ever answered for the other; that drafts are never held, and change with
+// every event; and that the cache keeps to its bound.
 func TestFrozenCache(t *testing.T) {
 	r := newRig(t, rigOptions{})
 	last := history(t, r)
@@ -36,32 +36,46 @@ func TestFrozenCache(t *testing.T) {
 	calls := []struct {
 		name   string
 		frozen bool
-		call   func(ctx context.Context) (proto.Message, proto.Message, error) // the response and its document
+		inv    *billingv1.GetInvoiceRequest // or
+		um     *billingv1.GetUsageMonthRequest
 	}{
-		{"invoice BAN-100 2018-01", true, func(ctx context.Context) (proto.Message, proto.Message, error) {
-			resp, err := svc.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01", MinPosition: last})
+		{name: "invoice BAN-100 2018-01", frozen: true, inv: &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01", MinPosition: last}},
+		{name: "invoice BAN-100 2018-01 lineage", frozen: true, inv: &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01", MinPosition: last, IncludeLineage: true}},
+		{name: "invoice BAN-JP 2018-01", frozen: true, inv: &billingv1.GetInvoiceRequest{Ban: "BAN-JP", Month: "2018-01", MinPosition: last}},
+		{name: "usage month acme 2018-01", frozen: true, um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", MinPosition: last}},
+		{name: "usage month acme 2018-01 vendor", frozen: true, um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: vendor, MinPosition: last}},
+		{name: "usage month acme 2018-01 vendor lineage", frozen: true, um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: vendor, MinPosition: last, IncludeLineage: true}},
+		{name: "draft BAN-100 2018-02", inv: &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-02", MinPosition: last}},
+		{name: "draft BAN-100 2018-02 lineage", inv: &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-02", MinPosition: last, IncludeLineage: true}},
+		{name: "draft usage month acme 2018-02", um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-02", MinPosition: last}},
+	}
+	const frozenCalls = 6
+	// call makes a call of the table, to the service, or (client set)
+	// over the wire through the server's codec, and returns the response
+	// and its document.
+	call := func(i int, client billingv1.BillingServiceClient) (proto.Message, proto.Message, error) {
+		c := calls[i]
+		if c.inv != nil {
+			var resp *billingv1.GetInvoiceResponse
+			var err error
+			if client != nil {
+				resp, err = client.GetInvoice(ctx, c.inv)
+			} else {
+				resp, err = svc.GetInvoice(ctx, c.inv)
+			}
 			return resp, resp.GetInvoice(), err
-		}},
-		{"invoice BAN-JP 2018-01", true, func(ctx context.Context) (proto.Message, proto.Message, error) {
-			resp, err := svc.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-JP", Month: "2018-01", MinPosition: last})
-			return resp, resp.GetInvoice(), err
-		}},
-		{"usage month acme 2018-01", true, func(ctx context.Context) (proto.Message, proto.Message, error) {
-			resp, err := svc.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", MinPosition: last})
-			return resp, resp.GetMonth(), err
-		}},
-		{"usage month acme 2018-01 vendor", true, func(ctx context.Context) (proto.Message, proto.Message, error) {
-			resp, err := svc.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: vendor, MinPosition: last})
-			return resp, resp.GetMonth(), err
-		}},
-		{"draft BAN-100 2018-02", false, func(ctx context.Context) (proto.Message, proto.Message, error) {
-			resp, err := svc.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-02", MinPosition: last})
-			return resp, resp.GetInvoice(), err
-		}},
-		{"draft usage month acme 2018-02", false, func(ctx context.Context) (proto.Message, proto.Message, error) {
-			resp, err := svc.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-02", MinPosition: last})
-			return resp, resp.GetMonth(), err
-		}},
+		}
+		var resp *billingv1.GetUsageMonthResponse
+		var err error
+		if client != nil {
+			resp, err = client.GetUsageMonth(ctx, c.um)
+		} else {
+			resp, err = svc.GetUsageMonth(ctx, c.um)
+		}
+		return resp, resp.GetMonth(), err
+	}
+	lineage := func(i int) bool {
+		return calls[i].inv.GetIncludeLineage() || calls[i].um.GetIncludeLineage()
 	}
 
 	// Uncached: nothing is held, and the codec is gRPC's proto codec.
@@ -69,7 +83,7 @@ func TestFrozenCache(t *testing.T) {
 	want := make([][]byte, len(calls))
 	wantDocs := make([]proto.Message, len(calls))
 	for i, c := range calls {
-		resp, doc, err := c.call(ctx)
+		resp, doc, err := call(i, nil)
 		wantDocs[i] = doc
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
@@ -84,16 +98,24 @@ func TestFrozenCache(t *testing.T) {
 	}
 
 	svc.SetCacheMax(1 << 20)
+	var entryMax int64 // the size of the largest entry
 	for i, c := range calls {
 		t.Run(c.name, func(t *testing.T) {
 			// The first call puts, the second reads the cache.
-			first, firstDoc, err := c.call(ctx)
+			_, before := svc.CacheLen()
+			first, firstDoc, err := call(i, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
-			resp, doc, err := c.call(ctx)
+			_, after := svc.CacheLen()
+			entryMax = max(entryMax, after-before)
+			resp, doc, err := call(i, nil)
 			if err != nil {
 				t.Fatal(err)
+			}
+			// The form asked for, whichever form was put before.
+			if ids := lineageOf(doc); (len(ids) > 0) != lineage(i) {
+				t.Errorf("include_lineage %v answered with event_ids %q", lineage(i), ids)
 			}
 			if shared := doc == firstDoc; shared != c.frozen {
 				t.Errorf("two calls share their document: %v, want %v", shared, c.frozen)
@@ -110,26 +132,22 @@ func TestFrozenCache(t *testing.T) {
 			}
 		})
 	}
-	if n, size := svc.CacheLen(); n != 4 || size > 1<<20 {
-		t.Errorf("cache holds %d entries, %d bytes; want the 4 frozen documents, within 1 MiB", n, size)
+	if n, size := svc.CacheLen(); n != frozenCalls || size > 1<<20 {
+		t.Errorf("cache holds %d entries, %d bytes; want the %d frozen documents, within 1 MiB", n, size, frozenCalls)
 	}
+	// Each form is the other but for the lineage.
+	wantWithoutLineage(t, wantDocs[0], wantDocs[1])
+	wantWithoutLineage(t, wantDocs[4], wantDocs[5])
+	wantWithoutLineage(t, wantDocs[6], wantDocs[7])
 
 	// Over the wire, through the server's codec, the same answers with
 	// the client's own position.
-	for _, c := range calls {
-		want, _, err := c.call(ctx)
+	for i, c := range calls {
+		want, _, err := call(i, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got proto.Message
-		switch req := want.(type) {
-		case *billingv1.GetInvoiceResponse:
-			inv := req.GetInvoice()
-			got, err = r.client.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: inv.GetBan(), Month: inv.GetMonth(), MinPosition: last})
-		case *billingv1.GetUsageMonthResponse:
-			m := req.GetMonth()
-			got, err = r.client.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: m.GetOrgId(), Month: m.GetMonth(), View: m.GetView(), MinPosition: last})
-		}
+		got, _, err := call(i, r.client)
 		if err != nil || !proto.Equal(got, want) {
 			t.Errorf("%s over the wire: %v, %v; want %v", c.name, got, err, want)
 		}
@@ -146,8 +164,8 @@ func TestFrozenCache(t *testing.T) {
 	if err != nil || amountOf(month.GetMonth().GetTotal()) != "10.00 USD" {
 		t.Errorf("usage month after 1.00 more usage: %v, %v; want 10.00 USD", month.GetMonth().GetTotal(), err)
 	}
-	if n, _ := svc.CacheLen(); n != 4 {
-		t.Errorf("cache holds %d entries after the draft calls, want 4", n)
+	if n, _ := svc.CacheLen(); n != frozenCalls {
+		t.Errorf("cache holds %d entries after the draft calls, want %d", n, frozenCalls)
 	}
 
 	// Once February closes, its invoice is issued and held, and equal to
@@ -157,16 +175,17 @@ func TestFrozenCache(t *testing.T) {
 	if err != nil || issued.GetInvoice().GetStatus() != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED || amountOf(issued.GetInvoice().GetTotal()) != "10.00 USD" {
 		t.Errorf("invoice after the close: %v, %v; want issued, 10.00 USD", issued.GetInvoice(), err)
 	}
-	if n, _ := svc.CacheLen(); n != 5 {
-		t.Errorf("cache holds %d entries after the close, want 5", n)
+	if n, _ := svc.CacheLen(); n != frozenCalls+1 {
+		t.Errorf("cache holds %d entries after the close, want %d", n, frozenCalls+1)
 	}
 
-	// A bound of one large entry keeps one: each put evicts the other.
-	_, size := svc.CacheLen()
-	svc.SetCacheMax(size / 5 * 2)
+	// A bound of one and a half of the largest entry keeps one or two:
+	// puts evict.
+	bound := entryMax * 3 / 2
+	svc.SetCacheMax(bound)
 	for range 2 {
-		for i, c := range calls[:4] {
-			resp, doc, err := c.call(ctx)
+		for i, c := range calls[:frozenCalls] {
+			resp, doc, err := call(i, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -175,8 +194,8 @@ func TestFrozenCache(t *testing.T) {
 			if std, err := proto.Marshal(resp); err != nil || !bytes.Equal(encode(t, svc, resp), std) || !proto.Equal(doc, wantDocs[i]) {
 				t.Errorf("%s: answer differs from the uncached one under eviction (%v)", c.name, err)
 			}
-			if n, held := svc.CacheLen(); held > size/5*2 || n == 0 {
-				t.Fatalf("cache of %d bytes holds %d entries of %d bytes", size/5*2, n, held)
+			if n, held := svc.CacheLen(); held > bound || n == 0 {
+				t.Fatalf("cache of %d bytes holds %d entries of %d bytes", bound, n, held)
 			}
 		}
 	}

@@ -112,14 +112,16 @@ func amount(x *apd.Decimal, c money.Currency) *billingv1.Money {
 	return &billingv1.Money{Amount: money.Format(x, c), Currency: c.Code()}
 }
 
-func invoiceProto(inv *billing.Invoice) *billingv1.Invoice {
+// invoiceProto converts an invoice; lineage says whether its details carry
+// their event_ids (a request's include_lineage).
+func invoiceProto(inv *billing.Invoice, lineage bool) *billingv1.Invoice {
 	out := &billingv1.Invoice{
 		Ban:      inv.BAN,
 		OrgId:    inv.OrgID,
 		Month:    inv.Month.String(),
 		Status:   statuses[inv.Status],
 		Currency: inv.Currency.Code(),
-		Lines:    linesProto(inv.Lines, inv.Currency),
+		Lines:    linesProto(inv.Lines, inv.Currency, lineage),
 		Total:    amount(&inv.Total, inv.Currency),
 		Position: inv.Position,
 	}
@@ -129,7 +131,7 @@ func invoiceProto(inv *billing.Invoice) *billingv1.Invoice {
 	return out
 }
 
-func linesProto(lines []billing.Line, c money.Currency) []*billingv1.InvoiceLine {
+func linesProto(lines []billing.Line, c money.Currency, lineage bool) []*billingv1.InvoiceLine {
 	out := make([]*billingv1.InvoiceLine, len(lines))
 	for i := range lines {
 		l := &lines[i]
@@ -149,27 +151,30 @@ func linesProto(lines []billing.Line, c money.Currency) []*billingv1.InvoiceLine
 		}
 		for j := range l.Details {
 			d := &l.Details[j]
-			pl.Details[j] = &billingv1.InvoiceLineDetail{
+			pd := &billingv1.InvoiceLineDetail{
 				Service:     d.Service,
 				Region:      d.Region,
 				Amount:      amount(&d.Amount, c),
 				Description: d.Description,
+			}
+			if lineage {
 				// The projection's documents are shared and frozen; the
 				// message owns its own copy.
-				EventIds: slices.Clone(d.EventIDs),
+				pd.EventIds = slices.Clone(d.EventIDs)
 			}
+			pl.Details[j] = pd
 		}
 		out[i] = pl
 	}
 	return out
 }
 
-func usageMonthProto(u *billing.UsageMonth) *billingv1.UsageMonth {
+func usageMonthProto(u *billing.UsageMonth, lineage bool) *billingv1.UsageMonth {
 	return &billingv1.UsageMonth{
 		OrgId: u.OrgID,
 		Month: u.Month.String(),
 		View:  viewNames[u.View],
-		Lines: linesProto(u.Lines, u.Currency),
+		Lines: linesProto(u.Lines, u.Currency, lineage),
 		Total: amount(&u.Total, u.Currency),
 	}
 }

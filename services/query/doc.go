@@ -9,9 +9,12 @@
 // request, waits until the runner has passed the request's min_position
 // (read-your-writes), asks the projection under the runner's read lock, and
 // converts the domain documents to protobuf, amounts rendered with exactly
-// their currency's minor-unit digits. Its only state is a bounded cache of
-// the frozen documents (issued invoices, finalized vendor views) already
-// converted and encoded, which changes how fast it answers, never what: any
+// their currency's minor-unit digits, and the details' lineage (event_ids)
+// only for a request that sets include_lineage: audits want it, invoicing
+// runs do not, and on a large invoice it is most of the answer. Its only
+// state is a bounded cache of the frozen documents (issued invoices,
+// finalized vendor views) already converted and encoded, in each form
+// asked for, which changes how fast it answers, never what: any
 // number of ledgerd query replicas answer alike at the same position.
 //
 // ledgerd wires it as:

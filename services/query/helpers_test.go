@@ -301,3 +301,47 @@ func wantStatus(t *testing.T, err error, code codes.Code, reason, msg string) {
 // amountOf returns a Money as "amount currency", for failure messages that
 // read like the invoice.
 func amountOf(m *billingv1.Money) string { return m.GetAmount() + " " + m.GetCurrency() }
+
+// linesOf returns the lines of a document: an Invoice or a UsageMonth.
+func linesOf(doc proto.Message) []*billingv1.InvoiceLine {
+	switch d := doc.(type) {
+	case *billingv1.Invoice:
+		return d.GetLines()
+	case *billingv1.UsageMonth:
+		return d.GetLines()
+	}
+	return nil
+}
+
+// lineageOf returns the event_ids of every detail of a document, in order.
+func lineageOf(doc proto.Message) []string {
+	var ids []string
+	for _, l := range linesOf(doc) {
+		for _, d := range l.GetDetails() {
+			ids = append(ids, d.GetEventIds()...)
+		}
+	}
+	return ids
+}
+
+// wantWithoutLineage checks that plain, the answer without
+// include_lineage, has no event_ids and is otherwise withLineage, the
+// answer with it, which has some.
+func wantWithoutLineage(t *testing.T, plain, withLineage proto.Message) {
+	t.Helper()
+	if ids := lineageOf(plain); len(ids) != 0 {
+		t.Errorf("without include_lineage, the details carry event_ids %q", ids)
+	}
+	if len(lineageOf(withLineage)) == 0 {
+		t.Errorf("with include_lineage, the details carry no event_ids")
+	}
+	stripped := proto.Clone(withLineage)
+	for _, l := range linesOf(stripped) {
+		for _, d := range l.GetDetails() {
+			d.EventIds = nil
+		}
+	}
+	if !proto.Equal(plain, stripped) {
+		t.Errorf("without include_lineage:\n%v\nwant, as with it but for the event_ids:\n%v", plain, stripped)
+	}
+}

@@ -149,11 +149,12 @@ func TestBillingService(t *testing.T) {
 				golden(t, tc.golden, resp)
 			})
 		}
-		// The worked example's update line, exactly.
-		resp, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01"})
+		// The worked example's update line, exactly, with its lineage.
+		resp, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01", IncludeLineage: true})
 		if err != nil {
 			t.Fatal(err)
 		}
+		golden(t, "invoice_BAN-100_2018-01_lineage", resp)
 		var update *billingv1.InvoiceLine
 		for _, l := range resp.GetInvoice().GetLines() {
 			if l.GetKind() == billingv1.LineKind_LINE_KIND_PREVIOUS_MONTH_UPDATE {
@@ -173,6 +174,12 @@ func TestBillingService(t *testing.T) {
 		if got := resp.GetInvoice().GetIssuedAt().AsTime(); !got.Equal(time.Date(2018, 2, 1, 0, 0, 0, 0, time.UTC)) {
 			t.Errorf("issued_at = %v, want 2018-02-01T00:00:00Z", got)
 		}
+		// Without include_lineage, the same invoice but for the event_ids.
+		plain, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantWithoutLineage(t, plain.GetInvoice(), resp.GetInvoice())
 	})
 
 	t.Run("ListInvoices", func(t *testing.T) {
@@ -220,7 +227,7 @@ func TestBillingService(t *testing.T) {
 				golden(t, tc.golden, resp)
 			})
 		}
-		resp, err := c.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE})
+		resp, err := c.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE, IncludeLineage: true})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,6 +245,11 @@ func TestBillingService(t *testing.T) {
 			!slices.Equal(d[0].GetEventIds(), []string{"recon-2018-01"}) {
 			t.Errorf("post-bill update details = %v, want the vendor reconciliation recon-2018-01", d)
 		}
+		plain, err := c.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantWithoutLineage(t, plain.GetMonth(), resp.GetMonth())
 	})
 
 	t.Run("GetUsageHistory", func(t *testing.T) {

@@ -100,11 +100,13 @@ func (s *Service) wait(ctx context.Context, minPos uint64) error {
 	return &positionError{err: ErrNotReached, want: minPos, pos: pos}
 }
 
-// GetInvoice returns the invoice of a BAN for a month.
+// GetInvoice returns the invoice of a BAN for a month, its details with
+// their lineage only if the request sets include_lineage.
 func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceRequest) (*billingv1.GetInvoiceResponse, error) {
 	invalid := required("ban", req.GetBan())
 	m, err := parseMonth("month", req.GetMonth())
 	invalid = cmp.Or(invalid, err)
+	lineage := req.GetIncludeLineage()
 	resp := &billingv1.GetInvoiceResponse{}
 	var issued *billing.Invoice
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
@@ -119,7 +121,7 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 			return nil
 		}
 		// A draft is the projection's answer of this position only.
-		resp.Invoice = invoiceProto(inv)
+		resp.Invoice = invoiceProto(inv, lineage)
 		return nil
 	})
 	if err != nil {
@@ -128,20 +130,20 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 	if issued != nil {
 		// Issued invoices are frozen, so this may run after the read
 		// lock: a miss's conversion holds up no event.
-		resp.Invoice = s.issuedInvoice(issued)
+		resp.Invoice = s.issuedInvoice(issued, lineage)
 	}
 	resp.Position = pos
 	return resp, nil
 }
 
-// issuedInvoice returns the message of an issued invoice, from the frozen
-// cache or converted and put there.
-func (s *Service) issuedInvoice(inv *billing.Invoice) *billingv1.Invoice {
-	k := cacheKey{id: inv.BAN, month: inv.Month, view: inv.View}
+// issuedInvoice returns the message of an issued invoice, with or without
+// its lineage, from the frozen cache or converted and put there.
+func (s *Service) issuedInvoice(inv *billing.Invoice, lineage bool) *billingv1.Invoice {
+	k := cacheKey{id: inv.BAN, month: inv.Month, view: inv.View, lineage: lineage}
 	if f := s.frozen.get(k); f != nil && f.docs[0] == inv {
 		return f.msg.(*billingv1.Invoice)
 	}
-	return s.frozen.put(k, []*billing.Invoice{inv}, invoiceProto(inv)).(*billingv1.Invoice)
+	return s.frozen.put(k, []*billing.Invoice{inv}, invoiceProto(inv, lineage)).(*billingv1.Invoice)
 }
 
 // ListInvoices summarizes the invoices of a BAN over a range of months.
@@ -211,7 +213,8 @@ func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHi
 }
 
 // GetUsageMonth returns the lines of all of an organization's BANs for a
-// month. In the vendor cycle view, a month not yet finalized is
+// month, their details with their lineage only if the request sets
+// include_lineage. In the vendor cycle view, a month not yet finalized is
 // FAILED_PRECONDITION saying from when, from the projection's
 // *billing.NotFinalizedError.
 func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMonthRequest) (*billingv1.GetUsageMonthResponse, error) {
@@ -221,7 +224,8 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	view, err := parseView(req.GetView())
 	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.GetUsageMonthResponse{}
-	k := cacheKey{usage: true, id: req.GetOrgId(), month: m, view: view}
+	lineage := req.GetIncludeLineage()
+	k := cacheKey{usage: true, id: req.GetOrgId(), month: m, view: view, lineage: lineage}
 	var frozen *billing.UsageMonth
 	var docs []*billing.Invoice
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
@@ -239,7 +243,7 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 			frozen = u
 			return nil
 		}
-		resp.Month = usageMonthProto(u)
+		resp.Month = usageMonthProto(u, lineage)
 		return nil
 	})
 	if err != nil {
@@ -248,7 +252,7 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	if frozen != nil {
 		// u is the call's own, its lines copies of frozen documents' and
 		// their details those documents': safe to read after the lock.
-		resp.Month = s.frozen.put(k, docs, usageMonthProto(frozen)).(*billingv1.UsageMonth)
+		resp.Month = s.frozen.put(k, docs, usageMonthProto(frozen, lineage)).(*billingv1.UsageMonth)
 	}
 	resp.Position = pos
 	return resp, nil
