@@ -5,9 +5,9 @@
 //	ledgerctl demo
 //	ledgerctl import focus FILE --org ID [--register]
 //	ledgerctl cycle close|finalize YYYY-MM
-//	ledgerctl invoice get --ban BAN --month YYYY-MM [--view billing|vendor]
+//	ledgerctl invoice get --ban BAN --month YYYY-MM [--view billing|vendor] [--lineage]
 //	ledgerctl invoice list --ban BAN [--from YYYY-MM] [--to YYYY-MM]
-//	ledgerctl usage --org ID [--month YYYY-MM | --from YYYY-MM --to YYYY-MM] [--view billing|vendor]
+//	ledgerctl usage --org ID [--month YYYY-MM [--lineage] | --from YYYY-MM --to YYYY-MM] [--view billing|vendor]
 //	ledgerctl dashboard --org ID [--cost-center ID] [--from YYYY-MM] [--to YYYY-MM]
 //	ledgerctl adjustments --org ID --month YYYY-MM [--kind inter|intra]
 //	ledgerctl exceptions [--org ID]
@@ -112,12 +112,15 @@ var commands = []command{
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
 			return func(ctx context.Context, c *ctl.Client, args []string) error { return c.FinalizeCycle(ctx, args[0]) }
 		}},
-	{name: "invoice get", args: "--ban BAN --month YYYY-MM [--view billing|vendor]", about: "show an invoice, or its vendor cycle view",
+	{name: "invoice get", args: "--ban BAN --month YYYY-MM [--view billing|vendor] [--lineage]", about: "show an invoice, or its vendor cycle view",
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
 			ban := fs.String("ban", "", "Billing Account Number (required)")
 			month := fs.String("month", "", "month, YYYY-MM (required)")
 			view := fs.String("view", "billing", "billing (the invoice) or vendor (the vendor cycle view)")
-			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.Invoice(ctx, *ban, *month, *view) }
+			lineage := fs.Bool("lineage", false, "also show the lineage: the event_id of every message behind each detail")
+			return func(ctx context.Context, c *ctl.Client, _ []string) error {
+				return c.Invoice(ctx, *ban, *month, *view, *lineage)
+			}
 		}},
 	{name: "invoice list", args: "--ban BAN [--from YYYY-MM] [--to YYYY-MM]", about: "list the invoices of a BAN (default: the last 12 months)",
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
@@ -126,7 +129,7 @@ var commands = []command{
 			to := fs.String("to", "", "last month, YYYY-MM")
 			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.Invoices(ctx, *ban, *from, *to) }
 		}},
-	{name: "usage", args: "--org ID [--month YYYY-MM | --from YYYY-MM --to YYYY-MM] [--view billing|vendor]",
+	{name: "usage", args: "--org ID [--month YYYY-MM [--lineage] | --from YYYY-MM --to YYYY-MM] [--view billing|vendor]",
 		about: "show an organization's lines for a month, or its totals per month",
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
 			org := fs.String("org", "", "organization (required)")
@@ -134,8 +137,9 @@ var commands = []command{
 			from := fs.String("from", "", "first month, YYYY-MM: totals per month")
 			to := fs.String("to", "", "last month, YYYY-MM: totals per month")
 			view := fs.String("view", "billing", "billing or vendor")
+			lineage := fs.Bool("lineage", false, "with --month, also show the lineage: the event_id of every message behind each detail")
 			return func(ctx context.Context, c *ctl.Client, _ []string) error {
-				return c.Usage(ctx, *org, *month, *from, *to, *view)
+				return c.Usage(ctx, *org, *month, *from, *to, *view, *lineage)
 			}
 		}},
 	{name: "dashboard", args: "--org ID [--cost-center ID] [--from YYYY-MM] [--to YYYY-MM]",

@@ -91,8 +91,9 @@ func required(flag, value string) error {
 }
 
 // Invoice prints the invoice of ban for month: with view "vendor", its
-// vendor billing cycle view.
-func (c *Client) Invoice(ctx context.Context, ban, monthText, view string) error {
+// vendor billing cycle view. With lineage, it asks for the details'
+// lineage (include_lineage) and lists each detail's event_ids under it.
+func (c *Client) Invoice(ctx context.Context, ban, monthText, view string, lineage bool) error {
 	if err := required("ban", ban); err != nil {
 		return err
 	}
@@ -103,12 +104,12 @@ func (c *Client) Invoice(ctx context.Context, ban, monthText, view string) error
 	if err != nil {
 		return err
 	}
-	resp, err := call(ctx, c, billingv1.BillingServiceClient.GetInvoice, &billingv1.GetInvoiceRequest{Ban: ban, Month: monthText})
+	resp, err := call(ctx, c, billingv1.BillingServiceClient.GetInvoice, &billingv1.GetInvoiceRequest{Ban: ban, Month: monthText, IncludeLineage: lineage})
 	if err != nil {
 		return err
 	}
 	if v == billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE {
-		if resp, err = c.vendorInvoice(ctx, resp.GetInvoice()); err != nil {
+		if resp, err = c.vendorInvoice(ctx, resp.GetInvoice(), lineage); err != nil {
 			return err
 		}
 	}
@@ -122,7 +123,7 @@ func (c *Client) Invoice(ctx context.Context, ban, monthText, view string) error
 	}
 	fmt.Fprintf(c.cfg.Out, "%s %s %s: %s\n", title, inv.GetBan(), inv.GetMonth(), invoiceState(inv, v))
 	fmt.Fprintf(c.cfg.Out, "Organization %s, amounts in %s.\n\n", inv.GetOrgId(), inv.GetCurrency())
-	return writeLines(c.cfg.Out, inv.GetLines(), inv.GetTotal(), false)
+	return writeLines(c.cfg.Out, inv.GetLines(), inv.GetTotal(), false, lineage)
 }
 
 func invoiceState(inv *billingv1.Invoice, v billingv1.BillingView) string {
@@ -139,9 +140,9 @@ func invoiceState(inv *billingv1.Invoice, v billingv1.BillingView) string {
 // vendorInvoice builds the vendor billing cycle view of one BAN from its
 // organization's, whose lines each name their BAN: GetInvoice has no view
 // of its own.
-func (c *Client) vendorInvoice(ctx context.Context, inv *billingv1.Invoice) (*billingv1.GetInvoiceResponse, error) {
+func (c *Client) vendorInvoice(ctx context.Context, inv *billingv1.Invoice, lineage bool) (*billingv1.GetInvoiceResponse, error) {
 	um, err := call(ctx, c, billingv1.BillingServiceClient.GetUsageMonth, &billingv1.GetUsageMonthRequest{
-		OrgId: inv.GetOrgId(), Month: inv.GetMonth(), View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE,
+		OrgId: inv.GetOrgId(), Month: inv.GetMonth(), View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE, IncludeLineage: lineage,
 	})
 	if err != nil {
 		return nil, err
@@ -191,8 +192,10 @@ func (c *Client) Invoices(ctx context.Context, ban, from, to string) error {
 }
 
 // Usage prints an organization's usage: with a month, its lines across
-// all the organization's BANs; else its total per month of a range.
-func (c *Client) Usage(ctx context.Context, org, monthText, from, to, view string) error {
+// all the organization's BANs (with lineage, each detail's event_ids under
+// it, as Invoice); else its total per month of a range, which has no
+// details, so lineage is for a month only.
+func (c *Client) Usage(ctx context.Context, org, monthText, from, to, view string, lineage bool) error {
 	if err := required("org", org); err != nil {
 		return err
 	}
@@ -203,11 +206,14 @@ func (c *Client) Usage(ctx context.Context, org, monthText, from, to, view strin
 	if monthText != "" && (from != "" || to != "") {
 		return usage("give either --month or --from/--to, not both")
 	}
+	if lineage && monthText == "" {
+		return usage("--lineage needs --month: totals per month have no details")
+	}
 	if monthText != "" {
 		if _, _, err := month("month", monthText, true); err != nil {
 			return err
 		}
-		resp, err := call(ctx, c, billingv1.BillingServiceClient.GetUsageMonth, &billingv1.GetUsageMonthRequest{OrgId: org, Month: monthText, View: v})
+		resp, err := call(ctx, c, billingv1.BillingServiceClient.GetUsageMonth, &billingv1.GetUsageMonthRequest{OrgId: org, Month: monthText, View: v, IncludeLineage: lineage})
 		if err != nil {
 			return err
 		}
@@ -216,7 +222,7 @@ func (c *Client) Usage(ctx context.Context, org, monthText, from, to, view strin
 		}
 		um := resp.GetMonth()
 		fmt.Fprintf(c.cfg.Out, "Usage of %s in %s, %s view.\n\n", um.GetOrgId(), um.GetMonth(), viewName(um.GetView()))
-		return writeLines(c.cfg.Out, um.GetLines(), um.GetTotal(), true)
+		return writeLines(c.cfg.Out, um.GetLines(), um.GetTotal(), true, lineage)
 	}
 	from, to, err = c.monthRange(from, to)
 	if err != nil {

@@ -1,6 +1,7 @@
 package ctl
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -49,7 +50,8 @@ func (t *table) write(w io.Writer) error {
 			}
 		}
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var out bytes.Buffer
+	tw := tabwriter.NewWriter(&out, 0, 0, 2, ' ', 0)
 	for _, row := range append([][]string{t.header}, t.rows...) {
 		cells := make([]string, len(row))
 		for i, cell := range row {
@@ -58,11 +60,23 @@ func (t *table) write(w io.Writer) error {
 			}
 			cells[i] = cell
 		}
-		// A line's last cell is not part of a column for tabwriter, and
-		// trailing blanks would only be noise.
-		fmt.Fprintln(tw, strings.TrimRight(strings.Join(cells, "\t"), " \t"))
+		// Every cell is written, empty ones too: tabwriter's columns are
+		// runs of lines with a cell there, so a row ending early (a
+		// lineage row under a detail) would align the rows below it
+		// apart from those above.
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// Trailing blanks, the padding of empty last cells, would only be
+	// noise.
+	for line := range strings.Lines(out.String()) {
+		if _, err := io.WriteString(w, strings.TrimRight(line, " \n")+"\n"); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // jsonOptions is how responses print with --json: protojson with the
@@ -132,8 +146,11 @@ func exceptionName(k billingv1.ExceptionKind) string {
 
 // writeLines writes invoice lines, each followed by its details (service,
 // region, amount) indented under it, and a total. withBAN adds the BAN of
-// each line, for documents spanning an organization's BANs.
-func writeLines(w io.Writer, lines []*billingv1.InvoiceLine, total *billingv1.Money, withBAN bool) error {
+// each line, for documents spanning an organization's BANs. lineage adds,
+// under each detail, one row per event_id behind it, indented further:
+// one per row, because an audit follows them one at a time and greps for
+// them, and a detail may have many.
+func writeLines(w io.Writer, lines []*billingv1.InvoiceLine, total *billingv1.Money, withBAN, lineage bool) error {
 	header := []string{"VENDOR", "ACCOUNT", "NAME", "COST CENTER", "MONTH", "DESCRIPTION", "DETAIL", "AMOUNT"}
 	if withBAN {
 		header = append([]string{"BAN"}, header...)
@@ -150,6 +167,12 @@ func writeLines(w io.Writer, lines []*billingv1.InvoiceLine, total *billingv1.Mo
 			l.GetDescription(), "", amount(l.GetAmount()))
 		for _, d := range l.GetDetails() {
 			row("", "", "", "", "", "", "  "+detailName(d), amount(d.GetAmount()), "")
+			if !lineage {
+				continue
+			}
+			for _, id := range d.GetEventIds() {
+				row("", "", "", "", "", "", "    event "+id, "", "")
+			}
 		}
 	}
 	last := make([]string, len(header))

@@ -28,6 +28,28 @@ func TestTableAlignsAmountsRight(t *testing.T) {
 	}
 }
 
+// TestTableKeepsColumnsAcrossEmptyCells checks that a row whose last
+// cells are empty (a lineage row under a detail) neither ends the columns
+// for the rows below it nor leaves trailing blanks.
+func TestTableKeepsColumnsAcrossEmptyCells(t *testing.T) {
+	tb := newTable("DESCRIPTION", "AMOUNT").alignRight(1)
+	tb.add("Charges", "5.00 USD")
+	tb.add("  event a-rather-long-event-id", "")
+	tb.add("Update", "1.00 USD")
+	var b bytes.Buffer
+	if err := tb.write(&b); err != nil {
+		t.Fatal(err)
+	}
+	want := "" +
+		"DESCRIPTION                       AMOUNT\n" +
+		"Charges                         5.00 USD\n" +
+		"  event a-rather-long-event-id\n" +
+		"Update                          1.00 USD\n"
+	if b.String() != want {
+		t.Errorf("got\n%s\nwant\n%s", b.String(), want)
+	}
+}
+
 func TestBar(t *testing.T) {
 	peak := apd.New(98000, -2)
 	for _, c := range []struct {
