@@ -214,7 +214,7 @@ func validate(msg proto.Message) *Rejection {
 			if c.problem != nil {
 				break
 			}
-			validateRecord(&c, fmt.Sprintf("records[%d]", i), r)
+			validateRecord(&c, i, r)
 			if seen[r.RecordId] {
 				c.fail(CodeInvalidField, "field records[%d].record_id = %q repeats an earlier record of the message", i, r.RecordId)
 			}
@@ -265,7 +265,21 @@ func validate(msg proto.Message) *Rejection {
 	return c.problem
 }
 
-func validateRecord(c *checker, f string, r *billingv1.UsageRecord) {
+// validateRecord checks record i of a UsageReported. A message holds up to
+// 10,000 records, so the field names are built only for a record at fault:
+// its fields are checked under the names ".record_id", ".cost.amount", ...
+// and the record's path is put in front of the one that failed.
+func validateRecord(c *checker, i int, r *billingv1.UsageRecord) {
+	var local checker
+	checkRecord(&local, "", r)
+	if p := local.problem; p != nil {
+		reason, _ := strings.CutPrefix(p.Reason, "field ")
+		c.fail(p.Code, "field records[%d]%s", i, reason)
+	}
+}
+
+// checkRecord checks a record's fields, named with the prefix f.
+func checkRecord(c *checker, f string, r *billingv1.UsageRecord) {
 	c.id(f+".record_id", r.RecordId)
 	c.id(f+".vendor", r.Vendor)
 	c.id(f+".account_id", r.AccountId)
