@@ -93,6 +93,23 @@ func (o sender) caughtUp() error {
 	return o.call.Send(&api.ReadResp{Content: &api.ReadResp_CaughtUp_{CaughtUp: &api.ReadResp_CaughtUp{}}})
 }
 
+// waitLive marks the end of a subscription's catch-up once, with
+// caught_up, then waits until the head moves (changed) or the call ends.
+func (o sender) waitLive(ctx context.Context, caughtUp *bool, changed <-chan struct{}) error {
+	if !*caughtUp {
+		if err := o.caughtUp(); err != nil {
+			return err
+		}
+		*caughtUp = true
+	}
+	select {
+	case <-changed:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 func (o sender) checkpoint(pos uint64) error {
 	return o.call.Send(&api.ReadResp{Content: &api.ReadResp_Checkpoint_{Checkpoint: &api.ReadResp_Checkpoint{
 		CommitPosition: pos, PreparePosition: pos,
@@ -256,16 +273,8 @@ func (s *Server) subscribeAll(ctx context.Context, out sender, opts *api.ReadReq
 				}
 			}
 		}
-		if !caughtUp {
-			if err := out.caughtUp(); err != nil {
-				return err
-			}
-			caughtUp = true
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := out.waitLive(ctx, &caughtUp, changed); err != nil {
+			return err
 		}
 	}
 }
@@ -318,16 +327,8 @@ func (s *Server) subscribeStream(ctx context.Context, out sender, stream string,
 				}
 			}
 		}
-		if !caughtUp {
-			if err := out.caughtUp(); err != nil {
-				return err
-			}
-			caughtUp = true
-		}
-		select {
-		case <-changed:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := out.waitLive(ctx, &caughtUp, changed); err != nil {
+			return err
 		}
 	}
 }
