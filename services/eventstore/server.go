@@ -103,12 +103,6 @@ func (s *Server) Close() error {
 	return s.closeErr
 }
 
-// Head returns the $all position of the last durable event (0: none).
-func (s *Server) Head() uint64 {
-	head, _ := s.store.committed()
-	return head
-}
-
 // fail ends a call with a KurrentDB error, trailers included.
 func fail(ctx context.Context, stream string, err error) error {
 	if _, ok := status.FromError(err); ok && !isStoreError(err) {

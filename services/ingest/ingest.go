@@ -387,9 +387,6 @@ func (i *Ingester) deadLetter(ctx context.Context, msg jetstream.Msg, rej *Rejec
 	}
 }
 
-// LastPosition is the highest $all position this ingester has appended.
-func (i *Ingester) LastPosition() uint64 { return i.lastPos.Load() }
-
 // backoff doubles a wait from 50 ms up to a bound.
 type backoff struct {
 	next, max time.Duration
