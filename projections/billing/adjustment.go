@@ -30,6 +30,8 @@ type benefit struct {
 	currency   string
 	event      uint32
 	reason     string // why it waits, while it does
+	// Once placed: the consumer's debit and the purchaser's credit.
+	sides [2]*benefitSide
 }
 
 // benefitSide is one side of a placed benefit: the consumer's debit or the
@@ -42,6 +44,7 @@ type benefitSide struct {
 	target       uint32
 	purchaser    bool
 	amount       apd.Decimal
+	om           *orgMonth
 }
 
 type reconKey struct {
@@ -146,11 +149,13 @@ func (p *Projection) placeBenefit(b *benefit) {
 	money.Round(&debit.amount, &b.amount, corg.currency)
 	credit := &benefitSide{b: b, ri: ri, acct: ri.acct, counterparty: consumer, target: pt, purchaser: true}
 	credit.amount.Neg(&debit.amount)
-	for _, s := range []*benefitSide{debit, credit} {
-		om := p.orgMonth(p.targets[s.target].org, b.month)
-		om.benefits = append(om.benefits, s)
-		p.touch(om)
+	b.sides = [2]*benefitSide{debit, credit}
+	for _, s := range b.sides {
+		s.om = p.orgMonth(p.targets[s.target].org, b.month)
+		s.om.benefits = append(s.om.benefits, s)
+		p.touch(s.om)
 	}
+	p.placed = append(p.placed, b)
 }
 
 func (p *Projection) applyReconciliation(eventID string, m *billingv1.VendorReconciliationCompleted) error {

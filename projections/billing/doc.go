@@ -13,9 +13,10 @@
 //
 // How it stays fast and small: usage records are folded as they arrive into
 // cells, one per (month, account, attribution, service, region), holding the
-// exact sum, the latest charge instant and the interned ids of the events
-// behind it; no record is kept. The month's bill V(M, p) of an organization
-// is computed from its cells when needed: each cell rounded once (the line
+// exact sum, the span of charge instants, the interned ids of the events
+// behind it, and a packed log of its charges (instant, event, amount; about
+// ten bytes a record). The month's bill V(M, p) of an organization is
+// computed from the sums when needed: each cell rounded once (the line
 // detail, section 7.2), then reconciliation true-ups, inter-customer and
 // intra-organization adjustments (section 7.3) from rounded figures, so every
 // document foots. An organization-month is marked dirty when anything in it
@@ -24,12 +25,15 @@
 // Previous Month's" lines. Issued invoices and vendor views are frozen
 // documents: queries return them as they were.
 //
-// Attribution (section 7.1) is decided when a charge is folded, with the
-// hierarchy as the log knows it at that position: a charge with no provider
-// at its instant waits, unassigned, and is attributed by the first later
-// registration that covers it; a charge already attributed stays where it
-// went, even if a later event back-dates a hierarchy change over it. That
-// keeps memory proportional to cells rather than records; it is still a
-// deterministic function of the ordered history, so a replay gives the same
-// documents.
+// Attribution (section 7.1) follows the hierarchy as the log knows it at
+// each position, whatever order its events arrive in. A charge is
+// attributed when folded; a charge with no provider at its instant waits,
+// unassigned, until a registration covers it. A hierarchy event that
+// back-dates a change (effective_at before charges already folded) re-opens
+// the logs of the cells it can reach, those of the organization's accounts
+// with charges at or after its effective_at, and moves each charge that now
+// goes elsewhere; reconciliations and RI benefits, attributed at the end of
+// their month, move the same way. The moved charges reach closed months as
+// "Update to Previous Month's" lines on both BANs at the next close. A
+// charge that went to the currency-mismatch exceptions stays there.
 package billing

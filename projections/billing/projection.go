@@ -57,6 +57,7 @@ type Projection struct {
 	ris             map[string]*reservedInstance
 	waitingForRI    map[string][]*benefit // RI id -> benefits reported before the purchase
 	unresolved      []*benefit            // benefits whose accounts have no provider yet
+	placed          []*benefit            // benefits billed, in the order placed
 	recons          map[reconKey]*recon
 	unresolvedRecon []*recon
 
@@ -157,8 +158,14 @@ func (p *Projection) Apply(pos uint64, msg proto.Message) (Applied, error) {
 		err = p.applyOrganization(m)
 	case *billingv1.CostCenterCreated:
 		err = p.h.AddCostCenter(hierarchy.CostCenter{OrgID: m.OrgId, ID: m.CostCenterId, Name: m.Name, BAN: m.Ban, Effective: effective(m.EffectiveAt)})
+		if err == nil {
+			p.reattribute(m.OrgId, effective(m.EffectiveAt), nil)
+		}
 	case *billingv1.WorkspaceCreated:
 		err = p.h.AddWorkspace(hierarchy.Workspace{OrgID: m.OrgId, ID: m.WorkspaceId, CostCenterID: m.CostCenterId, Name: m.Name, Effective: effective(m.EffectiveAt)})
+		if err == nil {
+			p.reattribute(m.OrgId, effective(m.EffectiveAt), nil)
+		}
 	case *billingv1.ProviderRegistered:
 		err = p.applyProvider(m)
 	case *billingv1.ReservedInstancePurchased:
@@ -303,6 +310,7 @@ func (p *Projection) applyProvider(m *billingv1.ProviderRegistered) error {
 	}
 	p.vendorKey(m.Vendor)
 	a := p.account(m.Vendor, m.AccountId)
+	p.reattribute(m.OrgId, effective(m.EffectiveAt), &a)
 	p.retryPending(&a)
 	return nil
 }

@@ -43,6 +43,77 @@ func TestRules(t *testing.T) {
 				t.Fatalf("cost center of the research line = %q", cc)
 			}
 		}},
+		{"a move back-dated over folded charges re-attributes them before the close", func(t *testing.T, l *ledger) {
+			acme(l, "USD")
+			l.apply(provider("acme", "p1", "ws-shared", "AWS", "111", ""))
+			l.apply(usage(
+				rec("AWS", "111", "EC2", "eu-west-1", "2018-03-14T23:00:00Z", "10.00", "USD"),
+				rec("AWS", "111", "EC2", "eu-west-1", "2018-03-15T00:00:00Z", "20.00", "USD"),
+				rec("AWS", "111", "EC2", "eu-west-1", "2018-03-20T00:00:00Z", "0.005", "USD"),
+			))
+			l.apply(provider("acme", "p1", "ws-research", "AWS", "111", "2018-03-15T00:00:00Z"))
+			l.apply(closeCycle("2018-03", "2018-04-01T00:00:00Z"))
+			a, r := l.invoice("BAN-A", "2018-03"), l.invoice("BAN-R", "2018-03")
+			wantAmount(t, "default BAN", &a.Total, "10.00")
+			wantAmount(t, "research BAN", &r.Total, "20.01") // 20.005 rounded once, as one detail
+			if got := r.Lines[0].Details[0].EventIDs; len(got) != 1 || got[0] != "ev-0007" {
+				t.Fatalf("lineage of the moved detail = %v, want the usage event", got)
+			}
+		}},
+		{"a move back-dated over a closed month is an update line on both BANs", func(t *testing.T, l *ledger) {
+			acme(l, "USD")
+			l.apply(provider("acme", "p1", "ws-shared", "AWS", "111", ""))
+			l.apply(provider("acme", "p2", "ws-shared", "AWS", "222", ""))
+			l.apply(purchase("r1", "AWS", "222", "EC2", "eu-west-1"))
+			l.apply(usage(
+				rec("AWS", "111", "EC2", "eu-west-1", "2018-03-10T00:00:00Z", "10.00", "USD"),
+				rec("AWS", "111", "EC2", "eu-west-1", "2018-03-20T00:00:00Z", "20.00", "USD"),
+				rec("AWS", "222", "EC2", "eu-west-1", "2018-03-20T00:00:00Z", "100.00", "USD"),
+			))
+			l.apply(benefits("2018-03", riBenefit("r1", "111", "4.00", "USD")))
+			l.apply(reconciliation("AWS", "2018-03", reconLine("111", "EC2", "31.00", "USD")))
+			march := text(l.apply(closeCycle("2018-03", "2018-04-01T00:00:00Z")).Issued[0])
+			wantAmount(t, "March on the default BAN", &l.invoice("BAN-A", "2018-03").Total, "131.00")
+
+			// In April we learn that 111 moved to research on 15 March.
+			l.apply(provider("acme", "p1", "ws-research", "AWS", "111", "2018-03-15T00:00:00Z"))
+			if got := text(l.invoice("BAN-A", "2018-03")); got != march {
+				t.Fatalf("the issued March invoice changed:\n%s\nwas:\n%s", got, march)
+			}
+			apr := l.apply(closeCycle("2018-04", "2018-05-01T00:00:00Z"))
+			var a, r *Invoice
+			for _, inv := range apr.Issued {
+				switch inv.BAN {
+				case "BAN-A":
+					a = inv
+				case "BAN-R":
+					r = inv
+				}
+			}
+			// The charge of the 20th, the reconciliation's true-up and the
+			// RI debit (both at the end of March) move; the charge of the
+			// 10th stays.
+			wantAmount(t, "EC2 update on the default BAN", lineAmount(t, a, PreviousMonthUpdate, "111", "2018-03", "EC2"), "-21.00")
+			wantAmount(t, "EC2 update on research", lineAmount(t, r, PreviousMonthUpdate, "111", "2018-03", "EC2"), "21.00")
+			wantAmount(t, "RI debit update on the default BAN", lineAmount(t, a, PreviousMonthUpdate, "111", "2018-03", "Inter-Customer Adjustment"), "-4.00")
+			wantAmount(t, "RI debit update on research", lineAmount(t, r, PreviousMonthUpdate, "111", "2018-03", "Inter-Customer Adjustment"), "4.00")
+			wantAmount(t, "the organization's March, unchanged", l.bill("acme", "2018-03"), "131.00")
+		}},
+		{"a provider re-pointed at another account leaves the old account's later charges unassigned", func(t *testing.T, l *ledger) {
+			acme(l, "USD")
+			l.apply(provider("acme", "p1", "ws-shared", "AWS", "111", ""))
+			l.apply(usage(
+				rec("AWS", "111", "EC2", "", "2018-03-01T00:00:00Z", "1.00", "USD"),
+				rec("AWS", "111", "EC2", "", "2018-03-21T00:00:00Z", "2.00", "USD"),
+			))
+			l.apply(provider("acme", "p1", "ws-shared", "AWS", "999", "2018-03-21T00:00:00Z"))
+			ex, _ := l.p.Exceptions("")
+			if len(ex) != 1 || ex[0].Kind != UnassignedUsage || ex[0].AccountID != "111" {
+				t.Fatalf("exceptions = %+v, want 111's charge of the 21st unassigned", ex)
+			}
+			wantAmount(t, "unassigned", &ex[0].Amount, "2.00")
+			wantAmount(t, "March", l.bill("acme", "2018-03"), "1.00")
+		}},
 		{"cost center without BAN bills the org default, with one its own", func(t *testing.T, l *ledger) {
 			acme(l, "USD")
 			l.apply(provider("acme", "p1", "ws-shared", "AWS", "111", ""))

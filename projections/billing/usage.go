@@ -21,6 +21,7 @@ type account struct {
 	span      hierarchy.Span
 	target    uint32
 	err       error
+	cells     []uint32 // every cell of the account, all months and attributions
 }
 
 type accountKey struct{ vendorKey, accountID string }
@@ -35,6 +36,7 @@ type target struct {
 type orgState struct {
 	id       string
 	currency money.Currency
+	months   []*orgMonth // in the order first billed
 }
 
 type orgMonthKey struct {
@@ -57,22 +59,46 @@ type orgMonth struct {
 }
 
 // cell is the exact sum of one account's charges of one month, service and
-// region going to one attribution: one line detail before rounding.
+// region going to one attribution: one line detail before rounding. A cell
+// whose charges all moved elsewhere (a back-dated hierarchy change) is empty
+// and bills nothing until a charge comes back to it.
 type cell struct {
-	sum    apd.Decimal
-	latest int64 // the latest charge instant folded in
-	om     *orgMonth
-	key    cellKey
+	sum      apd.Decimal
+	earliest int64 // the charge instants folded in span [earliest, latest]
+	latest   int64
+	om       *orgMonth
+	key      cellKey
+	log      chargeLog
 	// The lineage: the first event behind the cell, inline because most
-	// cells have one, and the others in log order.
+	// cells have one, and the others.
 	first uint32
 	more  []uint32
 }
 
+func (c *cell) empty() bool { return len(c.log) == 0 }
+
+// add folds one charge into the cell.
+func (c *cell) add(monthStart, at int64, ev uint32, amount *apd.Decimal) {
+	if c.empty() {
+		c.earliest, c.latest, c.first, c.more = at, at, ev, nil
+	}
+	money.Add(&c.sum, &c.sum, amount)
+	c.earliest, c.latest = min(c.earliest, at), max(c.latest, at)
+	if c.first != ev && !slices.Contains(c.more, ev) {
+		c.more = append(c.more, ev)
+	}
+	c.log = c.log.add(monthStart, at, ev, amount)
+}
+
 // lineage returns the events behind the cell, in log order.
 func (c *cell) lineage() []uint32 {
+	if c.empty() {
+		return nil
+	}
 	l := make([]uint32, 0, 1+len(c.more))
-	return append(append(l, c.first), c.more...)
+	l = append(append(l, c.first), c.more...)
+	slices.Sort(l) // charges moved in by a back-dated change come after
+	return l
 }
 
 // cellPageSize is the number of cells per page of a cellStore.
@@ -173,6 +199,7 @@ func (p *Projection) orgMonth(org uint32, m calendar.Month) *orgMonth {
 		om = &orgMonth{key: k, recons: make(map[reconKey]*recon)}
 		p.orgMonths[k] = om
 		p.monthOrgs[m] = append(p.monthOrgs[m], om)
+		p.orgs[org].months = append(p.orgs[org].months, om)
 	}
 	return om
 }
@@ -245,17 +272,24 @@ func (p *Projection) addCharge(a, tg uint32, m calendar.Month, svc, region uint3
 	i, ok := p.cellIdx[k]
 	if !ok {
 		om := p.orgMonth(p.targets[tg].org, m)
-		i = p.cells.add(cell{om: om, key: k, latest: t, first: ev})
+		i = p.cells.add(cell{om: om, key: k})
 		p.cellIdx[k] = i
 		om.cells = append(om.cells, i)
+		acc := &p.accounts[a]
+		acc.cells = append(acc.cells, i)
 	}
 	c := p.cells.at(i)
-	money.Add(&c.sum, &c.sum, amount)
-	c.latest = max(c.latest, t)
-	if c.first != ev && !slices.Contains(c.more, ev) {
-		c.more = append(c.more, ev)
-	}
+	c.add(p.monthStart(m), t, ev, amount)
 	p.touch(c.om)
+}
+
+// monthStart returns the first instant of m, from the month cache when it
+// is the month of the records being folded.
+func (p *Projection) monthStart(m calendar.Month) int64 {
+	if p.monthCache.month == m && p.monthCache.until != 0 {
+		return p.monthCache.from
+	}
+	return m.Start().UnixNano()
 }
 
 type exceptionKey struct {

@@ -69,6 +69,9 @@ func (p *Projection) value(om *orgMonth) []vdetail {
 	}
 	for _, ci := range om.cells {
 		c := p.cells.at(ci)
+		if c.empty() {
+			continue // its charges moved to another attribution
+		}
 		out = append(out, vdetail{key: detailKey{kind: Charges, acct: c.key.acct, target: c.key.target, svc: c.key.svc, region: c.key.region}, lineage: c.lineage()})
 		d := &out[len(out)-1]
 		money.Round(&d.amount, &c.sum, cur)

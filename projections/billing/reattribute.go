@@ -1,0 +1,162 @@
+package billing
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/cockroachdb/apd/v3"
+)
+
+// reattribute moves what a hierarchy change re-attributes (DESIGN.md 7.1:
+// a charge at t goes where the hierarchy, as the log knows it now, says it
+// goes at t). A change in organization org effective from instant from can
+// only move charges at or after from: the charges of that organization's
+// accounts, and, for a provider registration, of acct wherever they went.
+// Each organization-month that loses or gains a charge is marked dirty, so
+// the next close bills the difference as "Update to Previous Month's"
+// lines, and issued invoices stay as they were.
+//
+// It costs nothing for charges the change does not reach: a cell is only
+// opened if its instants are at or after from and the attribution is not
+// known to hold over all of them.
+func (p *Projection) reattribute(orgID string, from int64, acct *uint32) {
+	var candidates []uint32
+	consider := func(ci uint32) {
+		if c := p.cells.at(ci); !c.empty() && c.latest >= from {
+			candidates = append(candidates, ci)
+		}
+	}
+	if o, ok := p.orgIdx[orgID]; ok {
+		for _, om := range p.orgs[o].months {
+			if om.key.month.End().UnixNano() <= from {
+				continue
+			}
+			for _, ci := range om.cells {
+				consider(ci)
+			}
+		}
+	}
+	if acct != nil {
+		for _, ci := range p.accounts[*acct].cells {
+			consider(ci)
+		}
+	}
+	slices.Sort(candidates) // creation order: the fold must not depend on map order
+	for _, ci := range slices.Compact(candidates) {
+		p.reattributeCell(ci)
+	}
+	p.reattributeRecons(from)
+	p.reattributeBenefits(from)
+}
+
+// reattributeCell re-resolves every charge of one cell and moves those
+// that now go elsewhere: to another cell, or to the unassigned charges if
+// no provider covers them any more.
+func (p *Projection) reattributeCell(ci uint32) {
+	c := p.cells.at(ci)
+	a := c.key.acct
+	if tg, err := p.resolve(a, c.earliest); err == nil && tg == c.key.target && p.accounts[a].span.Contains(c.latest) {
+		return // one attribution over all the cell's instants, and it is the cell's
+	}
+	type move struct {
+		at     int64
+		event  uint32
+		target uint32
+		err    error
+		amount apd.Decimal
+	}
+	var stay []chargeEntry
+	var moves []move
+	ms := c.key.month.Start().UnixNano()
+	err := c.log.each(ms, func(e *chargeEntry) {
+		tg, err := p.resolve(a, e.at)
+		if err == nil && tg == c.key.target {
+			stay = append(stay, chargeEntry{at: e.at, event: e.event})
+			stay[len(stay)-1].amount.Set(&e.amount)
+			return
+		}
+		moves = append(moves, move{at: e.at, event: e.event, target: tg, err: err})
+		moves[len(moves)-1].amount.Set(&e.amount)
+	})
+	if err != nil {
+		panic(err)
+	}
+	if len(moves) == 0 {
+		return
+	}
+	// Rebuild the cell from what stays; entries keep their order.
+	currency := p.orgs[p.targets[c.key.target].org].currency.Code()
+	key := c.key
+	c.log, c.sum = nil, apd.Decimal{}
+	for i := range stay {
+		c.add(ms, stay[i].at, stay[i].event, &stay[i].amount)
+	}
+	p.touch(c.om)
+	for i := range moves {
+		mv := &moves[i]
+		if mv.err != nil {
+			p.pending.add(pendingKey{acct: a, month: key.month, svc: key.svc, region: key.region, at: mv.at, event: mv.event, currency: p.symbol(currency)}, &mv.amount)
+			continue
+		}
+		p.addCharge(a, mv.target, key.month, key.svc, key.region, mv.at, currency, &mv.amount, mv.event)
+	}
+}
+
+// reattributeRecons re-places the reconciliations of months ending after
+// from whose account now resolves elsewhere at the end of the month.
+func (p *Projection) reattributeRecons(from int64) {
+	var moved []*recon
+	for _, r := range p.recons {
+		if r.om == nil || monthEnd(r.key.month) < from {
+			continue
+		}
+		if tg, err := p.resolve(r.key.acct, monthEnd(r.key.month)); err == nil && tg == r.target {
+			continue
+		}
+		moved = append(moved, r)
+	}
+	slices.SortFunc(moved, func(a, b *recon) int {
+		return cmp.Or(cmp.Compare(a.key.month, b.key.month), cmp.Compare(a.key.acct, b.key.acct), cmp.Compare(a.key.svc, b.key.svc))
+	})
+	for _, r := range moved {
+		delete(r.om.recons, r.key)
+		p.touch(r.om)
+		r.om = nil
+		p.placeRecon(r)
+	}
+}
+
+// reattributeBenefits re-places the RI benefits of months ending after
+// from whose consumer or purchaser now resolves elsewhere.
+func (p *Projection) reattributeBenefits(from int64) {
+	placed := p.placed
+	p.placed = nil
+	var moved []*benefit
+	for _, b := range placed {
+		if monthEnd(b.month) >= from && !p.benefitHolds(b) {
+			for _, s := range b.sides {
+				s.om.benefits = slices.DeleteFunc(s.om.benefits, func(x *benefitSide) bool { return x == s })
+				p.touch(s.om)
+			}
+			b.sides = [2]*benefitSide{}
+			moved = append(moved, b)
+			continue
+		}
+		p.placed = append(p.placed, b)
+	}
+	for _, b := range moved {
+		p.placeBenefit(b)
+	}
+}
+
+// benefitHolds reports whether both sides of a placed benefit still go
+// where they were placed.
+func (p *Projection) benefitHolds(b *benefit) bool {
+	for _, s := range b.sides {
+		tg, err := p.resolve(s.acct, monthEnd(b.month))
+		if err != nil || tg != s.target {
+			return false
+		}
+	}
+	return true
+}
