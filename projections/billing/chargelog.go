@@ -2,13 +2,13 @@ package billing
 
 import (
 	"encoding/binary"
-	"fmt"
+	"errors"
 
 	"github.com/cockroachdb/apd/v3"
 )
 
-// chargeLog is every charge folded into one cell, one entry per record, in
-// the order folded: its instant, its event and its exact amount. The cell's
+// chargeLog is charges folded into one cell, one entry per record, in the
+// order folded: its instant, its event and its exact amount. The cell's
 // sum answers the bill; the log is what lets a back-dated hierarchy change
 // split the cell at the new version's effective_at (DESIGN.md 7.1), which a
 // sum alone cannot.
@@ -61,39 +61,71 @@ func (l chargeLog) add(monthStart, at int64, event uint32, amount *apd.Decimal) 
 func (l chargeLog) each(monthStart int64, fn func(e *chargeEntry)) error {
 	var e chargeEntry
 	for len(l) > 0 {
-		var vals [3]uint64
-		for i := range 3 {
-			v, n := binary.Uvarint(l)
-			if n <= 0 {
-				return fmt.Errorf("billing: corrupt charge log")
-			}
-			vals[i], l = v, l[n:]
-		}
-		h, n := binary.Varint(l)
-		if n <= 0 {
-			return fmt.Errorf("billing: corrupt charge log")
-		}
-		l = l[n:]
-		c, n := binary.Uvarint(l)
-		if n <= 0 {
-			return fmt.Errorf("billing: corrupt charge log")
-		}
-		l = l[n:]
-		e.at = monthStart + int64(vals[0])*1e9 + int64(vals[1])
-		e.event = uint32(vals[2])
-		e.amount.Form = apd.Finite
-		e.amount.Negative = h&entryNegative != 0
-		e.amount.Exponent = int32(h >> entryFlagBits)
-		if h&entryBig == 0 {
-			e.amount.Coeff.SetUint64(c)
-		} else {
-			if uint64(len(l)) < c {
-				return fmt.Errorf("billing: corrupt charge log")
-			}
-			e.amount.Coeff.SetBytes(l[:c])
-			l = l[c:]
+		var err error
+		if l, err = l.next(monthStart, &e, true); err != nil {
+			return err
 		}
 		fn(&e)
 	}
 	return nil
+}
+
+// scan calls fn with every entry in order, without decoding amounts: for
+// the instants and events alone.
+func (l chargeLog) scan(monthStart int64, fn func(at int64, ev uint32)) error {
+	var e chargeEntry
+	for len(l) > 0 {
+		var err error
+		if l, err = l.next(monthStart, &e, false); err != nil {
+			return err
+		}
+		fn(e.at, e.event)
+	}
+	return nil
+}
+
+var errCorrupt = errors.New("billing: corrupt charge log")
+
+// next decodes the first entry of l into e (its amount only if amount is
+// set) and returns the rest of l.
+func (l chargeLog) next(monthStart int64, e *chargeEntry, amount bool) (chargeLog, error) {
+	var vals [3]uint64
+	for i := range vals {
+		v, n := binary.Uvarint(l)
+		if n <= 0 {
+			return nil, errCorrupt
+		}
+		vals[i], l = v, l[n:]
+	}
+	h, n := binary.Varint(l)
+	if n <= 0 {
+		return nil, errCorrupt
+	}
+	l = l[n:]
+	c, n := binary.Uvarint(l)
+	if n <= 0 {
+		return nil, errCorrupt
+	}
+	l = l[n:]
+	e.at = monthStart + int64(vals[0])*1e9 + int64(vals[1])
+	e.event = uint32(vals[2])
+	if h&entryBig == 0 {
+		if amount {
+			e.amount.Coeff.SetUint64(c)
+		}
+	} else {
+		if uint64(len(l)) < c {
+			return nil, errCorrupt
+		}
+		if amount {
+			e.amount.Coeff.SetBytes(l[:c])
+		}
+		l = l[c:]
+	}
+	if amount {
+		e.amount.Form = apd.Finite
+		e.amount.Negative = h&entryNegative != 0
+		e.amount.Exponent = int32(h >> entryFlagBits)
+	}
+	return l, nil
 }

@@ -3,6 +3,7 @@ package billing
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -31,8 +32,9 @@ type Projection struct {
 	vendorKeys    map[string]string // as given -> comparison key
 	vendorDisplay map[string]string // comparison key -> as first given
 
-	accounts   []account
-	accountIdx map[accountKey]uint32
+	accounts      []account
+	accountIdx    map[accountKey]uint32
+	providerAccts map[providerKey][]uint32 // every account a provider id was registered for
 
 	symbols   []string // service and region names
 	symbolIdx map[string]uint32
@@ -86,6 +88,7 @@ func New() *Projection {
 		vendorKeys:    make(map[string]string),
 		vendorDisplay: make(map[string]string),
 		accountIdx:    make(map[accountKey]uint32),
+		providerAccts: make(map[providerKey][]uint32),
 		symbolIdx:     map[string]uint32{"": 0},
 		symbols:       []string{""},
 		targetIdx:     make(map[hierarchy.Attribution]uint32),
@@ -119,6 +122,8 @@ type cycleEvent struct {
 	pos uint64
 	at  time.Time
 }
+
+type providerKey struct{ org, id string }
 
 type docKey struct {
 	ban   string
@@ -310,7 +315,11 @@ func (p *Projection) applyProvider(m *billingv1.ProviderRegistered) error {
 	}
 	p.vendorKey(m.Vendor)
 	a := p.account(m.Vendor, m.AccountId)
-	p.reattribute(m.OrgId, effective(m.EffectiveAt), &a)
+	k := providerKey{m.OrgId, m.ProviderId}
+	if !slices.Contains(p.providerAccts[k], a) {
+		p.providerAccts[k] = append(p.providerAccts[k], a)
+	}
+	p.reattribute(m.OrgId, effective(m.EffectiveAt), p.providerAccts[k])
 	p.retryPending(&a)
 	return nil
 }

@@ -3,42 +3,41 @@ package billing
 import (
 	"cmp"
 	"slices"
-
-	"github.com/cockroachdb/apd/v3"
 )
 
 // reattribute moves what a hierarchy change re-attributes (DESIGN.md 7.1:
 // a charge at t goes where the hierarchy, as the log knows it now, says it
-// goes at t). A change in organization org effective from instant from can
-// only move charges at or after from: the charges of that organization's
-// accounts, and, for a provider registration, of acct wherever they went.
-// Each organization-month that loses or gains a charge is marked dirty, so
-// the next close bills the difference as "Update to Previous Month's"
-// lines, and issued invoices stay as they were.
+// goes at t). A change effective from instant from can only move charges at
+// or after from: for a provider registration, those of the accounts the
+// provider was ever registered for (accts); for a workspace or cost
+// center, those of every account billed to its organization. Each
+// organization-month that loses or gains a charge is marked dirty, so the
+// next close bills the difference as "Update to Previous Month's" lines,
+// and issued invoices stay as they were.
 //
-// It costs nothing for charges the change does not reach: a cell is only
-// opened if its instants are at or after from and the attribution is not
+// It costs little for charges the change does not reach: a cell is only
+// opened if it has charges at or after from and the attribution is not
 // known to hold over all of them.
-func (p *Projection) reattribute(orgID string, from int64, acct *uint32) {
+func (p *Projection) reattribute(orgID string, from int64, accts []uint32) {
 	var candidates []uint32
 	consider := func(ci uint32) {
 		if c := p.cells.at(ci); !c.empty() && c.latest >= from {
 			candidates = append(candidates, ci)
 		}
 	}
-	if o, ok := p.orgIdx[orgID]; ok {
-		for _, om := range p.orgs[o].months {
-			if om.key.month.End().UnixNano() <= from {
-				continue
-			}
-			for _, ci := range om.cells {
+	if accts != nil {
+		for _, a := range accts {
+			for _, ci := range p.accounts[a].cells {
 				consider(ci)
 			}
 		}
-	}
-	if acct != nil {
-		for _, ci := range p.accounts[*acct].cells {
-			consider(ci)
+	} else if o, ok := p.orgIdx[orgID]; ok {
+		for _, om := range p.orgs[o].months {
+			if om.key.month.End().UnixNano() > from {
+				for _, ci := range om.cells {
+					consider(ci)
+				}
+			}
 		}
 	}
 	slices.Sort(candidates) // creation order: the fold must not depend on map order
@@ -55,39 +54,37 @@ func (p *Projection) reattribute(orgID string, from int64, acct *uint32) {
 func (p *Projection) reattributeCell(ci uint32) {
 	c := p.cells.at(ci)
 	a := c.key.acct
-	if tg, err := p.resolve(a, c.earliest); err == nil && tg == c.key.target && p.accounts[a].span.Contains(c.latest) {
+	from := c.firstAt
+	if c.n > 1 {
+		from = c.earliest()
+	}
+	if tg, err := p.resolve(a, from); err == nil && tg == c.key.target && p.accounts[a].span.Contains(c.latest) {
 		return // one attribution over all the cell's instants, and it is the cell's
 	}
 	type move struct {
-		at     int64
-		event  uint32
+		chargeEntry
 		target uint32
 		err    error
-		amount apd.Decimal
 	}
 	var stay []chargeEntry
 	var moves []move
-	ms := c.key.month.Start().UnixNano()
-	err := c.log.each(ms, func(e *chargeEntry) {
+	for _, e := range c.charges() {
 		tg, err := p.resolve(a, e.at)
 		if err == nil && tg == c.key.target {
-			stay = append(stay, chargeEntry{at: e.at, event: e.event})
-			stay[len(stay)-1].amount.Set(&e.amount)
-			return
+			stay = append(stay, e)
+			continue
 		}
-		moves = append(moves, move{at: e.at, event: e.event, target: tg, err: err})
-		moves[len(moves)-1].amount.Set(&e.amount)
-	})
-	if err != nil {
-		panic(err)
+		moves = append(moves, move{chargeEntry: e, target: tg, err: err})
 	}
 	if len(moves) == 0 {
 		return
 	}
-	// Rebuild the cell from what stays; entries keep their order.
+	// Rebuild the cell from what stays, in the order folded.
 	currency := p.orgs[p.targets[c.key.target].org].currency.Code()
 	key := c.key
-	c.log, c.sum = nil, apd.Decimal{}
+	ms := key.month.Start().UnixNano()
+	c.n, c.rest = 0, nil
+	c.sum.SetInt64(0)
 	for i := range stay {
 		c.add(ms, stay[i].at, stay[i].event, &stay[i].amount)
 	}

@@ -59,35 +59,66 @@ type orgMonth struct {
 }
 
 // cell is the exact sum of one account's charges of one month, service and
-// region going to one attribution: one line detail before rounding. A cell
-// whose charges all moved elsewhere (a back-dated hierarchy change) is empty
-// and bills nothing until a charge comes back to it.
+// region going to one attribution: one line detail before rounding.
+//
+// It also keeps each charge, so that a back-dated hierarchy change can move
+// some of them (see reattribute): the first inline (its instant and event;
+// its amount is the sum less the others), because most cells hold one
+// record, and the others in a packed log. A cell whose charges all moved
+// elsewhere is empty and bills nothing until a charge comes back to it.
 type cell struct {
-	sum      apd.Decimal
-	earliest int64 // the charge instants folded in span [earliest, latest]
-	latest   int64
-	om       *orgMonth
-	key      cellKey
-	log      chargeLog
-	// The lineage: the first event behind the cell, inline because most
-	// cells have one, and the others.
-	first uint32
-	more  []uint32
+	sum     apd.Decimal
+	firstAt int64 // the instant of the first charge
+	latest  int64 // the latest charge instant
+	om      *orgMonth
+	key     cellKey
+	first   uint32 // the event of the first charge
+	n       uint32 // the number of charges: 1 + the entries in rest
+	rest    chargeLog
 }
 
-func (c *cell) empty() bool { return len(c.log) == 0 }
+func (c *cell) empty() bool { return c.n == 0 }
 
 // add folds one charge into the cell.
 func (c *cell) add(monthStart, at int64, ev uint32, amount *apd.Decimal) {
 	if c.empty() {
-		c.earliest, c.latest, c.first, c.more = at, at, ev, nil
+		c.firstAt, c.latest, c.first = at, at, ev
+		c.sum.Set(amount)
+		c.n = 1
+		return
 	}
 	money.Add(&c.sum, &c.sum, amount)
-	c.earliest, c.latest = min(c.earliest, at), max(c.latest, at)
-	if c.first != ev && !slices.Contains(c.more, ev) {
-		c.more = append(c.more, ev)
+	c.latest = max(c.latest, at)
+	c.rest = c.rest.add(monthStart, at, ev, amount)
+	c.n++
+}
+
+// charges returns every charge of the cell in the order folded.
+func (c *cell) charges() []chargeEntry {
+	if c.empty() {
+		return nil
 	}
-	c.log = c.log.add(monthStart, at, ev, amount)
+	out := make([]chargeEntry, 1, c.n)
+	out[0].at, out[0].event = c.firstAt, c.first
+	out[0].amount.Set(&c.sum)
+	err := c.rest.each(c.key.month.Start().UnixNano(), func(e *chargeEntry) {
+		out = append(out, chargeEntry{at: e.at, event: e.event})
+		out[len(out)-1].amount.Set(&e.amount)
+		money.Sub(&out[0].amount, &out[0].amount, &e.amount)
+	})
+	if err != nil {
+		panic(err) // only a bug in chargeLog can corrupt a log
+	}
+	return out
+}
+
+// earliest returns the earliest charge instant of a cell that is not empty.
+func (c *cell) earliest() int64 {
+	t := c.firstAt
+	if err := c.rest.scan(c.key.month.Start().UnixNano(), func(at int64, _ uint32) { t = min(t, at) }); err != nil {
+		panic(err)
+	}
+	return t
 }
 
 // lineage returns the events behind the cell, in log order.
@@ -95,9 +126,19 @@ func (c *cell) lineage() []uint32 {
 	if c.empty() {
 		return nil
 	}
-	l := make([]uint32, 0, 1+len(c.more))
-	l = append(append(l, c.first), c.more...)
-	slices.Sort(l) // charges moved in by a back-dated change come after
+	l := []uint32{c.first}
+	if c.n == 1 {
+		return l
+	}
+	err := c.rest.scan(0, func(_ int64, ev uint32) {
+		if !slices.Contains(l, ev) {
+			l = append(l, ev)
+		}
+	})
+	if err != nil {
+		panic(err)
+	}
+	slices.Sort(l) // charges moved in by a back-dated change may be older
 	return l
 }
 
