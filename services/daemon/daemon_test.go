@@ -361,3 +361,80 @@ func TestMetricsAndHealth(t *testing.T) {
 		}
 	}
 }
+
+// TestBackDatedMoveThroughNATS: the portal records in April that a provider
+// moved to another cost center, with its own BAN, on 15 March. The March
+// invoice stays as issued; April's invoices carry the correction on both
+// BANs; a restart replays to the same documents.
+func TestBackDatedMoveThroughNATS(t *testing.T) {
+	dir := t.TempDir()
+	d := start(t, dir)
+	nc, js := client(t, d)
+	issued, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedOrganization(t, js)
+	publishProto(t, js, &billingv1.CostCenterCreated{EventId: "cc-2", OrgId: "acme", CostCenterId: "cc-2", Name: "Research", Ban: "BAN-200"})
+	publishProto(t, js, &billingv1.WorkspaceCreated{EventId: "ws-2", OrgId: "acme", WorkspaceId: "ws-2", CostCenterId: "cc-2", Name: "Lab"})
+	publishProto(t, js, ec2("u-mar-10", "2018-03-10T00:00:00Z", "10.00"))
+	publishProto(t, js, ec2("u-mar-20", "2018-03-20T00:00:00Z", "20.00"))
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "close-2018-03", Month: "2018-03", ClosedAt: ts("2018-04-01T00:00:00Z")})
+	publishProto(t, js, &billingv1.ProviderRegistered{EventId: "p-1-moved", OrgId: "acme", ProviderId: "p-1", WorkspaceId: "ws-2",
+		Vendor: "AWS", AccountId: "111111111111", Name: "Production", Alias: "prod", EffectiveAt: ts("2018-03-15T00:00:00Z")})
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "close-2018-04", Month: "2018-04", ClosedAt: ts("2018-05-01T00:00:00Z")})
+	// One invoice per BAN known at each close: BAN-200's March is empty.
+	announced := map[string]string{}
+	var last billingv1.InvoiceIssued
+	for range 4 {
+		msg, err := issued.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("April announcements: %v (got %v)", err, announced)
+		}
+		if err := protojson.Unmarshal(msg.Data, &last); err != nil {
+			t.Fatal(err)
+		}
+		announced[last.Ban+" "+last.Month] = last.Total.Amount
+	}
+	if announced["BAN-100 2018-03"] != "30.00" || announced["BAN-100 2018-04"] != "-20.00" || announced["BAN-200 2018-04"] != "20.00" {
+		t.Fatalf("announcements %v, want March 30.00 on BAN-100, then April -20.00 on BAN-100 and 20.00 on BAN-200", announced)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := d.Runner().WaitFor(ctx, last.Position); err != nil {
+		t.Fatal(err)
+	}
+	docs := func(d *daemon.Daemon) string {
+		var b strings.Builder
+		for _, k := range []struct{ ban, month string }{{"BAN-100", "2018-03"}, {"BAN-100", "2018-04"}, {"BAN-200", "2018-04"}} {
+			inv, err := invoice(d, k.ban, k.month)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fmt.Fprintf(&b, "%s %s %v %s\n", k.ban, k.month, inv.Status, total(inv))
+			for _, l := range inv.Lines {
+				fmt.Fprintf(&b, "  %v %s %s %s\n", l.Kind, l.ForMonth, l.Service, money.Format(&l.Amount, inv.Currency))
+			}
+		}
+		return b.String()
+	}
+	before := docs(d)
+	for _, want := range []string{"BAN-100 2018-03 ISSUED 30.00", "BAN-100 2018-04 ISSUED -20.00", "BAN-200 2018-04 ISSUED 20.00"} {
+		if !strings.Contains(before, want) {
+			t.Fatalf("documents:\n%s\nwant %q", before, want)
+		}
+	}
+	nc.Close()
+	d.Close()
+
+	again := start(t, dir)
+	eventually(t, "replay", func() error {
+		if !again.Ready() {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+	if after := docs(again); after != before {
+		t.Fatalf("after restart:\n%s\nbefore:\n%s", after, before)
+	}
+}
