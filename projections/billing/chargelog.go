@@ -33,8 +33,21 @@ const (
 	entryFlagBits = 2
 )
 
+// entryRoom is the room add makes before encoding an entry: enough for a
+// typical one (an entry that needs more grows the log as append does).
+const entryRoom = 16
+
 // add appends a charge at instant at of a month starting at monthStart.
+//
+// The log grows by an eighth (at least entryRoom) rather than by append's
+// doubling: there is one log per cell, millions of them, and most stay
+// short, so doubling would leave a third of their bytes unused.
 func (l chargeLog) add(monthStart, at int64, event uint32, amount *apd.Decimal) chargeLog {
+	if cap(l)-len(l) < entryRoom {
+		grown := make(chargeLog, len(l), len(l)+max(entryRoom, len(l)/8))
+		copy(grown, l)
+		l = grown
+	}
 	off := at - monthStart // >= 0: the cell's month is the month of at
 	l = binary.AppendUvarint(l, uint64(off/1e9))
 	l = binary.AppendUvarint(l, uint64(off%1e9))

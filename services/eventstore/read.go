@@ -9,11 +9,18 @@ import (
 
 // readPageLen bounds how many events one iterator reads before it is closed
 // and a new one opened: long reads then pin no old memtables or files.
-const readPageLen = 256
+// readPageBytes bounds a page of $all by the size of its events, so that a
+// reader catching up over large events (a usage message is 150 KB) holds a
+// few megabytes, not 256 of them.
+const (
+	readPageLen   = 256
+	readPageBytes = 4 << 20
+)
 
 // allPage returns up to limit events of $all in position order, starting at
 // position from (inclusive) and going forwards or backwards, never past the
-// synced head.
+// synced head. It stops early once it holds readPageBytes of event data: a
+// page shorter than limit is not the end; an empty one is.
 func (s *store) allPage(from uint64, forward bool, limit int) ([]*api.ReadResp_ReadEvent_RecordedEvent, error) {
 	head, _ := s.committed()
 	if forward && from > head {
@@ -32,12 +39,14 @@ func (s *store) allPage(from uint64, forward bool, limit int) ([]*api.ReadResp_R
 		valid = it.SeekLT(logKey(from + 1))
 	}
 	var out []*api.ReadResp_ReadEvent_RecordedEvent
-	for ; valid && len(out) < limit; valid = step(it, forward) {
+	size := 0
+	for ; valid && len(out) < limit && size < readPageBytes; valid = step(it, forward) {
 		rec, err := decodeRecord(it.Value())
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, rec)
+		size += len(it.Value())
 	}
 	return out, it.Error()
 }

@@ -214,7 +214,7 @@ func (s *Server) readAll(out sender, opts *api.ReadReq_Options_AllOptions, forwa
 				return nil
 			}
 		}
-		if len(page) < readPageLen {
+		if len(page) == 0 {
 			return nil
 		}
 		last := page[len(page)-1].CommitPosition
