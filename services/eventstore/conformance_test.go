@@ -520,3 +520,39 @@ func TestRestartKeepsEverything(t *testing.T) {
 		t.Fatalf("position after restart %d is not after %d", r2.CommitPosition, r.CommitPosition)
 	}
 }
+
+// TestReadAllOverPagesOfLargeEvents: reads and catch-up cross the server's
+// page bounds (a page holds at most a few megabytes of event data) without
+// losing, repeating or reordering an event, in both directions.
+func TestReadAllOverPagesOfLargeEvents(t *testing.T) {
+	ts := startServer(t, eventstore.Config{})
+	c := ts.client
+	const n = 40 // 40 events of 300 KB: several pages
+	var want []string
+	for i := range n {
+		data := fmt.Sprintf("%03d", i) + strings.Repeat(".", 300<<10)
+		appendOK(t, c, fmt.Sprintf("big-%d", i), esdb.NoStream{}, event("t", data))
+		want = append(want, data)
+	}
+	if got := dataOf(readAll(t, c, esdb.ReadAllOptions{}, 1000)); !slices.Equal(got, want) {
+		t.Fatalf("forward read got %d events, want the %d in order", len(got), n)
+	}
+	backwards := slices.Clone(want)
+	slices.Reverse(backwards)
+	if got := dataOf(readAll(t, c, esdb.ReadAllOptions{From: esdb.End{}, Direction: esdb.Backwards}, 1000)); !slices.Equal(got, backwards) {
+		t.Fatalf("backward read got %d events, want the %d in reverse order", len(got), n)
+	}
+	sub, err := c.SubscribeToAll(ctxT(t), esdb.SubscribeToAllOptions{From: esdb.Start{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	for i := range n {
+		if got := next(t, sub); got.data != want[i] {
+			t.Fatalf("catch-up item %d = %.10q, want event %d", i, got.data, i)
+		}
+	}
+	if got := next(t, sub); !got.caughtUp {
+		t.Fatalf("after the %d events: %+v, want caught_up", n, got)
+	}
+}
