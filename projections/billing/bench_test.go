@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
@@ -134,4 +135,47 @@ func BenchmarkCloseYear(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkBackDatedChange applies hierarchy changes effective from the
+// beginning to the folded benchmark year: a workspace nobody bills to (every
+// cell of its organization is looked at, nothing moves), and a change of
+// the workspace all of an organization's 100 accounts bill to (each of its
+// charges, about 10,000, moves to a new attribution).
+func BenchmarkBackDatedChange(b *testing.B) {
+	providers, orgs, msgs := benchHistory()
+	p := New()
+	pos := uint64(0)
+	apply := func(m proto.Message) {
+		pos++
+		if _, err := p.Apply(pos, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, o := range orgs {
+		apply(o)
+	}
+	for _, pr := range providers {
+		apply(pr)
+	}
+	for _, u := range msgs {
+		apply(u)
+	}
+	n := 0
+	b.Run("nothing moves", func(b *testing.B) {
+		for range b.N {
+			n++
+			ws := workspace("org-000", fmt.Sprintf("ws-empty-%d", n), "cc", "")
+			ws.EventId = "ws-" + ws.WorkspaceId
+			apply(ws)
+		}
+	})
+	b.Run("an organization moves", func(b *testing.B) {
+		for range b.N {
+			n++
+			ws := workspace("org-000", "ws", fmt.Sprintf("cc-%d", n%2), "")
+			ws.EventId = fmt.Sprintf("ws-move-%d", n)
+			apply(ws)
+		}
+	})
 }

@@ -54,12 +54,15 @@ func (p *Projection) reattribute(orgID string, from int64, accts []uint32) {
 func (p *Projection) reattributeCell(ci uint32) {
 	c := p.cells.at(ci)
 	a := c.key.acct
-	from := c.firstAt
-	if c.n > 1 {
-		from = c.earliest()
-	}
-	if tg, err := p.resolve(a, from); err == nil && tg == c.key.target && p.accounts[a].span.Contains(c.latest) {
-		return // one attribution over all the cell's instants, and it is the cell's
+	ms := c.key.month.Start().UnixNano()
+	if tg, err := p.resolve(a, c.firstAt); err == nil && tg == c.key.target {
+		// The cell's attribution holds over span, around the first charge:
+		// if the other charges are inside it too, nothing moves. Most
+		// cells are decided here without reading their log.
+		span := p.accounts[a].span
+		if c.n == 1 || span.Contains(c.latest) && (span.From <= ms || span.Contains(c.earliest())) {
+			return
+		}
 	}
 	type move struct {
 		chargeEntry
@@ -82,7 +85,6 @@ func (p *Projection) reattributeCell(ci uint32) {
 	// Rebuild the cell from what stays, in the order folded.
 	currency := p.orgs[p.targets[c.key.target].org].currency.Code()
 	key := c.key
-	ms := key.month.Start().UnixNano()
 	c.n, c.rest = 0, nil
 	c.sum.SetInt64(0)
 	for i := range stay {
