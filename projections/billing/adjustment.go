@@ -30,6 +30,8 @@ type benefit struct {
 	currency   string
 	event      uint32
 	reason     string // why it waits, while it does
+	seq        uint64 // the order reported, for a deterministic re-placement
+	indexed    bool   // in benefitsOf
 	// Once placed: the consumer's debit and the purchaser's credit.
 	sides [2]*benefitSide
 }
@@ -104,6 +106,8 @@ func (p *Projection) applyBenefits(eventID string, m *billingv1.ReservedInstance
 	ev := p.intern(eventID)
 	for _, b := range benefits {
 		b.event = ev
+		p.benefitN++
+		b.seq = p.benefitN
 		if _, ok := p.ris[b.riID]; !ok {
 			b.reason = fmt.Sprintf("RI %s is not purchased yet", b.riID)
 			p.waitingForRI[b.riID] = append(p.waitingForRI[b.riID], b)
@@ -155,7 +159,11 @@ func (p *Projection) placeBenefit(b *benefit) {
 		s.om.benefits = append(s.om.benefits, s)
 		p.touch(s.om)
 	}
-	p.placed = append(p.placed, b)
+	if !b.indexed {
+		b.indexed = true
+		p.benefitsOf[consumer] = append(p.benefitsOf[consumer], b)
+		p.benefitsOf[ri.acct] = append(p.benefitsOf[ri.acct], b)
+	}
 }
 
 func (p *Projection) applyReconciliation(eventID string, m *billingv1.VendorReconciliationCompleted) error {
@@ -182,6 +190,7 @@ func (p *Projection) applyReconciliation(eventID string, m *billingv1.VendorReco
 		if !ok {
 			r = &recon{key: k}
 			p.recons[k] = r
+			p.reconsOf[k.acct] = append(p.reconsOf[k.acct], r)
 		}
 		r.amount.Set(&amounts[i])
 		r.currency = l.GetVendorCost().GetCurrency()

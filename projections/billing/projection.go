@@ -59,7 +59,9 @@ type Projection struct {
 	ris             map[string]*reservedInstance
 	waitingForRI    map[string][]*benefit // RI id -> benefits reported before the purchase
 	unresolved      []*benefit            // benefits whose accounts have no provider yet
-	placed          []*benefit            // benefits billed, in the order placed
+	benefitsOf      map[uint32][]*benefit // account -> benefits it consumed or whose RI it bought, once placed
+	reconsOf        map[uint32][]*recon   // account -> its reconciliations
+	benefitN        uint64                // benefits reported so far: their order
 	recons          map[reconKey]*recon
 	unresolvedRecon []*recon
 
@@ -102,6 +104,8 @@ func New() *Projection {
 		ris:           make(map[string]*reservedInstance),
 		waitingForRI:  make(map[string][]*benefit),
 		recons:        make(map[reconKey]*recon),
+		benefitsOf:    make(map[uint32][]*benefit),
+		reconsOf:      make(map[uint32][]*recon),
 		closes:        make(map[calendar.Month]cycleEvent),
 		finals:        make(map[calendar.Month]cycleEvent),
 		issued:        make(map[docKey]*Invoice),

@@ -44,8 +44,27 @@ func (p *Projection) reattribute(orgID string, from int64, accts []uint32) {
 	for _, ci := range slices.Compact(candidates) {
 		p.reattributeCell(ci)
 	}
-	p.reattributeRecons(from)
-	p.reattributeBenefits(from)
+
+	// Reconciliations and RI benefits of the same accounts or organization.
+	var recons []*recon
+	var benefits []*benefit
+	if accts != nil {
+		for _, a := range accts {
+			recons = append(recons, p.reconsOf[a]...)
+			benefits = append(benefits, p.benefitsOf[a]...)
+		}
+	} else if o, ok := p.orgIdx[orgID]; ok {
+		for _, om := range p.orgs[o].months {
+			for _, r := range om.recons {
+				recons = append(recons, r)
+			}
+			for _, s := range om.benefits {
+				benefits = append(benefits, s.b)
+			}
+		}
+	}
+	p.reattributeRecons(from, recons)
+	p.reattributeBenefits(from, benefits)
 }
 
 // reattributeCell re-resolves every charge of one cell and moves those
@@ -101,13 +120,14 @@ func (p *Projection) reattributeCell(ci uint32) {
 	}
 }
 
-// reattributeRecons re-places the reconciliations of months ending after
-// from whose account now resolves elsewhere at the end of the month.
-func (p *Projection) reattributeRecons(from int64) {
+// reattributeRecons re-places those of the reconciliations of months
+// ending after from whose account now resolves elsewhere at the end of the
+// month.
+func (p *Projection) reattributeRecons(from int64, recons []*recon) {
 	var moved []*recon
-	for _, r := range p.recons {
+	for _, r := range recons {
 		if r.om == nil || monthEnd(r.key.month) < from {
-			continue
+			continue // unresolved, refused, or before the change
 		}
 		if tg, err := p.resolve(r.key.acct, monthEnd(r.key.month)); err == nil && tg == r.target {
 			continue
@@ -117,6 +137,7 @@ func (p *Projection) reattributeRecons(from int64) {
 	slices.SortFunc(moved, func(a, b *recon) int {
 		return cmp.Or(cmp.Compare(a.key.month, b.key.month), cmp.Compare(a.key.acct, b.key.acct), cmp.Compare(a.key.svc, b.key.svc))
 	})
+	moved = slices.Compact(moved)
 	for _, r := range moved {
 		delete(r.om.recons, r.key)
 		p.touch(r.om)
@@ -125,25 +146,24 @@ func (p *Projection) reattributeRecons(from int64) {
 	}
 }
 
-// reattributeBenefits re-places the RI benefits of months ending after
-// from whose consumer or purchaser now resolves elsewhere.
-func (p *Projection) reattributeBenefits(from int64) {
-	placed := p.placed
-	p.placed = nil
+// reattributeBenefits re-places those of the RI benefits of months ending
+// after from whose consumer or purchaser now resolves elsewhere.
+func (p *Projection) reattributeBenefits(from int64, benefits []*benefit) {
 	var moved []*benefit
-	for _, b := range placed {
-		if monthEnd(b.month) >= from && !p.benefitHolds(b) {
-			for _, s := range b.sides {
-				s.om.benefits = slices.DeleteFunc(s.om.benefits, func(x *benefitSide) bool { return x == s })
-				p.touch(s.om)
-			}
-			b.sides = [2]*benefitSide{}
-			moved = append(moved, b)
-			continue
+	for _, b := range benefits {
+		if b.sides[0] == nil || monthEnd(b.month) < from || p.benefitHolds(b) {
+			continue // not placed, before the change, or unchanged
 		}
-		p.placed = append(p.placed, b)
+		moved = append(moved, b)
 	}
+	slices.SortFunc(moved, func(a, b *benefit) int { return cmp.Compare(a.seq, b.seq) })
+	moved = slices.Compact(moved)
 	for _, b := range moved {
+		for _, s := range b.sides {
+			s.om.benefits = slices.DeleteFunc(s.om.benefits, func(x *benefitSide) bool { return x == s })
+			p.touch(s.om)
+		}
+		b.sides = [2]*benefitSide{}
 		p.placeBenefit(b)
 	}
 }
