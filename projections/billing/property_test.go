@@ -97,6 +97,18 @@ func randomHistory(seed uint64, l *ledger, check func(closed calendar.Month)) {
 				register(a, fmt.Sprintf("%s-%02dT00:00:00Z", m, 10+rng.IntN(10)))
 			}
 		}
+		// Back-dated changes over usage already folded: a workspace
+		// re-pointed at the other cost center, a cost center given another
+		// BAN, from a day of this month or the last.
+		if rng.IntN(2) == 0 {
+			o := orgs[rng.IntN(len(orgs))]
+			from := fmt.Sprintf("%s-%02dT00:00:00Z", m-calendar.Month(rng.IntN(2)), 1+rng.IntN(28))
+			if rng.IntN(2) == 0 {
+				l.apply(workspace(o.id, "ws-own", []string{"cc-own", "cc-default"}[rng.IntN(2)], from))
+			} else {
+				l.apply(costCenter(o.id, "cc-own", fmt.Sprintf("BAN-%s-own-%d", o.id, rng.IntN(2)), from))
+			}
+		}
 		// RIs: purchases, and benefits before or after them.
 		for range 3 {
 			buyer := accounts[rng.IntN(nAccounts)]
