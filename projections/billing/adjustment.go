@@ -29,9 +29,10 @@ type benefit struct {
 	amount     apd.Decimal
 	currency   string
 	event      uint32
-	reason     string // why it waits, while it does
-	seq        uint64 // the order reported, for a deterministic re-placement
-	indexed    bool   // in benefitsOf
+	reason     string    // why it waits, while it does
+	seq        uint64    // the order reported, for a deterministic re-placement
+	indexed    bool      // in benefitsOf
+	mismatch   *orgState // the organization not billed in its currency, while one is not
 	// Once placed: the consumer's debit and the purchaser's credit.
 	sides [2]*benefitSide
 }
@@ -63,8 +64,9 @@ type recon struct {
 	currency string
 	event    uint32
 	target   uint32
-	om       *orgMonth // nil while unresolved or refused
+	om       *orgMonth // nil while unresolved or in another currency
 	reason   string
+	mismatch *orgState // the organization not billed in its currency, while it is not
 }
 
 func (p *Projection) applyPurchase(eventID string, m *billingv1.ReservedInstancePurchased) error {
@@ -141,14 +143,23 @@ func (p *Projection) placeBenefit(b *benefit) {
 		p.unresolved = append(p.unresolved, b)
 		return
 	}
+	if !b.indexed {
+		b.indexed = true
+		p.benefitsOf[consumer] = append(p.benefitsOf[consumer], b)
+		p.benefitsOf[ri.acct] = append(p.benefitsOf[ri.acct], b)
+	}
 	corg, porg := p.orgs[p.targets[ct].org], p.orgs[p.targets[pt].org]
+	b.mismatch = nil
 	for _, o := range []*orgState{corg, porg} {
 		if b.currency != o.currency.Code() {
-			p.exception(CurrencyMismatch, o.id, ri.vendor, b.consumerID, b.month, &b.amount, b.currency,
-				fmt.Sprintf("RI %s benefit in %s, organization %s is billed in %s", ri.id, b.currency, o.id, o.currency.Code()), b.event)
+			// Listed as an exception until a registration moves the
+			// accounts to organizations billed in its currency.
+			b.mismatch = o
+			b.reason = fmt.Sprintf("RI %s benefit in %s, organization %s is billed in %s", ri.id, b.currency, o.id, o.currency.Code())
 			return
 		}
 	}
+	b.reason = ""
 	debit := &benefitSide{b: b, ri: ri, acct: consumer, counterparty: ri.acct, target: ct}
 	money.Round(&debit.amount, &b.amount, corg.currency)
 	credit := &benefitSide{b: b, ri: ri, acct: ri.acct, counterparty: consumer, target: pt, purchaser: true}
@@ -158,11 +169,6 @@ func (p *Projection) placeBenefit(b *benefit) {
 		s.om = p.orgMonth(p.targets[s.target].org, b.month)
 		s.om.benefits = append(s.om.benefits, s)
 		p.touch(s.om)
-	}
-	if !b.indexed {
-		b.indexed = true
-		p.benefitsOf[consumer] = append(p.benefitsOf[consumer], b)
-		p.benefitsOf[ri.acct] = append(p.benefitsOf[ri.acct], b)
 	}
 }
 
@@ -223,12 +229,12 @@ func (p *Projection) placeRecon(r *recon) {
 	}
 	org := p.orgs[p.targets[tg].org]
 	if r.currency != org.currency.Code() {
-		acc := &p.accounts[r.key.acct]
-		r.reason, r.target = "currency mismatch", 0
-		p.exception(CurrencyMismatch, org.id, p.vendorDisplay[acc.vendorKey], acc.accountID, r.key.month, &r.amount, r.currency,
-			fmt.Sprintf("vendor reconciliation of %s in %s, organization %s is billed in %s", p.symbols[r.key.svc], r.currency, org.id, org.currency.Code()), r.event)
+		// Listed as an exception until a registration moves the account
+		// to an organization billed in its currency.
+		r.reason, r.target, r.mismatch = "currency mismatch", 0, org
 		return
 	}
+	r.mismatch = nil
 	r.reason, r.target = "", tg
 	om := p.orgMonth(p.targets[tg].org, r.key.month)
 	om.recons[r.key] = r

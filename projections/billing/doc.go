@@ -35,5 +35,7 @@
 // goes elsewhere; reconciliations and RI benefits, attributed at the end of
 // their month, move the same way. The moved charges reach closed months as
 // "Update to Previous Month's" lines on both BANs at the next close. A
-// charge that went to the currency-mismatch exceptions stays there.
+// charge, reconciliation or RI benefit in another currency than the
+// organization it now goes to waits, listed as a currency mismatch, until a
+// registration moves it to one billed in its currency.
 package billing

@@ -189,7 +189,8 @@ const (
 	// accounts have no provider; billed once they are known.
 	PendingBenefit
 	// CurrencyMismatch: an amount in another currency than its
-	// organization's; never billed.
+	// organization's; billed once a registration moves it to an
+	// organization billed in its currency.
 	CurrencyMismatch
 	// InvalidRecord: a usage record without a cost or charge period start,
 	// or with an amount that is not a decimal; never billed.

@@ -52,9 +52,10 @@ type Projection struct {
 	cells   cellStore
 	cellIdx map[cellKey]uint32
 
-	pending pendingUsage
-	bad     map[exceptionKey]*Exception // currency mismatches and invalid records
-	badList []*Exception
+	pending    pendingUsage                // unassigned charges
+	mismatched pendingUsage                // charges in another currency than their organization's
+	bad        map[exceptionKey]*Exception // currency mismatches and invalid records
+	badList    []*Exception
 
 	ris             map[string]*reservedInstance
 	waitingForRI    map[string][]*benefit // RI id -> benefits reported before the purchase
@@ -99,7 +100,8 @@ func New() *Projection {
 		orgMonths:     make(map[orgMonthKey]*orgMonth),
 		monthOrgs:     make(map[calendar.Month][]*orgMonth),
 		cellIdx:       make(map[cellKey]uint32),
-		pending:       pendingUsage{idx: make(map[pendingKey]uint32), byAccount: make(map[uint32][]uint32)},
+		pending:       newPendingUsage(),
+		mismatched:    newPendingUsage(),
 		bad:           make(map[exceptionKey]*Exception),
 		ris:           make(map[string]*reservedInstance),
 		waitingForRI:  make(map[string][]*benefit),
@@ -324,6 +326,9 @@ func (p *Projection) applyProvider(m *billingv1.ProviderRegistered) error {
 		p.providerAccts[k] = append(p.providerAccts[k], a)
 	}
 	p.reattribute(m.OrgId, effective(m.EffectiveAt), p.providerAccts[k])
+	for _, a := range p.providerAccts[k] {
+		p.retryWaiting(&p.mismatched, a)
+	}
 	p.retryPending(&a)
 	return nil
 }
@@ -333,10 +338,10 @@ func (p *Projection) applyProvider(m *billingv1.ProviderRegistered) error {
 // reconciliations and RI benefits, which are few.
 func (p *Projection) retryPending(acct *uint32) {
 	if acct != nil {
-		p.retryPendingUsage(*acct)
+		p.retryWaiting(&p.pending, *acct)
 	} else {
 		for _, a := range p.pending.accountsWaiting() {
-			p.retryPendingUsage(a)
+			p.retryWaiting(&p.pending, a)
 		}
 	}
 	recons := p.unresolvedRecon

@@ -3,6 +3,7 @@ package billing
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -10,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/hierarchy"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
@@ -93,6 +95,13 @@ func randomHistory(seed uint64, l *ledger, check func(closed calendar.Month)) {
 				register(a, fmt.Sprintf("%s-15T00:00:00Z", m-calendar.Month(rng.IntN(2))))
 			case !a.registered:
 				register(a, "")
+			case rng.IntN(4) == 0:
+				// To another organization, perhaps in another currency:
+				// its charges from then on, in the old currency, wait as
+				// mismatches until it comes back.
+				o := orgs[rng.IntN(len(orgs))]
+				a.org, a.currency = o.id, o.currency
+				register(a, fmt.Sprintf("%s-%02dT00:00:00Z", m, 1+rng.IntN(28)))
 			default:
 				register(a, fmt.Sprintf("%s-%02dT00:00:00Z", m, 10+rng.IntN(10)))
 			}
@@ -393,6 +402,9 @@ func TestAttributionFollowsTheHierarchyNotArrivalOrder(t *testing.T) {
 					}
 				}
 			}
+			if g, w := exceptionsText(t, l.p), exceptionsText(t, q); g != w {
+				t.Fatalf("exceptions in log order:\n%s\nwith the hierarchy first:\n%s", g, w)
+			}
 			for i := range l.p.cells.n {
 				if l.p.cells.at(i).empty() {
 					moved++
@@ -416,4 +428,20 @@ func billText(lines []Line) string {
 		}
 	}
 	return b.String()
+}
+
+// exceptionsText renders the exceptions as a sorted list, vendors by
+// comparison key: the order of equal-ranked exceptions and the spelling of
+// a vendor follow the order events were folded in.
+func exceptionsText(t *testing.T, p *Projection) string {
+	ex, err := p.Exceptions("")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := make([]string, len(ex))
+	for i, e := range ex {
+		lines[i] = fmt.Sprintf("%s %s %s/%s %s %s %s %s %q", e.Month, e.Kind, e.OrgID, hierarchy.VendorKey(e.Vendor), e.AccountID, e.EventID, e.Amount.Text('f'), e.Currency, e.Reason)
+	}
+	slices.Sort(lines)
+	return strings.Join(lines, "\n")
 }

@@ -342,6 +342,7 @@ func (p *Projection) Exceptions(org string) ([]Exception, error) {
 			out = append(out, x)
 		}
 	}
+	out = append(out, p.mismatchExceptions(org)...)
 	if org == "" {
 		out = append(out, p.pendingExceptions()...)
 	}
@@ -352,6 +353,82 @@ func (p *Projection) Exceptions(org string) ([]Exception, error) {
 			strings.Compare(a.Currency, b.Currency), strings.Compare(a.Reason, b.Reason))
 	})
 	return out, nil
+}
+
+// mismatchExceptions lists what is in another currency than its
+// organization's (of org, or of all if empty): usage, aggregated per
+// organization, account, month, event and currency; reconciliations; RI
+// benefits.
+func (p *Projection) mismatchExceptions(org string) []Exception {
+	type key struct {
+		org      uint32
+		acct     uint32
+		month    calendar.Month
+		event    uint32
+		currency uint32
+	}
+	agg := make(map[key]*Exception)
+	var order []key
+	for i := range p.mismatched.items {
+		it := &p.mismatched.items[i]
+		if it.done {
+			continue
+		}
+		acc := &p.accounts[it.key.acct]
+		attr, _, err := p.h.Resolve(acc.vendorKey, acc.accountID, it.key.at)
+		if err != nil {
+			continue // cannot happen: a change of attribution moves it to the unassigned
+		}
+		o := p.orgIdx[attr.OrgID]
+		if org != "" && attr.OrgID != org {
+			continue
+		}
+		k := key{o, it.key.acct, it.key.month, it.key.event, it.key.currency}
+		e, ok := agg[k]
+		if !ok {
+			cur := p.symbols[it.key.currency]
+			e = &Exception{Kind: CurrencyMismatch, OrgID: attr.OrgID, Vendor: p.vendorDisplay[acc.vendorKey], AccountID: acc.accountID,
+				Month: it.key.month, Currency: cur, EventID: p.eventIDs[it.key.event],
+				Reason: fmt.Sprintf("usage in %s, organization %s is billed in %s", cur, attr.OrgID, p.orgs[o].currency.Code())}
+			agg[k] = e
+			order = append(order, k)
+		}
+		money.Add(&e.Amount, &e.Amount, &it.amount)
+	}
+	out := make([]Exception, 0, len(order))
+	for _, k := range order {
+		out = append(out, *agg[k])
+	}
+
+	// Reconciliations and RI benefits, one exception each.
+	for _, r := range p.recons {
+		if r.mismatch == nil || (org != "" && r.mismatch.id != org) {
+			continue
+		}
+		acc := &p.accounts[r.key.acct]
+		e := Exception{Kind: CurrencyMismatch, OrgID: r.mismatch.id, Vendor: p.vendorDisplay[acc.vendorKey], AccountID: acc.accountID,
+			Month: r.key.month, Currency: r.currency, EventID: p.eventIDs[r.event],
+			Reason: fmt.Sprintf("vendor reconciliation of %s in %s, organization %s is billed in %s", p.symbols[r.key.svc], r.currency, r.mismatch.id, r.mismatch.currency.Code())}
+		e.Amount.Set(&r.amount)
+		out = append(out, e)
+	}
+	var benefits []*benefit
+	for _, bs := range p.benefitsOf {
+		for _, b := range bs {
+			if b.mismatch != nil && (org == "" || b.mismatch.id == org) {
+				benefits = append(benefits, b)
+			}
+		}
+	}
+	slices.SortFunc(benefits, func(a, b *benefit) int { return cmp.Compare(a.seq, b.seq) })
+	for _, b := range slices.Compact(benefits) {
+		ri := p.ris[b.riID]
+		e := Exception{Kind: CurrencyMismatch, OrgID: b.mismatch.id, Vendor: ri.vendor, AccountID: b.consumerID,
+			Month: b.month, Currency: b.currency, EventID: p.eventIDs[b.event], Reason: b.reason}
+		e.Amount.Set(&b.amount)
+		out = append(out, e)
+	}
+	return out
 }
 
 // pendingExceptions lists what waits for the hierarchy or an RI purchase,

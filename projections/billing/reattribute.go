@@ -68,8 +68,8 @@ func (p *Projection) reattribute(orgID string, from int64, accts []uint32) {
 }
 
 // reattributeCell re-resolves every charge of one cell and moves those
-// that now go elsewhere: to another cell, or to the unassigned charges if
-// no provider covers them any more.
+// that now go elsewhere: to another cell, to the unassigned charges if no
+// provider covers them any more, or to the currency mismatches.
 func (p *Projection) reattributeCell(ci uint32) {
 	c := p.cells.at(ci)
 	a := c.key.acct
@@ -83,20 +83,13 @@ func (p *Projection) reattributeCell(ci uint32) {
 			return
 		}
 	}
-	type move struct {
-		chargeEntry
-		target uint32
-		err    error
-	}
-	var stay []chargeEntry
-	var moves []move
+	var stay, moves []chargeEntry
 	for _, e := range c.charges() {
-		tg, err := p.resolve(a, e.at)
-		if err == nil && tg == c.key.target {
+		if tg, err := p.resolve(a, e.at); err == nil && tg == c.key.target {
 			stay = append(stay, e)
-			continue
+		} else {
+			moves = append(moves, e)
 		}
-		moves = append(moves, move{chargeEntry: e, target: tg, err: err})
 	}
 	if len(moves) == 0 {
 		return
@@ -112,11 +105,7 @@ func (p *Projection) reattributeCell(ci uint32) {
 	p.touch(c.om)
 	for i := range moves {
 		mv := &moves[i]
-		if mv.err != nil {
-			p.pending.add(pendingKey{acct: a, month: key.month, svc: key.svc, region: key.region, at: mv.at, event: mv.event, currency: p.symbol(currency)}, &mv.amount)
-			continue
-		}
-		p.addCharge(a, mv.target, key.month, key.svc, key.region, mv.at, currency, &mv.amount, mv.event)
+		p.charge(a, key.month, key.svc, key.region, mv.at, currency, &mv.amount, mv.event)
 	}
 }
 
@@ -126,10 +115,10 @@ func (p *Projection) reattributeCell(ci uint32) {
 func (p *Projection) reattributeRecons(from int64, recons []*recon) {
 	var moved []*recon
 	for _, r := range recons {
-		if r.om == nil || monthEnd(r.key.month) < from {
-			continue // unresolved, refused, or before the change
+		if (r.om == nil && r.mismatch == nil) || monthEnd(r.key.month) < from {
+			continue // waiting for the hierarchy (retryPending places it), or before the change
 		}
-		if tg, err := p.resolve(r.key.acct, monthEnd(r.key.month)); err == nil && tg == r.target {
+		if tg, err := p.resolve(r.key.acct, monthEnd(r.key.month)); err == nil && tg == r.target && r.om != nil {
 			continue
 		}
 		moved = append(moved, r)
@@ -139,9 +128,11 @@ func (p *Projection) reattributeRecons(from int64, recons []*recon) {
 	})
 	moved = slices.Compact(moved)
 	for _, r := range moved {
-		delete(r.om.recons, r.key)
-		p.touch(r.om)
-		r.om = nil
+		if r.om != nil {
+			delete(r.om.recons, r.key)
+			p.touch(r.om)
+			r.om = nil
+		}
 		p.placeRecon(r)
 	}
 }
@@ -151,8 +142,8 @@ func (p *Projection) reattributeRecons(from int64, recons []*recon) {
 func (p *Projection) reattributeBenefits(from int64, benefits []*benefit) {
 	var moved []*benefit
 	for _, b := range benefits {
-		if b.sides[0] == nil || monthEnd(b.month) < from || p.benefitHolds(b) {
-			continue // not placed, before the change, or unchanged
+		if (b.sides[0] == nil && b.mismatch == nil) || monthEnd(b.month) < from || b.sides[0] != nil && p.benefitHolds(b) {
+			continue // waiting for the hierarchy, before the change, or unchanged
 		}
 		moved = append(moved, b)
 	}
@@ -160,8 +151,10 @@ func (p *Projection) reattributeBenefits(from int64, benefits []*benefit) {
 	moved = slices.Compact(moved)
 	for _, b := range moved {
 		for _, s := range b.sides {
-			s.om.benefits = slices.DeleteFunc(s.om.benefits, func(x *benefitSide) bool { return x == s })
-			p.touch(s.om)
+			if s != nil {
+				s.om.benefits = slices.DeleteFunc(s.om.benefits, func(x *benefitSide) bool { return x == s })
+				p.touch(s.om)
+			}
 		}
 		b.sides = [2]*benefitSide{}
 		p.placeBenefit(b)

@@ -114,6 +114,29 @@ func TestRules(t *testing.T) {
 			wantAmount(t, "unassigned", &ex[0].Amount, "2.00")
 			wantAmount(t, "March", l.bill("acme", "2018-03"), "1.00")
 		}},
+		{"a move to an organization in another currency holds the charges as mismatches until it is undone", func(t *testing.T, l *ledger) {
+			acme(l, "USD")
+			l.apply(org("tokyo", "BAN-T", "JPY"))
+			l.apply(provider("acme", "p1", "ws-shared", "AWS", "111", ""))
+			l.apply(usage(
+				rec("AWS", "111", "EC2", "", "2018-03-01T00:00:00Z", "1.00", "USD"),
+				rec("AWS", "111", "EC2", "", "2018-03-20T00:00:00Z", "2.00", "USD"),
+			))
+			l.apply(reconciliation("AWS", "2018-03", reconLine("111", "EC2", "3.50", "USD")))
+			wantAmount(t, "March before the move", l.bill("acme", "2018-03"), "3.50")
+			l.apply(provider("tokyo", "t1", "ws", "AWS", "111", "2018-03-10T00:00:00Z"))
+			wantAmount(t, "acme's March after the move", l.bill("acme", "2018-03"), "1.00")
+			ex, _ := l.p.Exceptions("tokyo")
+			if len(ex) != 2 || ex[0].Kind != CurrencyMismatch || ex[1].Kind != CurrencyMismatch {
+				t.Fatalf("tokyo's exceptions = %+v, want the usage of the 20th and the reconciliation", ex)
+			}
+			// Registered in error: the account is acme's again.
+			l.apply(provider("acme", "p1", "ws-shared", "AWS", "111", "2018-03-10T00:00:00Z"))
+			if ex, _ := l.p.Exceptions(""); len(ex) != 0 {
+				t.Fatalf("exceptions after the move back = %+v", ex)
+			}
+			wantAmount(t, "acme's March again", l.bill("acme", "2018-03"), "3.50")
+		}},
 		{"cost center without BAN bills the org default, with one its own", func(t *testing.T, l *ledger) {
 			acme(l, "USD")
 			l.apply(provider("acme", "p1", "ws-shared", "AWS", "111", ""))

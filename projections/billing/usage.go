@@ -291,12 +291,18 @@ func (p *Projection) foldRecord(ev uint32, r *billingv1.UsageRecord) {
 		return
 	}
 	a := p.account(r.Vendor, r.AccountId)
+	p.charge(a, m, p.symbol(r.Service), p.symbol(r.Region), t, cost.Currency, &p.amount, ev)
+}
+
+// charge attributes one charge (DESIGN.md 7.1): to its cell, or, with no
+// provider at its instant, to the unassigned charges.
+func (p *Projection) charge(a uint32, m calendar.Month, svc, region uint32, t int64, currency string, amount *apd.Decimal, ev uint32) {
 	tg, err := p.resolve(a, t)
 	if err != nil {
-		p.pending.add(pendingKey{acct: a, month: m, svc: p.symbol(r.Service), region: p.symbol(r.Region), at: t, event: ev, currency: p.symbol(cost.Currency)}, &p.amount)
+		p.pending.add(pendingKey{acct: a, month: m, svc: svc, region: region, at: t, event: ev, currency: p.symbol(currency)}, amount)
 		return
 	}
-	p.addCharge(a, tg, m, p.symbol(r.Service), p.symbol(r.Region), t, cost.Currency, &p.amount, ev)
+	p.addCharge(a, tg, m, svc, region, t, currency, amount, ev)
 }
 
 // addCharge adds an attributed charge to its cell, or to the currency
@@ -304,9 +310,9 @@ func (p *Projection) foldRecord(ev uint32, r *billingv1.UsageRecord) {
 func (p *Projection) addCharge(a, tg uint32, m calendar.Month, svc, region uint32, t int64, currency string, amount *apd.Decimal, ev uint32) {
 	org := p.orgs[p.targets[tg].org]
 	if currency != org.currency.Code() {
-		acc := &p.accounts[a]
-		p.exception(CurrencyMismatch, org.id, p.vendorDisplay[acc.vendorKey], acc.accountID, m, amount, currency,
-			fmt.Sprintf("usage in %s, organization %s is billed in %s", currency, org.id, org.currency.Code()), ev)
+		// Not billable in this organization; it waits, listed as an
+		// exception, for a registration that puts it in one where it is.
+		p.mismatched.add(pendingKey{acct: a, month: m, svc: svc, region: region, at: t, event: ev, currency: p.symbol(currency)}, amount)
 		return
 	}
 	k := cellKey{month: m, acct: a, target: tg, svc: svc, region: region}
@@ -358,13 +364,19 @@ func (p *Projection) exception(kind ExceptionKind, org, vendor, accountID string
 	}
 }
 
-// pendingUsage holds unassigned charges, aggregated per account, month,
-// service, region, instant, event and currency: the instant is kept
-// because the registration that will cover them may start mid-month.
+// pendingUsage holds charges that wait for the hierarchy: the unassigned
+// (no provider at their instant) and the currency mismatches (in another
+// currency than their organization's). They are aggregated per account,
+// month, service, region, instant, event and currency: the instant is kept
+// because the registration that will place them may start mid-month.
 type pendingUsage struct {
 	items     []pendingItem
 	idx       map[pendingKey]uint32
 	byAccount map[uint32][]uint32
+}
+
+func newPendingUsage() pendingUsage {
+	return pendingUsage{idx: make(map[pendingKey]uint32), byAccount: make(map[uint32][]uint32)}
 }
 
 type pendingKey struct {
@@ -403,33 +415,39 @@ func (q *pendingUsage) accountsWaiting() []uint32 {
 	return accts
 }
 
-// retryPendingUsage attributes the waiting charges of one account that the
-// hierarchy now covers.
-func (p *Projection) retryPendingUsage(a uint32) {
-	waiting := p.pending.byAccount[a]
+// retryWaiting attributes again the waiting charges of one account in q
+// (the unassigned or the mismatched): those whose attribution now differs
+// from what kept them waiting leave q for their cell or the other list.
+func (p *Projection) retryWaiting(q *pendingUsage, a uint32) {
+	waiting := q.byAccount[a]
 	if len(waiting) == 0 {
 		return
 	}
+	var leaving []pendingItem
 	rest := waiting[:0]
 	for _, i := range waiting {
-		it := &p.pending.items[i]
+		it := &q.items[i]
 		tg, err := p.resolve(a, it.key.at)
-		if err != nil {
+		unassigned := err != nil
+		mismatched := !unassigned && p.symbols[it.key.currency] != p.orgs[p.targets[tg].org].currency.Code()
+		if (q == &p.pending && unassigned) || (q == &p.mismatched && mismatched) {
 			rest = append(rest, i)
 			continue
 		}
 		it.done = true
-		delete(p.pending.idx, it.key)
-		k := it.key
-		p.addCharge(a, tg, k.month, k.svc, k.region, k.at, p.symbols[k.currency], &it.amount, k.event)
+		delete(q.idx, it.key)
+		leaving = append(leaving, *it)
 	}
 	if len(rest) == 0 {
-		delete(p.pending.byAccount, a)
+		delete(q.byAccount, a)
 	} else {
-		p.pending.byAccount[a] = rest
+		q.byAccount[a] = rest
 	}
-	if len(p.pending.idx) == 0 {
-		// Everything attributed: drop the done items.
-		p.pending.items = p.pending.items[:0]
+	if len(q.idx) == 0 {
+		q.items = q.items[:0] // everything left: drop the done items
+	}
+	for i := range leaving {
+		k := &leaving[i].key
+		p.charge(a, k.month, k.svc, k.region, k.at, p.symbols[k.currency], &leaving[i].amount, k.event)
 	}
 }

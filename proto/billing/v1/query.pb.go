@@ -225,7 +225,8 @@ const (
 	// An RI benefit whose RI is not purchased yet, or whose accounts have no
 	// provider; billed once they are known.
 	ExceptionKind_EXCEPTION_KIND_PENDING_RI_BENEFIT ExceptionKind = 2
-	// An amount in another currency than its organization's; never billed.
+	// An amount in another currency than its organization's; billed once a
+	// registration moves it to an organization billed in its currency.
 	ExceptionKind_EXCEPTION_KIND_CURRENCY_MISMATCH ExceptionKind = 3
 	// A usage record without a cost or charge period start, or with an amount
 	// that is not a decimal; never billed.
