@@ -460,7 +460,7 @@ func (p *Projection) pendingExceptions() []Exception {
 		}
 		acc := &p.accounts[it.key.acct]
 		reason := "no provider registered for the account at the charge's start"
-		if _, _, err := p.h.Resolve(acc.vendorKey, acc.accountID, it.key.at); err != nil {
+		if _, _, err := p.h.Resolve(p.vendorDisplay[acc.vendorKey], acc.accountID, it.key.at); err != nil { // the vendor as first given, for people
 			reason = err.Error()
 		}
 		add(key{UnassignedUsage, accountKey{acc.vendorKey, acc.accountID}, it.key.month, it.key.event, p.symbols[it.key.currency], reason},
