@@ -245,7 +245,7 @@ func TestCycleCommands(t *testing.T) {
 	l := newLedger(t)
 	if got, want := l.must(t, "cycle", "close", "2025-01"),
 		"Closed the billing cycle of 2025-01: its invoices are issued as of 2025-02-01T00:00:00Z.\n"+
-			"ledgerd has stored BillingCycleClosed ledgerctl-billing-cycle-closed-2025-01.\n"; got != want {
+			"ledgerd has stored and applied BillingCycleClosed ledgerctl-billing-cycle-closed-2025-01.\n"; got != want {
 		t.Errorf("cycle close printed %q, want %q", got, want)
 	}
 	// Again: the same message, taken once, and not an error.

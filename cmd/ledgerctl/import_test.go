@@ -121,24 +121,19 @@ func chargesByAccount(inv *billingv1.Invoice) map[string]string {
 	return out
 }
 
-// awaitIssued waits until the invoice of ban for month is issued, and
-// returns it: `cycle close` returns once ledgerd has stored the close,
-// which the projections apply a moment later.
-func awaitIssued(t *testing.T, l *ledger, ban, month string) *billingv1.Invoice {
+// issuedInvoice returns the invoice of ban for month, which must be issued
+// already: `cycle close` returns once the projections have applied the
+// close, so the next query reads it.
+func issuedInvoice(t *testing.T, l *ledger, ban, month string) *billingv1.Invoice {
 	t.Helper()
-	var inv *billingv1.Invoice
-	eventually(t, "invoice "+ban+" "+month+" issued", func() error {
-		resp, err := l.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
-		if err != nil {
-			return err
-		}
-		inv = resp.GetInvoice()
-		if inv.GetStatus() != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED {
-			return fmt.Errorf("status %s", inv.GetStatus())
-		}
-		return nil
-	})
-	return inv
+	resp, err := l.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
+	if err != nil {
+		t.Fatalf("invoice %s %s right after cycle close: %v", ban, month, err)
+	}
+	if st := resp.GetInvoice().GetStatus(); st != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED {
+		t.Fatalf("invoice %s %s right after cycle close is %s, want ISSUED", ban, month, st)
+	}
+	return resp.GetInvoice()
 }
 
 // TestImportFOCUSSample imports the shared FOCUS sample with --register,
@@ -162,7 +157,7 @@ func TestImportFOCUSSample(t *testing.T) {
 	}
 
 	l.must(t, "cycle", "close", "2024-09")
-	inv := awaitIssued(t, l, "BAN-sunbird", "2024-09")
+	inv := issuedInvoice(t, l, "BAN-sunbird", "2024-09")
 	want := expectedTotals(t, path)
 	if len(want) != first.Accounts {
 		t.Fatalf("the file has %d accounts, the import says %d", len(want), first.Accounts)
@@ -199,7 +194,7 @@ func TestImportFOCUSSample(t *testing.T) {
 	// proves there was nothing.
 	importFOCUS(t, l, path, "--org", "sunbird", "--register")
 	l.must(t, "cycle", "close", "2024-10")
-	if next := awaitIssued(t, l, "BAN-sunbird", "2024-10"); len(next.GetLines()) != 0 {
+	if next := issuedInvoice(t, l, "BAN-sunbird", "2024-10"); len(next.GetLines()) != 0 {
 		t.Errorf("after importing the file again, 2024-10 bills %v", next.GetLines())
 	}
 }
@@ -246,7 +241,7 @@ func TestImportBatches(t *testing.T) {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
 	wantOut := fmt.Sprintf("Imported %s: 2,500 rows in 3 batches of UsageReported, for 2 accounts of organization initech.\n"+
-		"ledgerd has stored every message. Charges of 2024-08.\n\n"+
+		"ledgerd has stored and applied every message. Charges of 2024-08.\n\n"+
 		"Next, once the month is over and complete:\n  ledgerctl cycle close 2024-08\n  ledgerctl usage --org initech --month 2024-08\n", filepath.Base(path))
 	if r.stdout != wantOut {
 		t.Errorf("stdout\n%s\nwant\n%s", r.stdout, wantOut)
@@ -269,7 +264,7 @@ func TestImportBatches(t *testing.T) {
 		t.Fatalf("summary %+v", s)
 	}
 	l.must(t, "cycle", "close", "2024-08")
-	inv := awaitIssued(t, l, "BAN-IT", "2024-08")
+	inv := issuedInvoice(t, l, "BAN-IT", "2024-08")
 	if got, want := chargesByAccount(inv), map[string]string{"100000000001": "1.50", "ocid1.tenancy.oc1..a": "0.13"}; !maps.Equal(got, want) {
 		t.Errorf("charges %v, want %v", got, want)
 	}

@@ -48,8 +48,9 @@ func (c *Client) endedMonth(command, text string) (calendar.Month, error) {
 }
 
 // CloseCycle closes the billing cycle of a month: the month's invoices are
-// issued. It returns once ledgerd has stored the close, or with the reason
-// it refused it (cycles close in month order).
+// issued. It returns once ledgerd has stored the close and its projections
+// have applied it, so a query made next sees the issued invoices, or with
+// the reason it refused it (cycles close in month order).
 func (c *Client) CloseCycle(ctx context.Context, monthText string) error {
 	m, err := c.endedMonth("cycle close", monthText)
 	if err != nil {
@@ -81,7 +82,7 @@ func (c *Client) reportCycle(msg proto.Message, text string) error {
 	if c.cfg.JSON {
 		return c.printJSON(msg)
 	}
-	_, err := fmt.Fprintf(c.cfg.Out, "%s\nledgerd has stored %s.\n", text, describe(msg))
+	_, err := fmt.Fprintf(c.cfg.Out, "%s\nledgerd has stored and applied %s.\n", text, describe(msg))
 	return err
 }
 

@@ -82,7 +82,8 @@ type account struct {
 }
 
 // ImportFOCUS imports a FOCUS 1.0 CSV file as UsageReported messages of up
-// to BatchRecordsMax rows, and waits until ledgerd has stored them all.
+// to BatchRecordsMax rows, and waits until ledgerd has stored them all and
+// its projections have applied them.
 //
 // It reads the file twice. The first reading checks every row and
 // publishes nothing if one is bad: a bad row is reported by line and
@@ -371,7 +372,7 @@ func (c *Client) reportImport(s *ImportSummary) error {
 		fmt.Fprintf(w, "Registered %s %s as providers of %s, in cost center and workspace %q.\n",
 			thousands(s.RegisteredAccounts), plural(s.RegisteredAccounts, "account", "accounts"), s.Org, registerWorkspace)
 	}
-	fmt.Fprintf(w, "ledgerd has stored every message. Charges of %s.\n", strings.Join(s.Months, ", "))
+	fmt.Fprintf(w, "ledgerd has stored and applied every message. Charges of %s.\n", strings.Join(s.Months, ", "))
 	if len(s.Months) > 0 {
 		last := s.Months[len(s.Months)-1]
 		fmt.Fprintf(w, "\nNext, once the month is over and complete:\n  ledgerctl cycle close %s\n  ledgerctl usage --org %s --month %s\n", last, s.Org, last)

@@ -16,8 +16,8 @@ import (
 
 // ingestConsumer is the durable consumer through which ledgerd ingests
 // BILLING_IN: ingest.Config.Consumer's default, which the daemon keeps.
-// Its acknowledgement floor tells when ledgerd has appended (or
-// dead-lettered) a message.
+// Its acknowledgement floor tells when ledgerd has appended a message and
+// its projections have applied it (or ledgerd has dead-lettered it).
 const ingestConsumer = "ledger-ingest"
 
 // Header names of ledgerd's dead letters (DESIGN.md section 6).

@@ -144,6 +144,7 @@ func Start(cfg Config) (d *Daemon, err error) {
 		JetStream: d.js,
 		Log:       d.evlog,
 		Cycles:    d.runner,
+		Applied:   d.runner.WaitFor,
 		Logger:    d.log,
 		Metrics:   ingest.NewMetrics(d.registry),
 	})

@@ -49,6 +49,12 @@ type Config struct {
 	Log       *eventlog.Log
 	// Cycles guards cycle order; nil accepts every close and finalization.
 	Cycles Cycles
+	// Applied, if set, returns once the projections have applied the event
+	// at a $all position (the runner's WaitFor). A message is then
+	// acknowledged only after that, not just after its append: a publisher
+	// that waits for the acknowledgement (ledgerctl does) reads its own
+	// write in the next query. nil acknowledges on the durable append.
+	Applied func(ctx context.Context, pos uint64) error
 	// Logger; nil discards.
 	Logger *slog.Logger
 	// Metrics; nil counts nothing.
@@ -210,7 +216,7 @@ func isCycleSubject(subject string) bool {
 // dead-lettered and acknowledged, or, when ctx ends first, left
 // unacknowledged for redelivery.
 func (i *Ingester) handle(ctx context.Context, msg jetstream.Msg) {
-	rej, err := i.ingest(ctx, msg)
+	pos, rej, err := i.ingest(ctx, msg)
 	if err != nil {
 		if ctx.Err() == nil {
 			i.log.Error("ingest: message left for redelivery", "subject", msg.Subject(), "err", err)
@@ -221,33 +227,69 @@ func (i *Ingester) handle(ctx context.Context, msg jetstream.Msg) {
 		i.deadLetter(ctx, msg, rej)
 		return
 	}
+	if i.cfg.Applied != nil && !i.awaitApplied(ctx, msg, pos) {
+		return // stopping: the event is durable; a redelivery will find it
+	}
 	if err := msg.Ack(); err != nil {
 		// The event is durable; a redelivery will find it and ack again.
 		i.log.Warn("ingest: ack failed", "subject", msg.Subject(), "err", err)
 	}
 }
 
-// ingest decodes, validates and appends; a rejection goes to the dead
-// letters, an error (only ctx ending) leaves the message for redelivery.
-func (i *Ingester) ingest(ctx context.Context, msg jetstream.Msg) (*Rejection, error) {
+// ingest decodes, validates and appends, and returns the event's $all
+// position; a rejection goes to the dead letters, an error (only ctx
+// ending) leaves the message for redelivery.
+func (i *Ingester) ingest(ctx context.Context, msg jetstream.Msg) (uint64, *Rejection, error) {
 	k, pm, rej := decode(msg.Subject(), msg.Headers(), msg.Data())
 	if rej != nil {
-		return rej, nil
+		return 0, rej, nil
 	}
 	id, err := identify(k, pm, eventIDOf(pm), monthOf(pm))
 	if err != nil {
-		return reject(CodeUndecodable, "%v", err), nil
+		return 0, reject(CodeUndecodable, "%v", err), nil
 	}
 	if k.byMonth && i.cfg.Cycles != nil {
 		if rej, err := i.retry(ctx, msg, func() (*Rejection, error) { return i.checkCycle(ctx, k, pm) }); rej != nil || err != nil {
-			return rej, err
+			return 0, rej, err
 		}
 	}
-	rej, err = i.retry(ctx, msg, func() (*Rejection, error) { return i.appendEvent(ctx, k, id, pm) })
+	var pos uint64
+	rej, err = i.retry(ctx, msg, func() (rej *Rejection, err error) {
+		pos, rej, err = i.appendEvent(ctx, k, id, pm)
+		return rej, err
+	})
 	if rej == nil && err == nil {
 		i.cfg.Metrics.ingested(k.token, pm)
 	}
-	return rej, err
+	return pos, rej, err
+}
+
+// appliedPatience is how long awaitApplied waits before telling JetStream
+// again that the message is in progress: well inside the consumer's
+// AckWait.
+const appliedPatience = 3 * time.Second
+
+// awaitApplied waits until the projections have applied position pos (0:
+// an event another message appended; the last position this ingester
+// appended stands in). A long wait, such as a replay at start, keeps the
+// message in progress rather than redelivered. It reports false if ctx
+// ended first.
+func (i *Ingester) awaitApplied(ctx context.Context, msg jetstream.Msg, pos uint64) bool {
+	if pos == 0 {
+		pos = i.lastPos.Load()
+	}
+	for {
+		wctx, cancel := context.WithTimeout(ctx, appliedPatience)
+		err := i.cfg.Applied(wctx, pos)
+		cancel()
+		if err == nil {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		_ = msg.InProgress()
+	}
 }
 
 func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*Rejection, error) {
@@ -270,18 +312,19 @@ func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*
 // appendEvent appends the message's event. A wrong expected version means
 // the stream exists with another event: a reuse of the event_id, or, for a
 // cycle, a month closed by another message, which is a no-op.
-func (i *Ingester) appendEvent(ctx context.Context, k *kind, id Identity, pm proto.Message) (*Rejection, error) {
+func (i *Ingester) appendEvent(ctx context.Context, k *kind, id Identity, pm proto.Message) (uint64, *Rejection, error) {
 	res, err := i.cfg.Log.Append(ctx, id.Stream, eventlog.NoStream, eventlog.Event{ID: id.EventID, Type: id.Type, Data: id.Data})
 	switch {
 	case err == nil:
 		i.notePosition(res.Position)
-		return nil, nil
+		return res.Position, nil, nil
 	case errors.Is(err, eventlog.ErrWrongExpectedVersion):
-		return i.conflict(ctx, k, id, pm)
+		rej, err := i.conflict(ctx, k, id, pm)
+		return 0, rej, err
 	case errors.Is(err, eventlog.ErrStreamDeleted):
-		return reject(CodeConflict, "the event stream %s of this message was deleted from the store; it cannot be ingested again", id.Stream), nil
+		return 0, reject(CodeConflict, "the event stream %s of this message was deleted from the store; it cannot be ingested again", id.Stream), nil
 	}
-	return nil, err
+	return 0, nil, err
 }
 
 func (i *Ingester) notePosition(pos uint64) {
