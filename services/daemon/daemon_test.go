@@ -44,6 +44,19 @@ func start(t *testing.T, dir string) *daemon.Daemon {
 	return d
 }
 
+// restart runs ledgerd again on dir and waits until it has replayed it.
+func restart(t *testing.T, dir string) *daemon.Daemon {
+	t.Helper()
+	d := start(t, dir)
+	eventually(t, "replay", func() error {
+		if !d.Ready() {
+			return errors.New("not ready")
+		}
+		return nil
+	})
+	return d
+}
+
 // client is a metering service: a plain NATS connection publishing through
 // JetStream.
 func client(t *testing.T, d *daemon.Daemon) (*nats.Conn, jetstream.JetStream) {
@@ -312,13 +325,7 @@ func TestRestartKeepsInvoices(t *testing.T) {
 	nc.Close()
 	d.Close()
 
-	again := start(t, dir)
-	eventually(t, "replay", func() error {
-		if !again.Ready() {
-			return errors.New("not ready")
-		}
-		return nil
-	})
+	again := restart(t, dir)
 	after, err := invoice(again, "BAN-100", "2018-01")
 	if err != nil {
 		t.Fatal(err)
@@ -427,13 +434,7 @@ func TestBackDatedMoveThroughNATS(t *testing.T) {
 	nc.Close()
 	d.Close()
 
-	again := start(t, dir)
-	eventually(t, "replay", func() error {
-		if !again.Ready() {
-			return errors.New("not ready")
-		}
-		return nil
-	})
+	again := restart(t, dir)
 	if after := docs(again); after != before {
 		t.Fatalf("after restart:\n%s\nbefore:\n%s", after, before)
 	}
