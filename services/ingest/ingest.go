@@ -282,9 +282,11 @@ func (i *Ingester) awaitApplied(ctx context.Context, msg jetstream.Msg, pos uint
 	if pos == 0 {
 		pos = i.lastPos.Load()
 	}
+	backoff := newBackoff(appliedPatience)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, appliedPatience)
 		err := i.cfg.Applied(wctx, pos)
+		expired := wctx.Err() != nil
 		cancel()
 		if err == nil {
 			return true
@@ -293,6 +295,11 @@ func (i *Ingester) awaitApplied(ctx context.Context, msg jetstream.Msg, pos uint
 			return false
 		}
 		_ = msg.InProgress()
+		if !expired {
+			// Applied failed before its deadline: do not spin on it.
+			i.log.Warn("ingest: waiting for the projections failed; retrying", "subject", msg.Subject(), "err", err)
+			backoff.wait(ctx)
+		}
 	}
 }
 
