@@ -462,6 +462,59 @@ func TestStreamMetadata(t *testing.T) {
 	}
 }
 
+// TestStreamMaxAge: events older than the stream's $maxAge disappear from
+// reads of the stream and from a subscription's catch-up; newer ones stay;
+// $all still holds them.
+func TestStreamMaxAge(t *testing.T) {
+	ts := startServer(t, eventstore.Config{})
+	c := ts.client
+	ctx := ctxT(t)
+	appendOK(t, c, "aging", esdb.NoStream{}, event("t", "old-1"), event("t", "old-2"))
+	var meta esdb.StreamMetadata
+	meta.SetMaxAge(time.Second)
+	if _, err := c.SetStreamMetadata(ctx, "aging", esdb.AppendToStreamOptions{}, meta); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := readStream(t, c, "aging", esdb.ReadStreamOptions{}, 10); err != nil || len(got) != 2 {
+		t.Fatalf("read %v (%v), want both events while they are younger than $maxAge", dataOf(got), err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := readStream(t, c, "aging", esdb.ReadStreamOptions{}, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("read %v 10 s after appending, want nothing under a $maxAge of 1 s", dataOf(got))
+		}
+		time.Sleep(50 * time.Millisecond) // waiting for the events to age
+	}
+	appendOK(t, c, "aging", esdb.StreamExists{}, event("t", "new"))
+	if got, err := readStream(t, c, "aging", esdb.ReadStreamOptions{}, 10); err != nil || !slices.Equal(dataOf(got), []string{"new"}) {
+		t.Fatalf("read %v (%v), want only the new event", dataOf(got), err)
+	}
+	sub, err := c.SubscribeToStream(ctx, "aging", esdb.SubscribeToStreamOptions{From: esdb.Start{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	if got := next(t, sub); got.data != "new" {
+		t.Fatalf("catch-up delivered %+v first, want the new event (the old ones aged out)", got)
+	}
+	var all []string
+	for _, e := range readAll(t, c, esdb.ReadAllOptions{}, 100) {
+		if e.Event.StreamID == "aging" {
+			all = append(all, string(e.Event.Data))
+		}
+	}
+	if !slices.Equal(all, []string{"old-1", "old-2", "new"}) {
+		t.Fatalf("$all holds %v of the stream, want every event", all)
+	}
+}
+
 func TestConcurrentAppendsShareSyncs(t *testing.T) {
 	ts := startServer(t, eventstore.Config{})
 	const writers, appends = 16, 50

@@ -4,6 +4,10 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strconv"
+	"time"
+
+	api "github.com/EventStore/EventStore-Client-Go/v4/protos/streams"
 )
 
 // The Pebble key space. Every key starts with a one-byte kind; stream names
@@ -73,32 +77,63 @@ type streamState struct {
 	last           int64  // revision of the last event; -1 when there is none
 	truncateBefore uint64 // $tb of the stream's metadata: earlier revisions are hidden
 	maxCount       uint64 // $maxCount of the stream's metadata; 0 means unlimited
+	maxAge         uint64 // $maxAge of the stream's metadata, in seconds; 0 means unlimited
 	tombstoned     bool
 }
 
 var emptyState = streamState{last: -1}
 
+// A stream state is stored in 33 bytes: last, $tb, $maxCount, the
+// tombstone flag, then $maxAge. Data directories written before $maxAge
+// was kept hold 25 bytes, without it.
+const (
+	stateLen       = 33
+	stateLenNoAge  = 25
+	stateAgeOffset = 25
+)
+
 func (s streamState) encode() []byte {
-	v := make([]byte, 25)
+	v := make([]byte, stateLen)
 	binary.BigEndian.PutUint64(v, uint64(s.last))
 	binary.BigEndian.PutUint64(v[8:], s.truncateBefore)
 	binary.BigEndian.PutUint64(v[16:], s.maxCount)
 	if s.tombstoned {
 		v[24] = 1
 	}
+	binary.BigEndian.PutUint64(v[stateAgeOffset:], s.maxAge)
 	return v
 }
 
 func decodeState(v []byte) (streamState, error) {
-	if len(v) != 25 {
+	if len(v) != stateLen && len(v) != stateLenNoAge {
 		return streamState{}, fmt.Errorf("eventstore: corrupt stream state of %d bytes", len(v))
 	}
-	return streamState{
+	s := streamState{
 		last:           int64(binary.BigEndian.Uint64(v)),
 		truncateBefore: binary.BigEndian.Uint64(v[8:]),
 		maxCount:       binary.BigEndian.Uint64(v[16:]),
 		tombstoned:     v[24] == 1,
-	}, nil
+	}
+	if len(v) == stateLen {
+		s.maxAge = binary.BigEndian.Uint64(v[stateAgeOffset:])
+	}
+	return s, nil
+}
+
+// fresh reports whether an event of the stream is young enough to be read
+// under the stream's $maxAge: older events disappear from the stream, as
+// in KurrentDB (they stay in $all until a scavenge, which this store does
+// not run).
+func (s streamState) fresh(rec *api.ReadResp_ReadEvent_RecordedEvent, now time.Time) bool {
+	if s.maxAge == 0 {
+		return true
+	}
+	created, err := strconv.ParseInt(rec.Metadata["created"], 10, 64) // .NET ticks since the Unix epoch
+	if err != nil {
+		return true
+	}
+	cutoff := now.Add(-time.Duration(min(s.maxAge, math.MaxInt64/uint64(time.Second))) * time.Second)
+	return created >= cutoff.UnixNano()/100
 }
 
 // firstVisible is the lowest revision a read may return: soft deletes and

@@ -149,8 +149,9 @@ func (s *Server) readStream(ctx context.Context, out sender, stream string, opts
 		if err != nil {
 			return fail(ctx, stream, err)
 		}
+		now := s.store.now()
 		for _, rec := range page {
-			if !f.match(rec) {
+			if !state.fresh(rec, now) || !f.match(rec) {
 				continue
 			}
 			if err := out.event(rec); err != nil {
@@ -318,9 +319,10 @@ func (s *Server) subscribeStream(ctx context.Context, out sender, stream string,
 			if len(page) == 0 {
 				break // written but not yet synced: wait for the head to move
 			}
+			now := s.store.now()
 			for _, rec := range page {
 				next = rec.StreamRevision + 1
-				if f.match(rec) {
+				if state.fresh(rec, now) && f.match(rec) {
 					if err := out.event(rec); err != nil {
 						return err
 					}

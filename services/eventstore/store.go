@@ -491,26 +491,30 @@ func (st *staging) latestMetadata(stream string) (map[string]json.RawMessage, er
 	return meta, nil
 }
 
-// applyMetadata makes the stream's latest metadata ($tb, $maxCount) govern
-// what reads of the stream show.
+// applyMetadata makes the stream's latest metadata ($tb, $maxCount,
+// $maxAge) govern what reads of the stream show.
 func (st *staging) applyMetadata(stream string, data []byte) error {
 	var meta struct {
 		TruncateBefore *uint64 `json:"$tb"`
 		MaxCount       *uint64 `json:"$maxCount"`
+		MaxAge         *uint64 `json:"$maxAge"`
 	}
 	if json.Unmarshal(data, &meta) != nil {
-		meta.TruncateBefore, meta.MaxCount = nil, nil
+		meta.TruncateBefore, meta.MaxCount, meta.MaxAge = nil, nil, nil
 	}
 	state, err := loadState(st.b, stream)
 	if err != nil {
 		return err
 	}
-	state.truncateBefore, state.maxCount = 0, 0
+	state.truncateBefore, state.maxCount, state.maxAge = 0, 0, 0
 	if meta.TruncateBefore != nil {
 		state.truncateBefore = *meta.TruncateBefore
 	}
 	if meta.MaxCount != nil {
 		state.maxCount = *meta.MaxCount
+	}
+	if meta.MaxAge != nil {
+		state.maxAge = *meta.MaxAge
 	}
 	return st.b.Set(stateKey(stream), state.encode(), nil)
 }
