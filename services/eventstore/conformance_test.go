@@ -404,6 +404,18 @@ func TestDeleteAndTombstone(t *testing.T) {
 		}
 	})
 
+	t.Run("a stream that never existed deletes with any or no_stream, not with a revision", func(t *testing.T) {
+		for i, expected := range []esdb.ExpectedRevision{esdb.Any{}, esdb.NoStream{}} {
+			if _, err := c.DeleteStream(ctx, fmt.Sprintf("never-%d", i), esdb.DeleteStreamOptions{ExpectedRevision: expected}); err != nil {
+				t.Errorf("delete with %T: %v, want success", expected, err)
+			}
+		}
+		_, err := c.DeleteStream(ctx, "never-2", esdb.DeleteStreamOptions{ExpectedRevision: esdb.Revision(0)})
+		if status.Code(errors.Unwrap(errors.Unwrap(err))) != codes.FailedPrecondition {
+			t.Errorf("delete with revision 0: %v, want FailedPrecondition (wrong expected version)", err)
+		}
+	})
+
 	appendOK(t, c, "hard", esdb.NoStream{}, event("t", "0"))
 	if _, err := c.TombstoneStream(ctx, "hard", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil {
 		t.Fatalf("tombstone: %v", err)
