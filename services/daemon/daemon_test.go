@@ -73,6 +73,16 @@ func client(t *testing.T, d *daemon.Daemon) (*nats.Conn, jetstream.JetStream) {
 	return nc, js
 }
 
+// announcements subscribes to every InvoiceIssued ledgerd publishes.
+func announcements(t *testing.T, nc *nats.Conn) *nats.Subscription {
+	t.Helper()
+	sub, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + ">")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
 func publishProto(t *testing.T, js jetstream.JetStream, m proto.Message) {
 	t.Helper()
 	subject, err := ingest.Subject(m)
@@ -178,10 +188,7 @@ func total(inv *billing.Invoice) string { return money.Format(&inv.Total, inv.Cu
 func TestWorkedExampleThroughNATS(t *testing.T) {
 	d := start(t, t.TempDir())
 	nc, js := client(t, d)
-	issued, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + ">")
-	if err != nil {
-		t.Fatal(err)
-	}
+	issued := announcements(t, nc)
 	seedOrganization(t, js)
 	publishProto(t, js, ec2("u-dec", "2017-12-10T00:00:00Z", "10.00"))
 	publishJSON(t, js, &billingv1.BillingCycleClosed{EventId: "close-2017-12", Month: "2017-12", ClosedAt: ts("2018-01-01T00:00:00Z")})
@@ -299,10 +306,7 @@ func TestRestartKeepsInvoices(t *testing.T) {
 	dir := t.TempDir()
 	d := start(t, dir)
 	nc, js := client(t, d)
-	issued, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + ">")
-	if err != nil {
-		t.Fatal(err)
-	}
+	issued := announcements(t, nc)
 	seedOrganization(t, js)
 	publishProto(t, js, ec2("u-1", "2018-01-10T00:00:00Z", "7.25"))
 	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c1", Month: "2018-01", ClosedAt: ts("2018-02-01T00:00:00Z")})
@@ -377,10 +381,7 @@ func TestBackDatedMoveThroughNATS(t *testing.T) {
 	dir := t.TempDir()
 	d := start(t, dir)
 	nc, js := client(t, d)
-	issued, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + ">")
-	if err != nil {
-		t.Fatal(err)
-	}
+	issued := announcements(t, nc)
 	seedOrganization(t, js)
 	publishProto(t, js, &billingv1.CostCenterCreated{EventId: "cc-2", OrgId: "acme", CostCenterId: "cc-2", Name: "Research", Ban: "BAN-200"})
 	publishProto(t, js, &billingv1.WorkspaceCreated{EventId: "ws-2", OrgId: "acme", WorkspaceId: "ws-2", CostCenterId: "cc-2", Name: "Lab"})
