@@ -54,7 +54,7 @@ type Projection struct {
 
 	pending    pendingUsage                // unassigned charges
 	mismatched pendingUsage                // charges in another currency than their organization's
-	bad        map[exceptionKey]*Exception // currency mismatches and invalid records
+	bad        map[exceptionKey]*Exception // invalid records: the only exceptions that never clear
 	badList    []*Exception
 
 	ris             map[string]*reservedInstance

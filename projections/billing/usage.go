@@ -349,8 +349,8 @@ type exceptionKey struct {
 	reason   string
 }
 
-// exception adds an amount to the permanent exceptions: currency
-// mismatches and invalid records.
+// exception adds to the permanent exceptions: invalid records, which no
+// later event can make billable (a currency mismatch waits instead).
 func (p *Projection) exception(kind ExceptionKind, org, vendor, accountID string, m calendar.Month, amount *apd.Decimal, currency, reason string, ev uint32) {
 	k := exceptionKey{kind, org, accountKey{hierarchy.VendorKey(vendor), accountID}, m, currency, ev, reason}
 	e, ok := p.bad[k]
