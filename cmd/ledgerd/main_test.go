@@ -26,7 +26,7 @@ import (
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/daemon"
 	"github.com/ledger-billing/ledger/services/eventlog"
-	"github.com/ledger-billing/ledger/services/ingest"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // childEnv makes the test binary run as ledgerd itself, with the arguments
@@ -121,7 +121,7 @@ func publishAll(t *testing.T, url string, msgs []proto.Message) {
 		t.Fatal(err)
 	}
 	for _, m := range msgs {
-		subject, _ := ingest.Subject(m)
+		subject, _ := wire.Subject(m)
 		data, _ := proto.Marshal(m)
 		if _, err := js.PublishAsync(subject, data); err != nil {
 			t.Fatal(err)
@@ -209,7 +209,7 @@ func publishUntilFailure(t *testing.T, url string, msgs []proto.Message) []proto
 	}
 	futures := make([]jetstream.PubAckFuture, len(msgs))
 	for i, m := range msgs {
-		subject, _ := ingest.Subject(m)
+		subject, _ := wire.Subject(m)
 		data, _ := proto.Marshal(m)
 		if futures[i], err = js.PublishAsync(subject, data); err != nil {
 			break
@@ -255,7 +255,7 @@ func waitDrained(t *testing.T, d *daemon.Daemon) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	for {
-		cons, err := js.Consumer(ctx, ingest.StreamIn, "ledger-ingest")
+		cons, err := js.Consumer(ctx, wire.StreamIn, "ledger-ingest")
 		if err == nil {
 			info, err := cons.Info(ctx)
 			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
@@ -337,7 +337,7 @@ func TestExternalNATSServer(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	for {
-		_, err := js.Stream(ctx, ingest.StreamIn)
+		_, err := js.Stream(ctx, wire.StreamIn)
 		if err == nil {
 			break
 		}
@@ -346,7 +346,7 @@ func TestExternalNATSServer(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	issued, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + "BAN-100")
+	issued, err := nc.SubscribeSync(wire.InvoiceIssuedPrefix + "BAN-100")
 	if err != nil {
 		t.Fatal(err)
 	}

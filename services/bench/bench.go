@@ -37,11 +37,11 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/ledger-billing/ledger/projections/runner"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
-	"github.com/ledger-billing/ledger/services/ingest"
+	"github.com/ledger-billing/ledger/services/runner"
 	"github.com/ledger-billing/ledger/services/synth"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // Config says what to measure and where.
@@ -138,7 +138,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	say("ingest: publishing and waiting for the projections")
 	start := time.Now()
-	if err := publishRaw(ctx, js, ingest.SubjectPrefix+"usage_reported", payloads); err != nil {
+	if err := publishRaw(ctx, js, wire.SubjectPrefix+"usage_reported", payloads); err != nil {
 		return nil, err
 	}
 	head, err := waitIngested(ctx, js, log)
@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 // publish publishes input messages and waits for every acknowledgement.
 func publish(ctx context.Context, js jetstream.JetStream, msgs []proto.Message) error {
 	for _, m := range msgs {
-		subject, err := ingest.Subject(m)
+		subject, err := wire.Subject(m)
 		if err != nil {
 			return err
 		}
@@ -254,7 +254,7 @@ func waitAcks(ctx context.Context, js jetstream.JetStream) error {
 // everything published, and returns the store's head position then.
 func waitIngested(ctx context.Context, js jetstream.JetStream, log *eventlog.Log) (uint64, error) {
 	for {
-		cons, err := js.Consumer(ctx, ingest.StreamIn, "ledger-ingest")
+		cons, err := js.Consumer(ctx, wire.StreamIn, "ledger-ingest")
 		if err != nil {
 			return 0, fmt.Errorf("ledgerd's consumer: %w", err)
 		}

@@ -22,16 +22,11 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
-	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/wire"
 )
-
-// FinalizeDay is the day of the month on which the vendor cycle of the
-// previous month is finalized.
-const FinalizeDay = 10
 
 // Cycles tells the clock where the billing cycles stand; the projection
 // runner implements it, answering once caught up.
@@ -97,11 +92,11 @@ func (c *Clock) Run(ctx context.Context) error {
 // retryWait is how soon the clock looks again after publishing or failing.
 const retryWait = 30 * time.Second
 
-// NextBoundary is the next 00:00 UTC on the 1st or the FinalizeDay after t.
+// NextBoundary is the next 00:00 UTC on the 1st or the wire.FinalizeDay after t.
 func NextBoundary(t time.Time) time.Time {
 	t = t.UTC()
 	month := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
-	if finalize := month.AddDate(0, 0, FinalizeDay-1); t.Before(finalize) {
+	if finalize := month.AddDate(0, 0, wire.FinalizeDay-1); t.Before(finalize) {
 		return finalize
 	}
 	return month.AddDate(0, 1, 0)
@@ -118,16 +113,16 @@ func (c *Clock) Tick(ctx context.Context) (bool, error) {
 		// The latest closed month is prev-1 exactly when prev-1 counts as
 		// already closed and prev may close.
 		closeDue = errors.Is(p.CanClose(prev-1), billing.ErrAlreadyClosed) && p.CanClose(prev) == nil
-		finalizeDue = now.Day() >= FinalizeDay && p.CanFinalize(prev) == nil
+		finalizeDue = now.Day() >= wire.FinalizeDay && p.CanFinalize(prev) == nil
 		return nil
 	})
 	switch {
 	case err != nil:
 		return false, err
 	case closeDue:
-		return true, c.publish(ctx, CloseMessage(prev))
+		return true, c.publish(ctx, wire.CloseMessage(wire.SourceClock, prev))
 	case finalizeDue:
-		return true, c.publish(ctx, FinalizeMessage(prev))
+		return true, c.publish(ctx, wire.FinalizeMessage(wire.SourceClock, prev))
 	}
 	return false, nil
 }
@@ -138,23 +133,4 @@ func (c *Clock) publish(ctx context.Context, msg proto.Message) error {
 	}
 	c.cfg.Logger.Info("clock: published", "message", msg.ProtoReflect().Descriptor().Name(), "event_id", msg.(interface{ GetEventId() string }).GetEventId())
 	return nil
-}
-
-// CloseMessage is the clock's BillingCycleClosed for month m: its id and
-// time depend on m alone.
-func CloseMessage(m calendar.Month) *billingv1.BillingCycleClosed {
-	return &billingv1.BillingCycleClosed{
-		EventId:  "clock-billing-cycle-closed-" + m.String(),
-		Month:    m.String(),
-		ClosedAt: timestamppb.New(m.End()),
-	}
-}
-
-// FinalizeMessage is the clock's VendorCycleFinalized for month m.
-func FinalizeMessage(m calendar.Month) *billingv1.VendorCycleFinalized {
-	return &billingv1.VendorCycleFinalized{
-		EventId:     "clock-vendor-cycle-finalized-" + m.String(),
-		Month:       m.String(),
-		FinalizedAt: timestamppb.New(m.End().AddDate(0, 0, FinalizeDay-1)),
-	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/clock"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // history is a real billing projection fed by the test, standing where the
@@ -104,12 +105,12 @@ func TestTick(t *testing.T) {
 func TestCloseMessageIsValidAndOrdered(t *testing.T) {
 	h := &history{p: billing.New()}
 	h.apply(t, closeOf("2026-09"))
-	c := clock.CloseMessage(calendar.New(2026, time.October))
+	c := wire.CloseMessage(wire.SourceClock, calendar.New(2026, time.October))
 	if c.Month != "2026-10" || !c.ClosedAt.AsTime().Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("close message %v", c)
 	}
 	h.apply(t, c) // the rules accept it as the next close
-	f := clock.FinalizeMessage(calendar.New(2026, time.October))
+	f := wire.FinalizeMessage(wire.SourceClock, calendar.New(2026, time.October))
 	if !f.FinalizedAt.AsTime().Equal(time.Date(2026, 11, 10, 0, 0, 0, 0, time.UTC)) {
 		t.Fatalf("finalize message %v", f)
 	}

@@ -33,7 +33,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
-	"github.com/ledger-billing/ledger/services/query"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // Default addresses: those ledgerd listens on by default.
@@ -167,7 +167,7 @@ func (c *Client) jetStream() (jetstream.JetStream, error) {
 
 // call runs one query with the Client's timeout, and turns its error into
 // what a person should read: ErrUnreachable when nothing answers, else the
-// domain error the server mapped (query.FromStatus), whose message is the
+// domain error the server mapped (wire.FromStatus), whose message is the
 // server's sentence naming the field at fault.
 func call[Req, Resp any](ctx context.Context, c *Client, rpc func(billingv1.BillingServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error), req Req) (Resp, error) {
 	var zero Resp
@@ -188,7 +188,7 @@ func call[Req, Resp any](ctx context.Context, c *Client, rpc func(billingv1.Bill
 // (projections replaying) carries an ErrorInfo that FromStatus recognizes;
 // a bare UNAVAILABLE is gRPC failing to connect.
 func (c *Client) queryError(err error) error {
-	domain := query.FromStatus(err)
+	domain := wire.FromStatus(err)
 	if domain != err {
 		return &QueryError{Err: domain}
 	}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
-	"github.com/ledger-billing/ledger/services/clock"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // CloseMessage is ledgerctl's BillingCycleClosed for month m. Its event_id
@@ -17,17 +17,13 @@ import (
 // twice, or after the clock did, changes nothing. closed_at is the end of
 // the month, when its billing cycle is due to close.
 func CloseMessage(m calendar.Month) *billingv1.BillingCycleClosed {
-	msg := clock.CloseMessage(m)
-	msg.EventId = "ledgerctl-billing-cycle-closed-" + m.String()
-	return msg
+	return wire.CloseMessage(wire.SourceLedgerctl, m)
 }
 
 // FinalizeMessage is ledgerctl's VendorCycleFinalized for month m, with the
 // clock's finalized_at (00:00 UTC on the 10th of the next month).
 func FinalizeMessage(m calendar.Month) *billingv1.VendorCycleFinalized {
-	msg := clock.FinalizeMessage(m)
-	msg.EventId = "ledgerctl-vendor-cycle-finalized-" + m.String()
-	return msg
+	return wire.FinalizeMessage(wire.SourceLedgerctl, m)
 }
 
 // endedMonth reads a month argument, which must have ended: an invoice

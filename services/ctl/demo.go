@@ -9,9 +9,9 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // The demo's organizations, BANs and months: fixed, so that its invoices
@@ -244,7 +244,7 @@ func (c *Client) awaitIssued(ctx context.Context, ban, month string) error {
 	err := poll(ctx, func(ctx context.Context) (bool, error) {
 		resp, err := call(ctx, c, billingv1.BillingServiceClient.GetInvoice, &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
 		switch {
-		case errors.Is(err, billing.ErrNotBilled):
+		case errors.Is(err, wire.ReasonNotBilled):
 			// A ledger whose first close came later than the demo's
 			// months bills them as updates of a later month: the demo's
 			// invoices cannot be issued there.

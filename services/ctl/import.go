@@ -17,10 +17,10 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/hierarchy"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // BatchRecordsMax is the number of rows of a FOCUS file per UsageReported
@@ -290,7 +290,7 @@ func usageBatch(rows []*focusRow) *billingv1.UsageReported {
 func (c *Client) register(ctx context.Context, pub *publication, opt ImportOptions, s *scan, summary *ImportSummary) error {
 	_, err := call(ctx, c, billingv1.BillingServiceClient.ListExceptions, &billingv1.ListExceptionsRequest{OrgId: opt.Org})
 	switch {
-	case errors.Is(err, billing.ErrUnknownOrganization):
+	case errors.Is(err, wire.ReasonUnknownOrganization):
 		org := &billingv1.OrganizationRegistered{
 			OrgId:    opt.Org,
 			Name:     cmp.Or(opt.Name, opt.Org),

@@ -11,20 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/ledger-billing/ledger/services/ingest"
-)
-
-// ingestConsumer is the durable consumer through which ledgerd ingests
-// BILLING_IN: ingest.Config.Consumer's default, which the daemon keeps.
-// Its acknowledgement floor tells when ledgerd has appended a message and
-// its projections have applied it (or ledgerd has dead-lettered it).
-const ingestConsumer = "ledger-ingest"
-
-// Header names of ledgerd's dead letters (DESIGN.md section 6).
-const (
-	headerError           = "Billing-Error"
-	headerErrorCode       = "Billing-Error-Code"
-	headerOriginalSubject = "Billing-Original-Subject"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // publication is one command's messages on their way into ledgerd: it
@@ -57,13 +44,13 @@ func (c *Client) publication(ctx context.Context) (*publication, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
-	dlq, err := js.Stream(ctx, ingest.StreamDLQ)
+	dlq, err := js.Stream(ctx, wire.StreamDLQ)
 	if err != nil {
-		return nil, c.streamError(ingest.StreamDLQ, err)
+		return nil, c.streamError(wire.StreamDLQ, err)
 	}
 	info, err := dlq.Info(ctx)
 	if err != nil {
-		return nil, c.streamError(ingest.StreamDLQ, err)
+		return nil, c.streamError(wire.StreamDLQ, err)
 	}
 	return &publication{c: c, js: js, dlqStart: info.State.LastSeq, sent: make(map[sentKey]string)}, nil
 }
@@ -81,7 +68,7 @@ func (c *Client) streamError(stream string, err error) error {
 // waits for JetStream's acknowledgement: once it returns, the message is
 // durable in BILLING_IN.
 func (p *publication) publish(ctx context.Context, msg proto.Message) error {
-	subject, err := ingest.Subject(msg)
+	subject, err := wire.Subject(msg)
 	if err != nil {
 		return err
 	}
@@ -94,7 +81,7 @@ func (p *publication) publish(ctx context.Context, msg proto.Message) error {
 	ack, err := p.js.Publish(ctx, subject, data)
 	if err != nil {
 		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
-			return p.c.streamError(ingest.StreamIn, err)
+			return p.c.streamError(wire.StreamIn, err)
 		}
 		return fmt.Errorf("publish %s on %s: %w", describe(msg), subject, err)
 	}
@@ -140,7 +127,7 @@ func (p *publication) await(ctx context.Context, progress func(done, total int))
 		if p.c.nc.IsClosed() {
 			return false, &UnreachableError{What: "NATS", Addr: p.c.cfg.NATS, Err: nats.ErrConnectionClosed}
 		}
-		cons, err := p.js.Consumer(ctx, ingest.StreamIn, ingestConsumer)
+		cons, err := p.js.Consumer(ctx, wire.StreamIn, wire.Consumer)
 		if err != nil {
 			// ledgerd creates its consumer when it starts: keep looking.
 			lastErr = err
@@ -164,9 +151,9 @@ func (p *publication) await(ctx context.Context, progress func(done, total int))
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			why := fmt.Sprintf("its ingestion consumer %s has acknowledged BILLING_IN up to sequence %d, the last message is at %d", ingestConsumer, floor, p.last)
+			why := fmt.Sprintf("its ingestion consumer %s has acknowledged BILLING_IN up to sequence %d, the last message is at %d", wire.Consumer, floor, p.last)
 			if lastErr != nil {
-				why = fmt.Sprintf("consumer %s of BILLING_IN: %v", ingestConsumer, lastErr)
+				why = fmt.Sprintf("consumer %s of BILLING_IN: %v", wire.Consumer, lastErr)
 			}
 			return notIngested("ledgerd has not ingested the messages: waited %s (--wait) and %s; is ledgerd running against %s?", p.c.cfg.Wait, why, p.c.cfg.NATS)
 		}
@@ -180,30 +167,30 @@ func (p *publication) await(ctx context.Context, progress func(done, total int))
 // message before acknowledging it, so once the acknowledgement floor has
 // passed the last message, its dead letter, if any, is in the stream.
 func (p *publication) deadLetters(ctx context.Context) error {
-	dlq, err := p.js.Stream(ctx, ingest.StreamDLQ)
+	dlq, err := p.js.Stream(ctx, wire.StreamDLQ)
 	if err != nil {
-		return p.c.streamError(ingest.StreamDLQ, err)
+		return p.c.streamError(wire.StreamDLQ, err)
 	}
 	info, err := dlq.Info(ctx)
 	if err != nil {
-		return p.c.streamError(ingest.StreamDLQ, err)
+		return p.c.streamError(wire.StreamDLQ, err)
 	}
 	end := info.State.LastSeq
 	if end <= p.dlqStart {
 		return nil
 	}
-	cons, err := p.js.OrderedConsumer(ctx, ingest.StreamDLQ, jetstream.OrderedConsumerConfig{
+	cons, err := p.js.OrderedConsumer(ctx, wire.StreamDLQ, jetstream.OrderedConsumerConfig{
 		DeliverPolicy: jetstream.DeliverByStartSequencePolicy,
 		OptStartSeq:   p.dlqStart + 1,
 	})
 	if err != nil {
-		return p.c.streamError(ingest.StreamDLQ, err)
+		return p.c.streamError(wire.StreamDLQ, err)
 	}
 	var rejected []Rejection
 	for seq := p.dlqStart; seq < end; {
 		batch, err := cons.Fetch(dlqFetchMax, jetstream.FetchMaxWait(time.Second))
 		if err != nil {
-			return fmt.Errorf("read %s: %w", ingest.StreamDLQ, err)
+			return fmt.Errorf("read %s: %w", wire.StreamDLQ, err)
 		}
 		n := 0
 		for msg := range batch.Messages() {
@@ -212,16 +199,16 @@ func (p *publication) deadLetters(ctx context.Context) error {
 				seq = meta.Sequence.Stream
 			}
 			h := msg.Headers()
-			what, ours := p.sent[sentKey{h.Get(headerOriginalSubject), sha256.Sum256(msg.Data())}]
+			what, ours := p.sent[sentKey{h.Get(wire.HeaderOriginalSubject), sha256.Sum256(msg.Data())}]
 			if ours {
-				rejected = append(rejected, Rejection{Message: what, Reason: h.Get(headerError), Code: h.Get(headerErrorCode)})
+				rejected = append(rejected, Rejection{Message: what, Reason: h.Get(wire.HeaderError), Code: h.Get(wire.HeaderErrorCode)})
 			}
 		}
 		if err := batch.Error(); err != nil && !errors.Is(err, nats.ErrTimeout) {
-			return fmt.Errorf("read %s: %w", ingest.StreamDLQ, err)
+			return fmt.Errorf("read %s: %w", wire.StreamDLQ, err)
 		}
 		if n == 0 && ctx.Err() != nil {
-			return fmt.Errorf("read %s: %w", ingest.StreamDLQ, ctx.Err())
+			return fmt.Errorf("read %s: %w", wire.StreamDLQ, ctx.Err())
 		}
 	}
 	if len(rejected) > 0 {

@@ -30,12 +30,13 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
-	"github.com/ledger-billing/ledger/projections/runner"
 	"github.com/ledger-billing/ledger/services/clock"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/ingest"
 	"github.com/ledger-billing/ledger/services/query"
+	"github.com/ledger-billing/ledger/services/runner"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // Config is ledgerd's configuration (DESIGN.md section 9). Defaults gives
@@ -318,7 +319,7 @@ func (d *Daemon) startHTTP() error {
 // Publish publishes an input message on its subject through JetStream, as
 // any metering service would.
 func (d *Daemon) Publish(ctx context.Context, msg proto.Message) error {
-	subject, err := ingest.Subject(msg)
+	subject, err := wire.Subject(msg)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/daemon"
-	"github.com/ledger-billing/ledger/services/ingest"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // start runs a whole ledgerd in process on ephemeral ports in dir.
@@ -76,7 +76,7 @@ func client(t *testing.T, d *daemon.Daemon) (*nats.Conn, jetstream.JetStream) {
 // announcements subscribes to every InvoiceIssued ledgerd publishes.
 func announcements(t *testing.T, nc *nats.Conn) *nats.Subscription {
 	t.Helper()
-	sub, err := nc.SubscribeSync(ingest.InvoiceIssuedPrefix + ">")
+	sub, err := nc.SubscribeSync(wire.InvoiceIssuedPrefix + ">")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func announcements(t *testing.T, nc *nats.Conn) *nats.Subscription {
 
 func publishProto(t *testing.T, js jetstream.JetStream, m proto.Message) {
 	t.Helper()
-	subject, err := ingest.Subject(m)
+	subject, err := wire.Subject(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func publishProto(t *testing.T, js jetstream.JetStream, m proto.Message) {
 // publishJSON sends the message as protojson, as `nats pub` users do.
 func publishJSON(t *testing.T, js jetstream.JetStream, m proto.Message) {
 	t.Helper()
-	subject, err := ingest.Subject(m)
+	subject, err := wire.Subject(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,11 +274,11 @@ func TestCyclesOutOfOrderAreDeadLettered(t *testing.T) {
 	// A second close of a closed month by another message is a no-op.
 	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c2-again", Month: "2018-02", ClosedAt: ts("2018-03-01T00:00:00Z")})
 
-	dlq, err := js.OrderedConsumer(context.Background(), ingest.StreamDLQ, jetstream.OrderedConsumerConfig{})
+	dlq, err := js.OrderedConsumer(context.Background(), wire.StreamDLQ, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]string{"billing.dlq.billing_cycle_closed": ingest.CodeCycleOrder, "billing.dlq.vendor_cycle_finalized": ingest.CodeCycleNotClosed}
+	want := map[string]string{"billing.dlq.billing_cycle_closed": wire.CodeCycleOrder, "billing.dlq.vendor_cycle_finalized": wire.CodeCycleNotClosed}
 	for range 2 {
 		msg, err := dlq.Next(jetstream.FetchMaxWait(20 * time.Second))
 		if err != nil {
@@ -340,7 +340,7 @@ func TestRestartKeepsInvoices(t *testing.T) {
 	// The replay issued the invoice again inside the projection; it must
 	// not be announced twice.
 	_, js2 := client(t, again)
-	out, err := js2.Stream(context.Background(), ingest.StreamOut)
+	out, err := js2.Stream(context.Background(), wire.StreamOut)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -479,7 +479,7 @@ func TestAcknowledgedMeansApplied(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.Consumer(context.Background(), ingest.StreamIn, "ledger-ingest")
+	cons, err := js.Consumer(context.Background(), wire.StreamIn, "ledger-ingest")
 	if err != nil {
 		t.Fatal(err)
 	}

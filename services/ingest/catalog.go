@@ -4,82 +4,57 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"strings"
 	"unicode"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 
-	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
-// Subjects and streams of DESIGN.md section 6.
-const (
-	SubjectPrefix = "billing.in."
-	DLQPrefix     = "billing.dlq."
-	OutPrefix     = "billing.out."
-
-	StreamIn  = "BILLING_IN"
-	StreamDLQ = "BILLING_DLQ"
-	StreamOut = "BILLING_OUT"
-
-	// InvoiceIssuedPrefix is followed by the BAN.
-	InvoiceIssuedPrefix = OutPrefix + "invoice_issued."
-)
-
-// kind is one entry of the event catalogue: a message type, the subject
-// token it arrives on, and how its store stream is named.
+// kind is one entry of the event catalogue: an input message type of the
+// wire contract and how its store stream is named.
 type kind struct {
-	token    string // billing.in.<token>
+	*wire.Input
 	category string // stream <category>-<event_id>, or <category>-<month> for cycles
-	newMsg   func() proto.Message
-	byMonth  bool
 }
 
-var kinds = []kind{
-	{"organization_registered", "org", func() proto.Message { return &billingv1.OrganizationRegistered{} }, false},
-	{"cost_center_created", "org", func() proto.Message { return &billingv1.CostCenterCreated{} }, false},
-	{"workspace_created", "org", func() proto.Message { return &billingv1.WorkspaceCreated{} }, false},
-	{"provider_registered", "org", func() proto.Message { return &billingv1.ProviderRegistered{} }, false},
-	{"usage_reported", "usage", func() proto.Message { return &billingv1.UsageReported{} }, false},
-	{"reserved_instance_purchased", "ri", func() proto.Message { return &billingv1.ReservedInstancePurchased{} }, false},
-	{"reserved_instance_benefit_reported", "ribenefit", func() proto.Message { return &billingv1.ReservedInstanceBenefitReported{} }, false},
-	{"vendor_reconciliation_completed", "reconciliation", func() proto.Message { return &billingv1.VendorReconciliationCompleted{} }, false},
-	{"billing_cycle_closed", "billingcycle", func() proto.Message { return &billingv1.BillingCycleClosed{} }, true},
-	{"vendor_cycle_finalized", "vendorcycle", func() proto.Message { return &billingv1.VendorCycleFinalized{} }, true},
+// categories names each input's store streams (docs/architecture.md,
+// "Events and their streams"). The store's names are ingestion's business,
+// not the wire's: no publisher sees them.
+var categories = map[string]string{
+	"organization_registered":            "org",
+	"cost_center_created":                "org",
+	"workspace_created":                  "org",
+	"provider_registered":                "org",
+	"usage_reported":                     "usage",
+	"reserved_instance_purchased":        "ri",
+	"reserved_instance_benefit_reported": "ribenefit",
+	"vendor_reconciliation_completed":    "reconciliation",
+	"billing_cycle_closed":               "billingcycle",
+	"vendor_cycle_finalized":             "vendorcycle",
 }
 
-var (
-	kindByToken = map[string]*kind{}
-	kindByName  = map[protoreflect.FullName]*kind{}
-)
+var kindByToken = map[string]*kind{}
 
 func init() {
-	for i := range kinds {
-		k := &kinds[i]
-		kindByToken[k.token] = k
-		kindByName[k.newMsg().ProtoReflect().Descriptor().FullName()] = k
+	for i := range wire.Inputs {
+		in := &wire.Inputs[i]
+		category, ok := categories[in.Token]
+		if !ok {
+			panic("ingest: no store category for input " + in.Token)
+		}
+		kindByToken[in.Token] = &kind{Input: in, category: category}
 	}
 }
 
-// Subject returns the subject a message of this type is published on.
-func Subject(msg proto.Message) (string, error) {
-	k, ok := kindByName[msg.ProtoReflect().Descriptor().FullName()]
-	if !ok {
-		return "", fmt.Errorf("ingest: %s is not a billing.v1 input message", msg.ProtoReflect().Descriptor().FullName())
-	}
-	return SubjectPrefix + k.token, nil
-}
-
-// NewMessage returns an empty message of the event type name
-// ("billing.v1.UsageReported"), for decoding stored events.
-func NewMessage(eventType string) (proto.Message, bool) {
-	k, ok := kindByName[protoreflect.FullName(eventType)]
+// kindOf returns the catalogue entry of a subject.
+func kindOf(subject string) (*kind, bool) {
+	in, ok := wire.InputOf(subject)
 	if !ok {
 		return nil, false
 	}
-	return k.newMsg(), true
+	return kindByToken[in.Token], true
 }
 
 // Identity is where and as what an accepted message is stored.
@@ -94,7 +69,8 @@ type Identity struct {
 // it would change every id and break idempotency across versions: never.
 var namespace = uuid.MustParse("3f1f4f7c-6a0b-5d1e-9c1a-4c6c2b8e0a51")
 
-// identify derives a message's stream and event id (DESIGN.md section 5):
+// identify derives a message's stream and event id (docs/architecture.md,
+// "Events and their streams"):
 // the id is a UUIDv5 of the type, the message's event_id and a SHA-256 of
 // its deterministic encoding, so a redelivery, in JSON or binary, is the
 // same event, and another message reusing the event_id is not.
@@ -107,19 +83,10 @@ func identify(k *kind, msg proto.Message, eventID, month string) (Identity, erro
 	sum := sha256.Sum256(data)
 	id := uuid.NewSHA1(namespace, []byte(typ+"\x00"+eventID+"\x00"+hex.EncodeToString(sum[:])))
 	key := eventID
-	if k.byMonth {
+	if k.Cycle {
 		key = month
 	}
 	return Identity{Stream: k.category + "-" + key, EventID: id, Type: typ, Data: data}, nil
-}
-
-// dlqSubject maps billing.in.<rest> to billing.dlq.<rest>.
-func dlqSubject(subject string) string {
-	rest, ok := strings.CutPrefix(subject, SubjectPrefix)
-	if !ok || rest == "" {
-		rest = "unknown"
-	}
-	return DLQPrefix + rest
 }
 
 // printable reports whether s has no control characters, which have no

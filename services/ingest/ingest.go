@@ -31,6 +31,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // Cycles is what ingestion asks before appending a cycle event. The
@@ -59,7 +60,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics; nil counts nothing.
 	Metrics *Metrics
-	// Consumer is the durable consumer's name; default "ledger-ingest".
+	// Consumer is the durable consumer's name; default wire.Consumer, which
+	// ledgerctl watches to know what ledgerd has taken.
 	Consumer string
 	// BatchMax bounds the messages fetched at once; default 64.
 	BatchMax int
@@ -89,7 +91,7 @@ func New(cfg Config) *Ingester {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.Consumer == "" {
-		cfg.Consumer = "ledger-ingest"
+		cfg.Consumer = wire.Consumer
 	}
 	if cfg.BatchMax <= 0 {
 		cfg.BatchMax = 64
@@ -111,9 +113,9 @@ func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
 		replicas = 1
 	}
 	for _, cfg := range []jetstream.StreamConfig{
-		{Name: StreamIn, Subjects: []string{SubjectPrefix + ">"}, Description: "Ledger's input: metering messages"},
-		{Name: StreamDLQ, Subjects: []string{DLQPrefix + ">"}, Description: "Ledger's dead letters: rejected input, byte for byte"},
-		{Name: StreamOut, Subjects: []string{OutPrefix + ">"}, Description: "Ledger's output: invoices issued"},
+		{Name: wire.StreamIn, Subjects: []string{wire.SubjectPrefix + ">"}, Description: "Ledger's input: metering messages"},
+		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQPrefix + ">"}, Description: "Ledger's dead letters: rejected input, byte for byte"},
+		{Name: wire.StreamOut, Subjects: []string{wire.OutPrefix + ">"}, Description: "Ledger's output: invoices issued"},
 	} {
 		_, err := js.Stream(ctx, cfg.Name)
 		if err == nil {
@@ -133,7 +135,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
 
 // Run consumes until ctx ends. It returns nil on a clean stop.
 func (i *Ingester) Run(ctx context.Context) error {
-	cons, err := i.cfg.JetStream.CreateOrUpdateConsumer(ctx, StreamIn, jetstream.ConsumerConfig{
+	cons, err := i.cfg.JetStream.CreateOrUpdateConsumer(ctx, wire.StreamIn, jetstream.ConsumerConfig{
 		Durable:     i.cfg.Consumer,
 		Description: "Ledger ingestion into the event store",
 		AckPolicy:   jetstream.AckExplicitPolicy,
@@ -143,7 +145,7 @@ func (i *Ingester) Run(ctx context.Context) error {
 		AckWait:       10 * time.Second,
 		MaxDeliver:    -1, // never give up on a message: nothing is dropped
 		MaxAckPending: 4 * i.cfg.BatchMax,
-		FilterSubject: SubjectPrefix + ">",
+		FilterSubject: wire.SubjectPrefix + ">",
 	})
 	if err != nil {
 		return fmt.Errorf("ingest: consumer %s: %w", i.cfg.Consumer, err)
@@ -211,9 +213,8 @@ func (i *Ingester) dispatch(ctx context.Context, msgs []jetstream.Msg) {
 }
 
 func isCycleSubject(subject string) bool {
-	token, _ := strings.CutPrefix(subject, SubjectPrefix)
-	k, ok := kindByToken[token]
-	return ok && k.byMonth
+	in, ok := wire.InputOf(subject)
+	return ok && in.Cycle
 }
 
 // handle takes one message to its end: appended and acknowledged, or
@@ -250,9 +251,9 @@ func (i *Ingester) ingest(ctx context.Context, msg jetstream.Msg) (uint64, *Reje
 	}
 	id, err := identify(k, pm, eventIDOf(pm), monthOf(pm))
 	if err != nil {
-		return 0, reject(CodeUndecodable, "%v", err), nil
+		return 0, reject(wire.CodeUndecodable, "%v", err), nil
 	}
-	if k.byMonth && i.cfg.Cycles != nil {
+	if k.Cycle && i.cfg.Cycles != nil {
 		if rej, err := i.retry(ctx, msg, func() (*Rejection, error) { return i.checkCycle(ctx, k, pm) }); rej != nil || err != nil {
 			return 0, rej, err
 		}
@@ -263,7 +264,7 @@ func (i *Ingester) ingest(ctx context.Context, msg jetstream.Msg) (uint64, *Reje
 		return rej, err
 	})
 	if rej == nil && err == nil {
-		i.cfg.Metrics.ingested(k.token, pm)
+		i.cfg.Metrics.ingested(k.Token, pm)
 	}
 	return pos, rej, err
 }
@@ -305,7 +306,7 @@ func (i *Ingester) awaitApplied(ctx context.Context, msg jetstream.Msg, pos uint
 
 func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*Rejection, error) {
 	var err error
-	if k.token == "billing_cycle_closed" {
+	if k.Token == "billing_cycle_closed" {
 		err = i.cfg.Cycles.CheckClose(ctx, monthOf(pm), i.lastPos.Load())
 	} else {
 		err = i.cfg.Cycles.CheckFinalize(ctx, monthOf(pm), i.lastPos.Load())
@@ -313,9 +314,9 @@ func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*
 	month := monthOf(pm)
 	switch {
 	case errors.Is(err, billing.ErrOutOfOrder):
-		return reject(CodeCycleOrder, "billing cycle %s cannot close now: cycles close in month order (%v)", month, err), nil
+		return reject(wire.CodeCycleOrder, "billing cycle %s cannot close now: cycles close in month order (%v)", month, err), nil
 	case errors.Is(err, billing.ErrNotClosed):
-		return reject(CodeCycleNotClosed, "vendor cycle %s cannot be finalized before billing cycle %s is closed", month, month), nil
+		return reject(wire.CodeCycleNotClosed, "vendor cycle %s cannot be finalized before billing cycle %s is closed", month, month), nil
 	}
 	return nil, err
 }
@@ -333,7 +334,7 @@ func (i *Ingester) appendEvent(ctx context.Context, k *kind, id Identity, pm pro
 		rej, err := i.conflict(ctx, k, id, pm)
 		return 0, rej, err
 	case errors.Is(err, eventlog.ErrStreamDeleted):
-		return 0, reject(CodeConflict, "the event stream %s of this message was deleted from the store; it cannot be ingested again", id.Stream), nil
+		return 0, reject(wire.CodeConflict, "the event stream %s of this message was deleted from the store; it cannot be ingested again", id.Stream), nil
 	}
 	return 0, nil, err
 }
@@ -349,15 +350,15 @@ func (i *Ingester) notePosition(pos uint64) {
 
 func (i *Ingester) conflict(ctx context.Context, k *kind, id Identity, pm proto.Message) (*Rejection, error) {
 	eventID := eventIDOf(pm)
-	if !k.byMonth {
-		return reject(CodeConflict, "event_id %q was already used by a different %s message; a retry must repeat the message exactly", eventID, id.Type), nil
+	if !k.Cycle {
+		return reject(wire.CodeConflict, "event_id %q was already used by a different %s message; a retry must repeat the message exactly", eventID, id.Type), nil
 	}
 	stored, err := i.storedEventID(ctx, k, id.Stream)
 	if err != nil {
 		return nil, err
 	}
 	if stored == eventID {
-		return reject(CodeConflict, "event_id %q was already used by a different %s message; a retry must repeat the message exactly", eventID, id.Type), nil
+		return reject(wire.CodeConflict, "event_id %q was already used by a different %s message; a retry must repeat the message exactly", eventID, id.Type), nil
 	}
 	i.log.Info("ingest: cycle already recorded; message is a no-op", "stream", id.Stream, "event_id", eventID, "recorded_event_id", stored)
 	return nil, nil
@@ -377,7 +378,7 @@ func (i *Ingester) storedEventID(ctx context.Context, k *kind, stream string) (s
 	if err != nil {
 		return "", fmt.Errorf("read %s: %w", stream, err)
 	}
-	stored := k.newMsg()
+	stored := k.New()
 	if err := proto.Unmarshal(ev.Event.Data, stored); err != nil {
 		return "", fmt.Errorf("decode %s: %w", stream, err)
 	}
@@ -406,7 +407,7 @@ func (i *Ingester) retry(ctx context.Context, msg jetstream.Msg, op func() (*Rej
 // message's sequence, so a crash between the two cannot dead-letter it twice
 // (within the DLQ stream's duplicate window).
 func (i *Ingester) deadLetter(ctx context.Context, msg jetstream.Msg, rej *Rejection) {
-	out := nats.NewMsg(dlqSubject(msg.Subject()))
+	out := nats.NewMsg(wire.DLQSubject(msg.Subject()))
 	out.Data = msg.Data()
 	for key, values := range msg.Headers() {
 		if strings.HasPrefix(key, "Nats-") {
@@ -414,9 +415,9 @@ func (i *Ingester) deadLetter(ctx context.Context, msg jetstream.Msg, rej *Rejec
 		}
 		out.Header[key] = values
 	}
-	out.Header.Set("Billing-Error", rej.Reason)
-	out.Header.Set("Billing-Error-Code", rej.Code)
-	out.Header.Set("Billing-Original-Subject", msg.Subject())
+	out.Header.Set(wire.HeaderError, rej.Reason)
+	out.Header.Set(wire.HeaderErrorCode, rej.Code)
+	out.Header.Set(wire.HeaderOriginalSubject, msg.Subject())
 	var opts []jetstream.PublishOpt
 	if meta, err := msg.Metadata(); err == nil {
 		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("dlq-%d", meta.Sequence.Stream)))

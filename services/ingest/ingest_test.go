@@ -20,6 +20,7 @@ import (
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/ingest"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // rig is the real thing in one process: a JetStream server, the embedded
@@ -116,7 +117,7 @@ func (r *rig) publish(t *testing.T, subject string, data []byte, header nats.Hea
 
 func (r *rig) publishProto(t *testing.T, m proto.Message) {
 	t.Helper()
-	subject, err := ingest.Subject(m)
+	subject, err := wire.Subject(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +170,7 @@ func (r *rig) read(stream string) ([]*esdb.ResolvedEvent, error) {
 // deadLetters reads the dead letters, waiting for want of them.
 func (r *rig) deadLetters(t *testing.T, want int) []jetstream.Msg {
 	t.Helper()
-	cons, err := r.js.OrderedConsumer(context.Background(), ingest.StreamDLQ, jetstream.OrderedConsumerConfig{})
+	cons, err := r.js.OrderedConsumer(context.Background(), wire.StreamDLQ, jetstream.OrderedConsumerConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -248,19 +249,19 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 		data          []byte
 		code, field   string
 	}{
-		{"undecodable bytes", "billing.in.usage_reported", []byte{0xff, 0x00, 0x13, 0x37}, ingest.CodeUndecodable, "protobuf"},
-		{"broken JSON", "billing.in.usage_reported", []byte(`{"event_id": `), ingest.CodeUndecodable, "JSON"},
-		{"unknown JSON field", "billing.in.usage_reported", []byte(`{"event_id":"x","colour":"red"}`), ingest.CodeUndecodable, "colour"},
-		{"unknown subject", "billing.in.invoice_paid", []byte(`{}`), ingest.CodeUnknownSubject, "billing.in.invoice_paid"},
-		{"missing event_id", "billing.in.usage_reported", []byte(`{"records":[]}`), ingest.CodeMissingField, "event_id"},
-		{"no records", "billing.in.usage_reported", []byte(`{"event_id":"e"}`), ingest.CodeMissingField, "records"},
-		{"amount not a decimal", "billing.in.usage_reported", []byte(`{"event_id":"e","records":[{"record_id":"r","vendor":"AWS","account_id":"1","service":"S","charge_category":"Usage","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1,5","currency":"USD"}}]}`), ingest.CodeInvalidField, `records[0].cost.amount = "1,5"`},
-		{"bad currency", "billing.in.organization_registered", []byte(`{"event_id":"e","org_id":"o","ban":"B","currency":"usd"}`), ingest.CodeInvalidField, `currency = "usd"`},
-		{"wrong month format", "billing.in.billing_cycle_closed", []byte(`{"event_id":"e","month":"2018-1","closed_at":"2018-02-01T00:00:00Z"}`), ingest.CodeInvalidField, `month = "2018-1"`},
-		{"a bad later record is named by its index", "billing.in.usage_reported", []byte(`{"event_id":"e2","records":[{"record_id":"a","vendor":"AWS","account_id":"1","service":"S","charge_category":"Usage","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1","currency":"USD"}},{"record_id":"b","vendor":"AWS","account_id":"1","service":"S","charge_category":"Usage","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1","currency":"EURO"}}]}`), ingest.CodeInvalidField, `field records[1].cost.currency = "EURO"`},
-		{"bad charge category", "billing.in.usage_reported", []byte(`{"event_id":"e","records":[{"record_id":"r","vendor":"AWS","account_id":"1","service":"S","charge_category":"Fee","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1","currency":"USD"}}]}`), ingest.CodeInvalidField, "charge_category"},
-		{"more than 10,000 records", "billing.in.usage_reported", tooManyData, ingest.CodeTooManyRecords, "records"},
-		{"conflicting reuse of an event_id", "billing.in.usage_reported", conflict, ingest.CodeConflict, `event_id "dup"`},
+		{"undecodable bytes", "billing.in.usage_reported", []byte{0xff, 0x00, 0x13, 0x37}, wire.CodeUndecodable, "protobuf"},
+		{"broken JSON", "billing.in.usage_reported", []byte(`{"event_id": `), wire.CodeUndecodable, "JSON"},
+		{"unknown JSON field", "billing.in.usage_reported", []byte(`{"event_id":"x","colour":"red"}`), wire.CodeUndecodable, "colour"},
+		{"unknown subject", "billing.in.invoice_paid", []byte(`{}`), wire.CodeUnknownSubject, "billing.in.invoice_paid"},
+		{"missing event_id", "billing.in.usage_reported", []byte(`{"records":[]}`), wire.CodeMissingField, "event_id"},
+		{"no records", "billing.in.usage_reported", []byte(`{"event_id":"e"}`), wire.CodeMissingField, "records"},
+		{"amount not a decimal", "billing.in.usage_reported", []byte(`{"event_id":"e","records":[{"record_id":"r","vendor":"AWS","account_id":"1","service":"S","charge_category":"Usage","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1,5","currency":"USD"}}]}`), wire.CodeInvalidField, `records[0].cost.amount = "1,5"`},
+		{"bad currency", "billing.in.organization_registered", []byte(`{"event_id":"e","org_id":"o","ban":"B","currency":"usd"}`), wire.CodeInvalidField, `currency = "usd"`},
+		{"wrong month format", "billing.in.billing_cycle_closed", []byte(`{"event_id":"e","month":"2018-1","closed_at":"2018-02-01T00:00:00Z"}`), wire.CodeInvalidField, `month = "2018-1"`},
+		{"a bad later record is named by its index", "billing.in.usage_reported", []byte(`{"event_id":"e2","records":[{"record_id":"a","vendor":"AWS","account_id":"1","service":"S","charge_category":"Usage","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1","currency":"USD"}},{"record_id":"b","vendor":"AWS","account_id":"1","service":"S","charge_category":"Usage","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1","currency":"EURO"}}]}`), wire.CodeInvalidField, `field records[1].cost.currency = "EURO"`},
+		{"bad charge category", "billing.in.usage_reported", []byte(`{"event_id":"e","records":[{"record_id":"r","vendor":"AWS","account_id":"1","service":"S","charge_category":"Fee","charge_period_start":"2018-01-05T00:00:00Z","cost":{"amount":"1","currency":"USD"}}]}`), wire.CodeInvalidField, "charge_category"},
+		{"more than 10,000 records", "billing.in.usage_reported", tooManyData, wire.CodeTooManyRecords, "records"},
+		{"conflicting reuse of an event_id", "billing.in.usage_reported", conflict, wire.CodeConflict, `event_id "dup"`},
 	}
 	for _, tc := range cases {
 		r.publish(t, tc.subject, tc.data, nil)
@@ -306,7 +307,7 @@ func TestStoreOutageIsRetried(t *testing.T) {
 		r.publishProto(t, usage(fmt.Sprintf("during-%d", i), record("r1", "111", "1.00")))
 	}
 	// Wait until the ingester has tried (the message is pending, unacked).
-	cons, err := r.js.Consumer(context.Background(), ingest.StreamIn, "ledger-ingest")
+	cons, err := r.js.Consumer(context.Background(), wire.StreamIn, "ledger-ingest")
 	if err != nil {
 		t.Fatal(err)
 	}

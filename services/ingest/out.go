@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -17,6 +16,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // outboxLen bounds the invoices waiting to be announced; the projection
@@ -76,21 +76,8 @@ func (p *Publisher) Run(ctx context.Context) {
 	}
 }
 
-// InvoiceIssuedSubject is the subject of a BAN's announcements. Characters
-// that NATS gives a meaning in subjects are replaced; the message carries
-// the BAN as it is.
-func InvoiceIssuedSubject(ban string) string {
-	return InvoiceIssuedPrefix + strings.Map(func(r rune) rune {
-		switch r {
-		case '.', '*', '>', ' ', '\t', '\r', '\n':
-			return '_'
-		}
-		return r
-	}, ban)
-}
-
 func (p *Publisher) announce(ctx context.Context, inv *billing.Invoice) error {
-	subject := InvoiceIssuedSubject(inv.BAN)
+	subject := wire.InvoiceIssuedSubject(inv.BAN)
 	last, known := p.last[subject]
 	if !known {
 		var err error
@@ -126,7 +113,7 @@ func (p *Publisher) announce(ctx context.Context, inv *billing.Invoice) error {
 
 // lastAnnounced reads the month of the BAN's last announcement.
 func (p *Publisher) lastAnnounced(ctx context.Context, subject string) (calendar.Month, bool, error) {
-	stream, err := p.js.Stream(ctx, StreamOut)
+	stream, err := p.js.Stream(ctx, wire.StreamOut)
 	if err != nil {
 		return 0, false, err
 	}

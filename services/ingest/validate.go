@@ -14,19 +14,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
-)
-
-// Codes of the Billing-Error-Code header: stable, for machines; the
-// Billing-Error header says the same for people.
-const (
-	CodeUnknownSubject = "unknown_subject"
-	CodeUndecodable    = "undecodable"
-	CodeMissingField   = "missing_field"
-	CodeInvalidField   = "invalid_field"
-	CodeTooManyRecords = "too_many_records"
-	CodeConflict       = "event_id_conflict"
-	CodeCycleOrder     = "cycle_out_of_order"
-	CodeCycleNotClosed = "cycle_not_closed"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // Limits on input, so that one message cannot exhaust the ledger.
@@ -51,25 +39,24 @@ func reject(code, format string, args ...any) *Rejection {
 // when the Content-Type says JSON or the payload starts with '{', protobuf
 // binary otherwise.
 func decode(subject string, header nats.Header, data []byte) (*kind, proto.Message, *Rejection) {
-	token, _ := strings.CutPrefix(subject, SubjectPrefix)
-	k, ok := kindByToken[token]
+	k, ok := kindOf(subject)
 	if !ok {
-		return nil, nil, reject(CodeUnknownSubject, "subject %q is not one of Ledger's input subjects (billing.in.usage_reported, ...)", subject)
+		return nil, nil, reject(wire.CodeUnknownSubject, "subject %q is not one of Ledger's input subjects (billing.in.usage_reported, ...)", subject)
 	}
-	msg := k.newMsg()
+	msg := k.New()
 	name := msg.ProtoReflect().Descriptor().FullName()
 	if isJSON(header, data) {
 		if err := protojson.Unmarshal(data, msg); err != nil {
-			return nil, nil, reject(CodeUndecodable, "payload is not a valid %s in JSON: %v", name, err)
+			return nil, nil, reject(wire.CodeUndecodable, "payload is not a valid %s in JSON: %v", name, err)
 		}
 	} else {
 		if err := proto.Unmarshal(data, msg); err != nil {
-			return nil, nil, reject(CodeUndecodable, "payload is not a valid %s in protobuf binary: %v", name, err)
+			return nil, nil, reject(wire.CodeUndecodable, "payload is not a valid %s in protobuf binary: %v", name, err)
 		}
 		// Random bytes often parse as fields unknown to the message;
 		// data that is not ours must not pass for an empty message.
 		if len(msg.ProtoReflect().GetUnknown()) > 0 {
-			return nil, nil, reject(CodeUndecodable, "payload is not a valid %s in protobuf binary: it holds fields the message does not have", name)
+			return nil, nil, reject(wire.CodeUndecodable, "payload is not a valid %s in protobuf binary: it holds fields the message does not have", name)
 		}
 	}
 	if r := validate(msg); r != nil {
@@ -99,11 +86,11 @@ func (c *checker) fail(code, format string, args ...any) {
 func (c *checker) id(field, value string) {
 	switch {
 	case value == "":
-		c.fail(CodeMissingField, "field %s is required", field)
+		c.fail(wire.CodeMissingField, "field %s is required", field)
 	case len(value) > idLengthMax:
-		c.fail(CodeInvalidField, "field %s is %d bytes long; at most %d", field, len(value), idLengthMax)
+		c.fail(wire.CodeInvalidField, "field %s is %d bytes long; at most %d", field, len(value), idLengthMax)
 	case !printable(value):
-		c.fail(CodeInvalidField, "field %s = %q holds control characters", field, value)
+		c.fail(wire.CodeInvalidField, "field %s = %q holds control characters", field, value)
 	}
 }
 
@@ -115,50 +102,50 @@ func (c *checker) optional(field, value string) {
 
 func (c *checker) month(field, value string) {
 	if value == "" {
-		c.fail(CodeMissingField, "field %s is required (a month, YYYY-MM)", field)
+		c.fail(wire.CodeMissingField, "field %s is required (a month, YYYY-MM)", field)
 		return
 	}
 	if _, err := calendar.Parse(value); err != nil {
-		c.fail(CodeInvalidField, "field %s = %q is not a month written YYYY-MM", field, value)
+		c.fail(wire.CodeInvalidField, "field %s = %q is not a month written YYYY-MM", field, value)
 	}
 }
 
 func (c *checker) time(field string, t *timestamppb.Timestamp, required bool) {
 	if t == nil {
 		if required {
-			c.fail(CodeMissingField, "field %s is required (an RFC 3339 time)", field)
+			c.fail(wire.CodeMissingField, "field %s is required (an RFC 3339 time)", field)
 		}
 		return
 	}
 	if err := t.CheckValid(); err != nil {
-		c.fail(CodeInvalidField, "field %s is not a valid time: %v", field, err)
+		c.fail(wire.CodeInvalidField, "field %s is not a valid time: %v", field, err)
 	}
 }
 
 func (c *checker) decimal(field, value string) {
 	var d apd.Decimal
 	if err := money.ParseDecimal(&d, value); err != nil {
-		c.fail(CodeInvalidField, "field %s = %q is not a decimal amount (like \"-12.34\")", field, value)
+		c.fail(wire.CodeInvalidField, "field %s = %q is not a decimal amount (like \"-12.34\")", field, value)
 	}
 }
 
 func (c *checker) currency(field, value string) {
 	if value == "" {
-		c.fail(CodeMissingField, "field %s is required (an ISO 4217 code such as USD)", field)
+		c.fail(wire.CodeMissingField, "field %s is required (an ISO 4217 code such as USD)", field)
 		return
 	}
 	if _, err := money.ParseCurrency(value); err != nil {
-		c.fail(CodeInvalidField, "field %s = %q is not an ISO 4217 currency code with a minor unit", field, value)
+		c.fail(wire.CodeInvalidField, "field %s = %q is not an ISO 4217 currency code with a minor unit", field, value)
 	}
 }
 
 func (c *checker) money(field string, m *billingv1.Money) {
 	if m == nil {
-		c.fail(CodeMissingField, "field %s is required (an amount and a currency)", field)
+		c.fail(wire.CodeMissingField, "field %s is required (an amount and a currency)", field)
 		return
 	}
 	if m.Amount == "" {
-		c.fail(CodeMissingField, "field %s.amount is required", field)
+		c.fail(wire.CodeMissingField, "field %s.amount is required", field)
 	} else {
 		c.decimal(field+".amount", m.Amount)
 	}
@@ -168,9 +155,9 @@ func (c *checker) money(field string, m *billingv1.Money) {
 func (c *checker) count(field string, n, atLeast, atMost int) {
 	switch {
 	case n < atLeast:
-		c.fail(CodeMissingField, "field %s needs at least %d entries, has %d", field, atLeast, n)
+		c.fail(wire.CodeMissingField, "field %s needs at least %d entries, has %d", field, atLeast, n)
 	case n > atMost:
-		c.fail(CodeTooManyRecords, "field %s has %d entries; at most %d", field, n, atMost)
+		c.fail(wire.CodeTooManyRecords, "field %s has %d entries; at most %d", field, n, atMost)
 	}
 }
 
@@ -216,7 +203,7 @@ func validate(msg proto.Message) *Rejection {
 			}
 			validateRecord(&c, i, r)
 			if seen[r.RecordId] {
-				c.fail(CodeInvalidField, "field records[%d].record_id = %q repeats an earlier record of the message", i, r.RecordId)
+				c.fail(wire.CodeInvalidField, "field records[%d].record_id = %q repeats an earlier record of the message", i, r.RecordId)
 			}
 			seen[r.RecordId] = true
 		}
@@ -228,7 +215,7 @@ func validate(msg proto.Message) *Rejection {
 		c.time("term_start", m.TermStart, false)
 		c.time("term_end", m.TermEnd, false)
 		if m.TermStart != nil && m.TermEnd != nil && m.TermEnd.AsTime().Before(m.TermStart.AsTime()) {
-			c.fail(CodeInvalidField, "field term_end = %s is before term_start = %s", m.TermEnd.AsTime().Format("2006-01-02T15:04:05Z07:00"), m.TermStart.AsTime().Format("2006-01-02T15:04:05Z07:00"))
+			c.fail(wire.CodeInvalidField, "field term_end = %s is before term_start = %s", m.TermEnd.AsTime().Format("2006-01-02T15:04:05Z07:00"), m.TermStart.AsTime().Format("2006-01-02T15:04:05Z07:00"))
 		}
 	case *billingv1.ReservedInstanceBenefitReported:
 		c.id("event_id", m.EventId)
@@ -260,7 +247,7 @@ func validate(msg proto.Message) *Rejection {
 		c.month("month", m.Month)
 		c.time("finalized_at", m.FinalizedAt, true)
 	default:
-		c.fail(CodeUnknownSubject, "%T is not an input message", msg)
+		c.fail(wire.CodeUnknownSubject, "%T is not an input message", msg)
 	}
 	return c.problem
 }
@@ -286,12 +273,12 @@ func checkRecord(c *checker, f string, r *billingv1.UsageRecord) {
 	c.id(f+".service", r.Service)
 	c.optional(f+".region", r.Region)
 	if !chargeCategories[r.ChargeCategory] {
-		c.fail(CodeInvalidField, "field %s.charge_category = %q is not a FOCUS charge category (Usage, Purchase, Credit, Tax or Adjustment)", f, r.ChargeCategory)
+		c.fail(wire.CodeInvalidField, "field %s.charge_category = %q is not a FOCUS charge category (Usage, Purchase, Credit, Tax or Adjustment)", f, r.ChargeCategory)
 	}
 	c.time(f+".charge_period_start", r.ChargePeriodStart, true)
 	c.time(f+".charge_period_end", r.ChargePeriodEnd, false)
 	if r.ChargePeriodStart != nil && r.ChargePeriodEnd != nil && r.ChargePeriodEnd.AsTime().Before(r.ChargePeriodStart.AsTime()) {
-		c.fail(CodeInvalidField, "field %s.charge_period_end is before its charge_period_start", f)
+		c.fail(wire.CodeInvalidField, "field %s.charge_period_end is before its charge_period_start", f)
 	}
 	if r.Quantity != "" {
 		c.decimal(f+".quantity", r.Quantity)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // Errors of the service itself; the projection's own are in
@@ -33,16 +34,12 @@ var (
 	ErrReplaying = errors.New("query: projections are replaying the history")
 )
 
-// errorDomain is the domain of every ErrorInfo the service sends: reasons
-// are unique within it.
-const errorDomain = "billing.v1.BillingService"
-
 // rule is a row of the error table.
 type rule struct {
 	err  error
 	code codes.Code
 	// reason is the ErrorInfo reason: stable, for clients to match on.
-	reason string
+	reason wire.Reason
 	// field is the request field at fault, unless a *fieldError names
 	// another; empty when no field is.
 	field string
@@ -60,32 +57,32 @@ type rule struct {
 // (that month's charges are on the first invoice), and no change of state
 // the client could bring about would make the call succeed.
 var rules = []rule{
-	{err: ErrRequired, code: codes.InvalidArgument, reason: "REQUIRED", says: "is required"},
-	{err: calendar.ErrMalformed, code: codes.InvalidArgument, reason: "MALFORMED_MONTH", field: "month",
+	{err: ErrRequired, code: codes.InvalidArgument, reason: wire.ReasonRequired, says: "is required"},
+	{err: calendar.ErrMalformed, code: codes.InvalidArgument, reason: wire.ReasonMalformedMonth, field: "month",
 		says: "is not a month written YYYY-MM"},
-	{err: calendar.ErrRange, code: codes.InvalidArgument, reason: "REVERSED_RANGE", field: "to_month",
+	{err: calendar.ErrRange, code: codes.InvalidArgument, reason: wire.ReasonReversedRange, field: "to_month",
 		says: "precedes from_month", detail: fieldValue("from_month")},
-	{err: billing.ErrRangeTooLong, code: codes.InvalidArgument, reason: "RANGE_TOO_LONG", field: "to_month",
+	{err: billing.ErrRangeTooLong, code: codes.InvalidArgument, reason: wire.ReasonRangeTooLong, field: "to_month",
 		says: fmt.Sprintf("is more than %d months after from_month", billing.MaxRangeMonths-1), detail: fieldValue("from_month")},
-	{err: ErrInvalidView, code: codes.InvalidArgument, reason: "INVALID_VIEW", field: "view",
+	{err: ErrInvalidView, code: codes.InvalidArgument, reason: wire.ReasonInvalidView, field: "view",
 		says: "is not a billing view: want BILLING_VIEW_BILLING_CYCLE or BILLING_VIEW_VENDOR_CYCLE"},
-	{err: billing.ErrInvalidKind, code: codes.InvalidArgument, reason: "INVALID_KIND", field: "kind",
+	{err: billing.ErrInvalidKind, code: codes.InvalidArgument, reason: wire.ReasonInvalidKind, field: "kind",
 		says: "is not an adjustment kind: want LINE_KIND_INTER_CUSTOMER_ADJUSTMENT or LINE_KIND_INTRA_ORG_ADJUSTMENT"},
-	{err: billing.ErrUnknownBAN, code: codes.NotFound, reason: "UNKNOWN_BAN", field: "ban",
+	{err: billing.ErrUnknownBAN, code: codes.NotFound, reason: wire.ReasonUnknownBAN, field: "ban",
 		says: "is not the BAN of any organization or cost center"},
-	{err: billing.ErrUnknownOrganization, code: codes.NotFound, reason: "UNKNOWN_ORGANIZATION", field: "org_id",
+	{err: billing.ErrUnknownOrganization, code: codes.NotFound, reason: wire.ReasonUnknownOrganization, field: "org_id",
 		says: "is not a registered organization"},
-	{err: billing.ErrUnknownCostCenter, code: codes.NotFound, reason: "UNKNOWN_COST_CENTER", field: "cost_center_id",
+	{err: billing.ErrUnknownCostCenter, code: codes.NotFound, reason: wire.ReasonUnknownCostCenter, field: "cost_center_id",
 		says: "is not a cost center of the organization", detail: fieldValue("org_id")},
-	{err: billing.ErrNotBilled, code: codes.NotFound, reason: "NOT_BILLED", field: "month",
+	{err: billing.ErrNotBilled, code: codes.NotFound, reason: wire.ReasonNotBilled, field: "month",
 		says: "precedes the first closed billing cycle, so has no invoice of its own", detail: notBilled},
-	{err: billing.ErrNotFinalized, code: codes.FailedPrecondition, reason: "NOT_FINALIZED", field: "month",
+	{err: billing.ErrNotFinalized, code: codes.FailedPrecondition, reason: wire.ReasonNotFinalized, field: "month",
 		says: "has no vendor cycle view yet", detail: availableFrom},
-	{err: ErrNotReached, code: codes.DeadlineExceeded, reason: "POSITION_NOT_REACHED", field: "min_position",
+	{err: ErrNotReached, code: codes.DeadlineExceeded, reason: wire.ReasonPositionNotReached, field: "min_position",
 		says: "was not reached in time", detail: reached},
-	{err: ErrReplaying, code: codes.Unavailable, reason: "REPLAYING",
+	{err: ErrReplaying, code: codes.Unavailable, reason: wire.ReasonReplaying,
 		says: "the projections are still replaying the history; retry, or ask another replica", detail: reached},
-	{err: context.Canceled, code: codes.Canceled, reason: "CANCELED", says: "the call was canceled"},
+	{err: context.Canceled, code: codes.Canceled, reason: wire.ReasonCanceled, says: "the call was canceled"},
 }
 
 // fieldError names the request field an error is about, where the table's
@@ -134,7 +131,7 @@ func (s *Service) status(req protoreflect.ProtoMessage, err error) error {
 			}
 		}
 		st := status.New(r.code, msg)
-		info := &errdetails.ErrorInfo{Reason: r.reason, Domain: errorDomain}
+		info := &errdetails.ErrorInfo{Reason: string(r.reason), Domain: wire.ErrorDomain}
 		if field != "" {
 			info.Metadata = map[string]string{"field": field, "value": value}
 		}
@@ -211,36 +208,3 @@ func reached(_ protoreflect.Message, err error) string {
 func notBilled(_ protoreflect.Message, err error) string {
 	return strings.TrimPrefix(err.Error(), billing.ErrNotBilled.Error()+": ")
 }
-
-// FromStatus turns an error returned by a BillingService client into one
-// that errors.Is matches with the domain error the server mapped
-// (billing.ErrUnknownBAN, billing.ErrNotFinalized, calendar.ErrMalformed,
-// ErrNotReached, ...), while status.FromError still gives the status. Errors
-// without the service's ErrorInfo are returned unchanged.
-func FromStatus(err error) error {
-	st, ok := status.FromError(err)
-	if !ok {
-		return err
-	}
-	for _, d := range st.Details() {
-		info, ok := d.(*errdetails.ErrorInfo)
-		if !ok || info.GetDomain() != errorDomain {
-			continue
-		}
-		for i := range rules {
-			if rules[i].reason == info.GetReason() {
-				return &remoteError{status: err, domain: rules[i].err}
-			}
-		}
-	}
-	return err
-}
-
-// remoteError is a status error that also unwraps to its domain error.
-type remoteError struct {
-	status error // keeps GRPCStatus for status.FromError
-	domain error
-}
-
-func (e *remoteError) Error() string   { return e.status.Error() }
-func (e *remoteError) Unwrap() []error { return []error{e.domain, e.status} }

@@ -24,7 +24,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/ledger-billing/ledger/projections/runner"
+	"github.com/ledger-billing/ledger/services/runner"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"

@@ -13,10 +13,8 @@ import (
 	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
-	"github.com/ledger-billing/ledger/projections/billing"
-	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
-	"github.com/ledger-billing/ledger/services/query"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // history appends the worked examples of DESIGN.md 7.4 and a few more
@@ -64,8 +62,8 @@ func history(t *testing.T, r *rig) (last uint64) {
 		View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE, MinPosition: recon})
 	wantStatus(t, err, codes.FailedPrecondition, "NOT_FINALIZED",
 		`month "2018-01" has no vendor cycle view yet: the vendor cycle view of 2018-01 is available once VendorCycleFinalized for 2018-01 is appended, on schedule from 2018-02-10T00:00:00Z`)
-	if !errors.Is(query.FromStatus(err), billing.ErrNotFinalized) {
-		t.Errorf("FromStatus(%v) is not billing.ErrNotFinalized", err)
+	if !errors.Is(wire.FromStatus(err), wire.ReasonNotFinalized) {
+		t.Errorf("FromStatus(%v) is not wire.ReasonNotFinalized", err)
 	}
 
 	r.append(t, finalize("2018-01", "2018-02-10T00:00:00Z"))
@@ -392,86 +390,86 @@ func testErrors(t *testing.T, c billingv1.BillingServiceClient) {
 		{"unknown BAN", func() error {
 			_, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-404", Month: "2018-01"})
 			return err
-		}, codes.NotFound, "UNKNOWN_BAN", `ban "BAN-404" is not the BAN of any organization or cost center`, billing.ErrUnknownBAN},
+		}, codes.NotFound, "UNKNOWN_BAN", `ban "BAN-404" is not the BAN of any organization or cost center`, wire.ReasonUnknownBAN},
 		{"malformed month", func() error {
 			_, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-13"})
 			return err
-		}, codes.InvalidArgument, "MALFORMED_MONTH", `month "2018-13" is not a month written YYYY-MM`, calendar.ErrMalformed},
+		}, codes.InvalidArgument, "MALFORMED_MONTH", `month "2018-13" is not a month written YYYY-MM`, wire.ReasonMalformedMonth},
 		{"empty BAN", func() error {
 			_, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Month: "2018-01"})
 			return err
-		}, codes.InvalidArgument, "REQUIRED", `ban "" is required`, query.ErrRequired},
+		}, codes.InvalidArgument, "REQUIRED", `ban "" is required`, wire.ReasonRequired},
 		{"month before the first close", func() error {
 			_, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2017-11"})
 			return err
-		}, codes.NotFound, "NOT_BILLED", `month "2017-11" precedes the first closed billing cycle, so has no invoice of its own: 2017-11 is before 2017-12; its charges are on the invoice of 2017-12`, billing.ErrNotBilled},
+		}, codes.NotFound, "NOT_BILLED", `month "2017-11" precedes the first closed billing cycle, so has no invoice of its own: 2017-11 is before 2017-12; its charges are on the invoice of 2017-12`, wire.ReasonNotBilled},
 		{"malformed from_month", func() error {
 			_, err := c.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: "BAN-100", FromMonth: "2018-1", ToMonth: "2018-02"})
 			return err
-		}, codes.InvalidArgument, "MALFORMED_MONTH", `from_month "2018-1" is not a month written YYYY-MM`, calendar.ErrMalformed},
+		}, codes.InvalidArgument, "MALFORMED_MONTH", `from_month "2018-1" is not a month written YYYY-MM`, wire.ReasonMalformedMonth},
 		{"missing to_month", func() error {
 			_, err := c.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: "BAN-100", FromMonth: "2018-01"})
 			return err
-		}, codes.InvalidArgument, "REQUIRED", `to_month "" is required`, query.ErrRequired},
+		}, codes.InvalidArgument, "REQUIRED", `to_month "" is required`, wire.ReasonRequired},
 		{"reversed range", func() error {
 			_, err := c.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: "BAN-100", FromMonth: "2018-03", ToMonth: "2018-01"})
 			return err
-		}, codes.InvalidArgument, "REVERSED_RANGE", `to_month "2018-01" precedes from_month: from_month is "2018-03"`, calendar.ErrRange},
+		}, codes.InvalidArgument, "REVERSED_RANGE", `to_month "2018-01" precedes from_month: from_month is "2018-03"`, wire.ReasonReversedRange},
 		{"range too long", func() error {
 			_, err := c.GetDashboard(ctx, &billingv1.GetDashboardRequest{OrgId: "acme", FromMonth: "1900-01", ToMonth: "2018-01"})
 			return err
-		}, codes.InvalidArgument, "RANGE_TOO_LONG", `to_month "2018-01" is more than 1199 months after from_month: from_month is "1900-01"`, billing.ErrRangeTooLong},
+		}, codes.InvalidArgument, "RANGE_TOO_LONG", `to_month "2018-01" is more than 1199 months after from_month: from_month is "1900-01"`, wire.ReasonRangeTooLong},
 		{"unknown view", func() error {
 			_, err := c.GetUsageHistory(ctx, &billingv1.GetUsageHistoryRequest{OrgId: "acme", FromMonth: "2018-01", ToMonth: "2018-02", View: 7})
 			return err
-		}, codes.InvalidArgument, "INVALID_VIEW", `view 7 is not a billing view`, query.ErrInvalidView},
+		}, codes.InvalidArgument, "INVALID_VIEW", `view 7 is not a billing view`, wire.ReasonInvalidView},
 		{"unknown organization", func() error {
 			_, err := c.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "nobody", Month: "2018-01"})
 			return err
-		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, billing.ErrUnknownOrganization},
+		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, wire.ReasonUnknownOrganization},
 		{"unknown organization in history", func() error {
 			_, err := c.GetUsageHistory(ctx, &billingv1.GetUsageHistoryRequest{OrgId: "nobody", FromMonth: "2018-01", ToMonth: "2018-02"})
 			return err
-		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, billing.ErrUnknownOrganization},
+		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, wire.ReasonUnknownOrganization},
 		{"unknown organization's dashboard", func() error {
 			_, err := c.GetDashboard(ctx, &billingv1.GetDashboardRequest{OrgId: "nobody", FromMonth: "2018-01", ToMonth: "2018-02"})
 			return err
-		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, billing.ErrUnknownOrganization},
+		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, wire.ReasonUnknownOrganization},
 		{"unknown organization's adjustments", func() error {
 			_, err := c.ListAdjustments(ctx, &billingv1.ListAdjustmentsRequest{OrgId: "nobody", Month: "2018-03", Kind: billingv1.LineKind_LINE_KIND_INTRA_ORG_ADJUSTMENT})
 			return err
-		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, billing.ErrUnknownOrganization},
+		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, wire.ReasonUnknownOrganization},
 		{"vendor view of an open month", func() error {
 			_, err := c.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-02", View: vendor})
 			return err
 		}, codes.FailedPrecondition, "NOT_FINALIZED",
 			`month "2018-02" has no vendor cycle view yet: the vendor cycle view of 2018-02 is available once VendorCycleFinalized for 2018-02 is appended, on schedule from 2018-03-10T00:00:00Z, and not before the billing cycle of 2018-02 closes`,
-			billing.ErrNotFinalized},
+			wire.ReasonNotFinalized},
 		{"unknown cost center", func() error {
 			_, err := c.GetDashboard(ctx, &billingv1.GetDashboardRequest{OrgId: "acme", CostCenterId: "cc-nope", FromMonth: "2018-01", ToMonth: "2018-02"})
 			return err
-		}, codes.NotFound, "UNKNOWN_COST_CENTER", `cost_center_id "cc-nope" is not a cost center of the organization: org_id is "acme"`, billing.ErrUnknownCostCenter},
+		}, codes.NotFound, "UNKNOWN_COST_CENTER", `cost_center_id "cc-nope" is not a cost center of the organization: org_id is "acme"`, wire.ReasonUnknownCostCenter},
 		{"charges are no adjustment ledger", func() error {
 			_, err := c.ListAdjustments(ctx, &billingv1.ListAdjustmentsRequest{OrgId: "org1", Month: "2018-03", Kind: billingv1.LineKind_LINE_KIND_CHARGES})
 			return err
-		}, codes.InvalidArgument, "INVALID_KIND", `kind LINE_KIND_CHARGES is not an adjustment kind`, billing.ErrInvalidKind},
+		}, codes.InvalidArgument, "INVALID_KIND", `kind LINE_KIND_CHARGES is not an adjustment kind`, wire.ReasonInvalidKind},
 		{"unspecified adjustment kind", func() error {
 			_, err := c.ListAdjustments(ctx, &billingv1.ListAdjustmentsRequest{OrgId: "org1", Month: "2018-03"})
 			return err
-		}, codes.InvalidArgument, "INVALID_KIND", `kind LINE_KIND_UNSPECIFIED is not an adjustment kind`, billing.ErrInvalidKind},
+		}, codes.InvalidArgument, "INVALID_KIND", `kind LINE_KIND_UNSPECIFIED is not an adjustment kind`, wire.ReasonInvalidKind},
 		{"unknown organization's exceptions", func() error {
 			_, err := c.ListExceptions(ctx, &billingv1.ListExceptionsRequest{OrgId: "nobody"})
 			return err
-		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, billing.ErrUnknownOrganization},
+		}, codes.NotFound, "UNKNOWN_ORGANIZATION", `org_id "nobody" is not a registered organization`, wire.ReasonUnknownOrganization},
 		{"long values are cut", func() error {
 			_, err := c.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01" + string(make([]byte, 1<<20))})
 			return err
-		}, codes.InvalidArgument, "MALFORMED_MONTH", `\x00\x00"… is not a month written YYYY-MM`, calendar.ErrMalformed},
+		}, codes.InvalidArgument, "MALFORMED_MONTH", `\x00\x00"… is not a month written YYYY-MM`, wire.ReasonMalformedMonth},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.call()
 			wantStatus(t, err, tc.code, tc.reason, tc.msg)
-			if !errors.Is(query.FromStatus(err), tc.is) {
+			if !errors.Is(wire.FromStatus(err), tc.is) {
 				t.Errorf("FromStatus(%v) is not %v", err, tc.is)
 			}
 		})
@@ -539,7 +537,7 @@ func TestMinPosition(t *testing.T) {
 	// own status says where the projections are.
 	_, err = r.client.GetInvoice(context.Background(), &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01", MinPosition: future})
 	wantStatus(t, err, codes.DeadlineExceeded, "POSITION_NOT_REACHED", "min_position "+strconv.FormatUint(future, 10)+" was not reached in time: they are at position ")
-	if !errors.Is(query.FromStatus(err), query.ErrNotReached) {
+	if !errors.Is(wire.FromStatus(err), wire.ReasonPositionNotReached) {
 		t.Errorf("FromStatus(%v) is not ErrNotReached", err)
 	}
 

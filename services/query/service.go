@@ -10,7 +10,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ledger-billing/ledger/projections/billing"
-	"github.com/ledger-billing/ledger/projections/runner"
+	"github.com/ledger-billing/ledger/services/runner"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
