@@ -24,11 +24,11 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/ledger-billing/ledger/services/runner"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/query"
+	"github.com/ledger-billing/ledger/services/runner"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")

@@ -10,8 +10,8 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ledger-billing/ledger/projections/billing"
-	"github.com/ledger-billing/ledger/services/runner"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/runner"
 )
 
 // waitMax bounds the wait for min_position of a call without a deadline:

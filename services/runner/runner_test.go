@@ -15,10 +15,10 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
-	"github.com/ledger-billing/ledger/services/runner"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/runner"
 )
 
 func startLog(t *testing.T) *eventlog.Log {
