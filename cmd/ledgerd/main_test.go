@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -25,7 +24,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/daemon"
-	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/testkit"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -255,7 +254,7 @@ func waitDrained(t *testing.T, d *daemon.Daemon) {
 	defer nc.Close()
 	js, _ := jetstream.New(nc)
 	for {
-		cons, err := js.Consumer(ctx, wire.StreamIn, "ledger-ingest")
+		cons, err := js.Consumer(ctx, wire.StreamIn, wire.Consumer)
 		if err == nil {
 			info, err := cons.Info(ctx)
 			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
@@ -267,21 +266,11 @@ func waitDrained(t *testing.T, d *daemon.Daemon) {
 		}
 		time.Sleep(50 * time.Millisecond) // JetStream state, polled
 	}
-	log, err := eventlog.Dial(d.EventstoreURL(), nil)
+	last, err := testkit.Log(t, d.EventstoreURL()).Last(ctx, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer log.Close()
-	rs, err := log.Client().ReadAll(ctx, esdb.ReadAllOptions{From: esdb.End{}, Direction: esdb.Backwards}, 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	last, err := rs.Recv()
-	rs.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Runner().WaitFor(ctx, last.Event.Position.Commit); err != nil {
+	if err := d.Runner().WaitFor(ctx, last); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -15,11 +15,9 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net/http"
 	"slices"
 	"strconv"
@@ -28,7 +26,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -273,20 +270,7 @@ func waitIngested(ctx context.Context, js jetstream.JetStream, log *eventlog.Log
 	}
 	// The last billing event: the projections see only those (the raw
 	// appends of an earlier step are not theirs to wait for).
-	rs, err := log.Client().ReadAll(ctx, esdb.ReadAllOptions{From: esdb.End{}, Direction: esdb.Backwards}, math.MaxInt64)
-	if err != nil {
-		return 0, err
-	}
-	defer rs.Close()
-	for {
-		ev, err := rs.Recv()
-		if err != nil {
-			return 0, fmt.Errorf("store head: %w", err)
-		}
-		if strings.HasPrefix(ev.Event.EventType, runner.EventTypePrefix) {
-			return ev.Event.Position.Commit, nil
-		}
-	}
+	return log.Last(ctx, runner.EventTypePrefix)
 }
 
 // rawPublish publishes the payloads to a stream of their own with nothing
@@ -360,22 +344,11 @@ func replay(ctx context.Context, url string) (time.Duration, error) {
 // rawRead reads all of $all through the official client.
 func rawRead(ctx context.Context, log *eventlog.Log) (time.Duration, int, error) {
 	start := time.Now()
-	rs, err := log.Client().ReadAll(ctx, esdb.ReadAllOptions{}, math.MaxInt64)
+	n, err := log.ReadAll(ctx, func(eventlog.Recorded) error { return nil })
 	if err != nil {
 		return 0, 0, err
 	}
-	defer rs.Close()
-	n := 0
-	for {
-		_, err := rs.Recv()
-		if errors.Is(err, io.EOF) {
-			return time.Since(start), n, nil
-		}
-		if err != nil {
-			return 0, 0, err
-		}
-		n++
-	}
+	return time.Since(start), n, nil
 }
 
 // measure calls fn from c goroutines for d and gathers latencies.

@@ -2,26 +2,35 @@
 // embedded one (services/eventstore) or a KurrentDB cluster, always through
 // the official client, so both take the same code path.
 //
-// It does three things and no more: connect from a URL, append to a stream
-// with an expected revision, and follow $all from a checkpoint, subscribing
-// again from the last position reached whenever the subscription drops.
+// It does a few things and no more: connect from a URL, append to a stream
+// with an expected revision, read a stream's first event or all of $all, and
+// follow $all from a checkpoint, subscribing again from the last position
+// reached whenever the subscription drops. The client itself stays inside:
+// every use of the store goes through these methods, so there is one place
+// to read to know what Ledger asks of its store.
 package eventlog
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
+	"strings"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
+
+	"github.com/ledger-billing/ledger/services/retry"
 )
 
 // Errors of the log. Each wraps the client's error, so its text stays.
 var (
 	ErrWrongExpectedVersion = errors.New("eventlog: wrong expected version")
 	ErrStreamDeleted        = errors.New("eventlog: stream deleted")
+	ErrStreamNotFound       = errors.New("eventlog: stream not found")
 )
 
 // Log is a connection to an event store.
@@ -56,10 +65,6 @@ func Dial(url string, logger *slog.Logger) (*Log, error) {
 // Close closes the connection.
 func (l *Log) Close() error { return l.client.Close() }
 
-// Client is the official client underneath, for what this package does not
-// wrap (reads of single streams, deletes).
-func (l *Log) Client() *esdb.Client { return l.client }
-
 // Event is an event to append.
 type Event struct {
 	ID   uuid.UUID
@@ -76,9 +81,6 @@ var (
 	Any          Revision = esdb.Any{}
 	StreamExists Revision = esdb.StreamExists{}
 )
-
-// At expects the stream's last event to have revision rev.
-func At(rev uint64) Revision { return esdb.Revision(rev) }
 
 // Appended is where an append left its stream.
 type Appended struct {
@@ -110,9 +112,76 @@ func classify(err error) error {
 			return fmt.Errorf("%w: %v", ErrWrongExpectedVersion, err)
 		case esdb.ErrorCodeStreamDeleted:
 			return fmt.Errorf("%w: %v", ErrStreamDeleted, err)
+		case esdb.ErrorCodeResourceNotFound:
+			return fmt.Errorf("%w: %v", ErrStreamNotFound, err)
 		}
 	}
 	return err
+}
+
+// First reads the first event of a stream: ErrStreamNotFound if it has
+// none, ErrStreamDeleted if it was deleted.
+func (l *Log) First(ctx context.Context, stream string) (Recorded, error) {
+	rs, err := l.client.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, 1)
+	if err != nil {
+		return Recorded{}, fmt.Errorf("read %s: %w", stream, classify(err))
+	}
+	defer rs.Close()
+	ev, err := rs.Recv()
+	if errors.Is(err, io.EOF) {
+		return Recorded{}, fmt.Errorf("read %s: %w", stream, ErrStreamNotFound)
+	}
+	if err != nil {
+		return Recorded{}, fmt.Errorf("read %s: %w", stream, classify(err))
+	}
+	return recorded(ev.Event), nil
+}
+
+// Last returns the $all position of the last event whose type starts with
+// typePrefix, reading backwards from the end; 0 if there is none.
+func (l *Log) Last(ctx context.Context, typePrefix string) (uint64, error) {
+	rs, err := l.client.ReadAll(ctx, esdb.ReadAllOptions{From: esdb.End{}, Direction: esdb.Backwards}, math.MaxInt64)
+	if err != nil {
+		return 0, fmt.Errorf("read $all backwards: %w", err)
+	}
+	defer rs.Close()
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return 0, nil
+		}
+		if err != nil {
+			return 0, fmt.Errorf("read $all backwards: %w", err)
+		}
+		if strings.HasPrefix(ev.Event.EventType, typePrefix) {
+			return ev.Event.Position.Commit, nil
+		}
+	}
+}
+
+// ReadAll reads $all from the start to its end as it is now, calling fn
+// for each event in order, and returns how many it read. An error of fn
+// ends the read and is returned.
+func (l *Log) ReadAll(ctx context.Context, fn func(Recorded) error) (int, error) {
+	rs, err := l.client.ReadAll(ctx, esdb.ReadAllOptions{}, math.MaxInt64)
+	if err != nil {
+		return 0, fmt.Errorf("read $all: %w", err)
+	}
+	defer rs.Close()
+	n := 0
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("read $all: %w", err)
+		}
+		if err := fn(recorded(ev.Event)); err != nil {
+			return n, err
+		}
+		n++
+	}
 }
 
 // Recorded is an event read from the log.
@@ -156,7 +225,7 @@ func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(Delivery) 
 		retryMax = 5 * time.Second
 	}
 	pos := opts.From
-	backoff := 50 * time.Millisecond
+	backoff := retry.New(0, retryMax)
 	for {
 		progressed, err := l.followOnce(ctx, opts.TypePrefix, &pos, fn)
 		var stop *callbackError
@@ -167,15 +236,12 @@ func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(Delivery) 
 			return ctx.Err()
 		}
 		if progressed {
-			backoff = 50 * time.Millisecond
+			backoff.Reset()
 		}
-		l.log.Warn("eventlog: subscription dropped; subscribing again", "from", pos, "err", err, "in", backoff)
-		select {
-		case <-time.After(backoff):
-		case <-ctx.Done():
-			return ctx.Err()
+		l.log.Warn("eventlog: subscription dropped; subscribing again", "from", pos, "err", err, "in", backoff.Next())
+		if err := backoff.Wait(ctx); err != nil {
+			return err
 		}
-		backoff = min(2*backoff, retryMax)
 	}
 }
 
@@ -207,17 +273,9 @@ func (l *Log) followOnce(ctx context.Context, prefix string, pos *uint64, fn fun
 		case ev.SubscriptionDropped != nil:
 			return progressed, ev.SubscriptionDropped.Error
 		case ev.EventAppeared != nil:
-			rec := ev.EventAppeared.Event
-			d.Event = &Recorded{
-				Position: rec.Position.Commit,
-				Stream:   rec.StreamID,
-				Revision: rec.EventNumber,
-				ID:       rec.EventID,
-				Type:     rec.EventType,
-				Data:     rec.Data,
-				Created:  rec.CreatedDate,
-			}
-			d.Position = rec.Position.Commit
+			rec := recorded(ev.EventAppeared.Event)
+			d.Event = &rec
+			d.Position = rec.Position
 		case ev.CheckPointReached != nil:
 			if ev.CheckPointReached.Commit <= *pos {
 				continue // nothing new: a checkpoint never moves us back
@@ -237,5 +295,17 @@ func (l *Log) followOnce(ctx context.Context, prefix string, pos *uint64, fn fun
 		if d.Position > *pos {
 			*pos, progressed = d.Position, true
 		}
+	}
+}
+
+func recorded(ev *esdb.RecordedEvent) Recorded {
+	return Recorded{
+		Position: ev.Position.Commit,
+		Stream:   ev.StreamID,
+		Revision: ev.EventNumber,
+		ID:       ev.EventID,
+		Type:     ev.EventType,
+		Data:     ev.Data,
+		Created:  ev.CreatedDate,
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
 // store runs the embedded store on addr ("127.0.0.1:0" for any port) and
@@ -69,11 +70,11 @@ func TestAppend(t *testing.T) {
 	if _, err := l.Append(ctx, "usage-1", eventlog.NoStream, ev("billing.v1.Test", "b")); !errors.Is(err, eventlog.ErrWrongExpectedVersion) {
 		t.Fatalf("conflicting append: %v, want ErrWrongExpectedVersion", err)
 	}
-	next, err := l.Append(ctx, "usage-1", eventlog.At(first.Revision), ev("billing.v1.Test", "b"))
+	next, err := l.Append(ctx, "usage-1", esdb.Revision(first.Revision), ev("billing.v1.Test", "b"))
 	if err != nil || next.Revision != 1 || next.Position <= first.Position {
 		t.Fatalf("append at revision 0: %+v, %v", next, err)
 	}
-	if _, err := l.Client().TombstoneStream(ctx, "usage-1", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil {
+	if _, err := testkit.Client(t, "esdb://"+addr+"?tls=false").TombstoneStream(ctx, "usage-1", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Append(ctx, "usage-1", eventlog.Any, ev("billing.v1.Test", "c")); !errors.Is(err, eventlog.ErrStreamDeleted) {

@@ -17,14 +17,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -366,20 +364,12 @@ func (i *Ingester) conflict(ctx context.Context, k *kind, id Identity, pm proto.
 
 // storedEventID reads the event_id of the message stored in a cycle stream.
 func (i *Ingester) storedEventID(ctx context.Context, k *kind, stream string) (string, error) {
-	rs, err := i.cfg.Log.Client().ReadStream(ctx, stream, esdb.ReadStreamOptions{}, 1)
+	ev, err := i.cfg.Log.First(ctx, stream)
 	if err != nil {
-		return "", fmt.Errorf("read %s: %w", stream, err)
-	}
-	defer rs.Close()
-	ev, err := rs.Recv()
-	if errors.Is(err, io.EOF) {
-		return "", fmt.Errorf("read %s: empty", stream)
-	}
-	if err != nil {
-		return "", fmt.Errorf("read %s: %w", stream, err)
+		return "", err
 	}
 	stored := k.New()
-	if err := proto.Unmarshal(ev.Event.Data, stored); err != nil {
+	if err := proto.Unmarshal(ev.Data, stored); err != nil {
 		return "", fmt.Errorf("decode %s: %w", stream, err)
 	}
 	return eventIDOf(stored), nil

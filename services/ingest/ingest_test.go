@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -20,6 +19,7 @@ import (
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/ingest"
+	"github.com/ledger-billing/ledger/services/testkit"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -29,6 +29,7 @@ type rig struct {
 	nc       *nats.Conn
 	js       jetstream.JetStream
 	log      *eventlog.Log
+	client   *esdb.Client // the official client, to read what ingestion wrote
 	storeDir string
 	addr     string
 	stopSt   func()
@@ -91,6 +92,7 @@ func newRig(t *testing.T) *rig {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.log.Close() })
+	r.client = testkit.Client(t, "esdb://"+r.addr+"?tls=false")
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := ingest.Setup(ctx, js, 1); err != nil {
 		t.Fatal(err)
@@ -148,23 +150,7 @@ func (r *rig) streamEvents(t *testing.T, stream string, want int) []*esdb.Resolv
 }
 
 func (r *rig) read(stream string) ([]*esdb.ResolvedEvent, error) {
-	rs, err := r.log.Client().ReadStream(context.Background(), stream, esdb.ReadStreamOptions{}, 100)
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []*esdb.ResolvedEvent
-	for {
-		ev, err := rs.Recv()
-		if err != nil {
-			var e *esdb.Error
-			if errors.As(err, &e) && e.Code() == esdb.ErrorCodeResourceNotFound {
-				return nil, err
-			}
-			return out, nil
-		}
-		out = append(out, ev)
-	}
+	return testkit.ReadStream(context.Background(), r.client, stream, 100)
 }
 
 // deadLetters reads the dead letters, waiting for want of them.

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
-	"github.com/ledger-billing/ledger/services/runner"
 )
 
 // waitMax bounds the wait for min_position of a call without a deadline:
@@ -20,12 +19,27 @@ import (
 // a typo is forever.
 const waitMax = 30 * time.Second
 
-// Service is billing.v1.BillingService over a runner's projection. Register
-// it with billingv1.RegisterBillingServiceServer, or use NewServer.
+// Projections is what the service reads: the billing projection behind a
+// lock, and where it stands in the log. services/runner's Runner is the one
+// implementation; the service declares only what it uses.
+type Projections interface {
+	// Read calls fn with the projection under a read lock and returns the
+	// position fn's answers reflect.
+	Read(fn func(p *billing.Projection) error) (uint64, error)
+	// WaitFor returns once the projection has caught up with the log and
+	// passed pos, or with ctx's error.
+	WaitFor(ctx context.Context, pos uint64) error
+	// Progress reports the position reached and whether the projection has
+	// caught up with the live end of the log.
+	Progress() (pos uint64, caughtUp bool)
+}
+
+// Service is billing.v1.BillingService over a projection. Register it with
+// billingv1.RegisterBillingServiceServer, or use NewServer.
 type Service struct {
 	billingv1.UnimplementedBillingServiceServer
 
-	runner  *runner.Runner
+	runner  Projections
 	logger  *slog.Logger
 	waitMax time.Duration
 	// frozen holds the converted and encoded issued documents; see
@@ -35,7 +49,7 @@ type Service struct {
 
 // New returns the service answering from r, which the caller runs. A nil
 // logger discards.
-func New(r *runner.Runner, logger *slog.Logger) *Service {
+func New(r Projections, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
