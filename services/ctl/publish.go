@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ledger-billing/ledger/services/retry"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -224,19 +225,14 @@ const dlqFetchMax = 256
 // pollFirst to pollMax between calls, until ctx ends. check gets a context
 // bounded by the same deadline.
 func poll(ctx context.Context, check func(ctx context.Context) (bool, error)) error {
-	wait := pollFirst
+	b := retry.New(pollFirst, pollMax)
 	for {
 		done, err := check(ctx)
 		if err != nil || done {
 			return err
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
+		if err := b.Wait(ctx); err != nil {
+			return err
 		}
-		wait = min(2*wait, pollMax)
 	}
 }

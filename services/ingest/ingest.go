@@ -28,7 +28,9 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/retry"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -148,7 +150,7 @@ func (i *Ingester) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("ingest: consumer %s: %w", i.cfg.Consumer, err)
 	}
-	backoff := newBackoff(i.cfg.RetryMax)
+	backoff := retry.New(0, i.cfg.RetryMax)
 	for ctx.Err() == nil {
 		msgs, err := i.fetch(cons)
 		if err != nil {
@@ -156,10 +158,10 @@ func (i *Ingester) Run(ctx context.Context) error {
 				break
 			}
 			i.log.Warn("ingest: fetch failed", "err", err)
-			backoff.wait(ctx)
+			_ = backoff.Wait(ctx)
 			continue
 		}
-		backoff.reset()
+		backoff.Reset()
 		i.dispatch(ctx, msgs)
 	}
 	i.inFlight.Wait()
@@ -281,7 +283,7 @@ func (i *Ingester) awaitApplied(ctx context.Context, msg jetstream.Msg, pos uint
 	if pos == 0 {
 		pos = i.lastPos.Load()
 	}
-	backoff := newBackoff(appliedPatience)
+	backoff := retry.New(0, appliedPatience)
 	for {
 		wctx, cancel := context.WithTimeout(ctx, appliedPatience)
 		err := i.cfg.Applied(wctx, pos)
@@ -297,17 +299,20 @@ func (i *Ingester) awaitApplied(ctx context.Context, msg jetstream.Msg, pos uint
 		if !expired {
 			// Applied failed before its deadline: do not spin on it.
 			i.log.Warn("ingest: waiting for the projections failed; retrying", "subject", msg.Subject(), "err", err)
-			backoff.wait(ctx)
+			_ = backoff.Wait(ctx)
 		}
 	}
 }
 
 func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*Rejection, error) {
 	var err error
-	if k.Token == "billing_cycle_closed" {
+	switch pm.(type) {
+	case *billingv1.BillingCycleClosed:
 		err = i.cfg.Cycles.CheckClose(ctx, monthOf(pm), i.lastPos.Load())
-	} else {
+	case *billingv1.VendorCycleFinalized:
 		err = i.cfg.Cycles.CheckFinalize(ctx, monthOf(pm), i.lastPos.Load())
+	default:
+		panic(fmt.Sprintf("ingest: %s is marked a cycle message but is neither close nor finalization", k.Token))
 	}
 	month := monthOf(pm)
 	switch {
@@ -379,16 +384,16 @@ func (i *Ingester) storedEventID(ctx context.Context, k *kind, stream string) (s
 // backoff between failures and telling JetStream the message is still in
 // progress, so it is not redelivered meanwhile.
 func (i *Ingester) retry(ctx context.Context, msg jetstream.Msg, op func() (*Rejection, error)) (*Rejection, error) {
-	backoff := newBackoff(i.cfg.RetryMax)
+	backoff := retry.New(0, i.cfg.RetryMax)
 	for {
 		rej, err := op()
 		if err == nil || ctx.Err() != nil {
 			return rej, err
 		}
 		i.cfg.Metrics.storeRetry()
-		i.log.Warn("ingest: store unavailable; retrying", "subject", msg.Subject(), "err", err, "in", backoff.next)
+		i.log.Warn("ingest: store unavailable; retrying", "subject", msg.Subject(), "err", err, "in", backoff.Next())
 		_ = msg.InProgress()
-		backoff.wait(ctx)
+		_ = backoff.Wait(ctx)
 	}
 }
 
@@ -413,7 +418,7 @@ func (i *Ingester) deadLetter(ctx context.Context, msg jetstream.Msg, rej *Rejec
 		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("dlq-%d", meta.Sequence.Stream)))
 	}
 	i.log.Warn("ingest: dead letter", "subject", msg.Subject(), "code", rej.Code, "reason", rej.Reason)
-	backoff := newBackoff(i.cfg.RetryMax)
+	backoff := retry.New(0, i.cfg.RetryMax)
 	for {
 		_, err := i.cfg.JetStream.PublishMsg(ctx, out, opts...)
 		if err == nil {
@@ -424,31 +429,10 @@ func (i *Ingester) deadLetter(ctx context.Context, msg jetstream.Msg, rej *Rejec
 		}
 		i.log.Warn("ingest: dead-letter publish failed; retrying", "err", err)
 		_ = msg.InProgress()
-		backoff.wait(ctx)
+		_ = backoff.Wait(ctx)
 	}
 	i.cfg.Metrics.deadLetter(rej.Code)
 	if err := msg.DoubleAck(ctx); err != nil {
 		i.log.Warn("ingest: ack of dead letter failed", "subject", msg.Subject(), "err", err)
 	}
-}
-
-// backoff doubles a wait from 50 ms up to a bound.
-type backoff struct {
-	next, max time.Duration
-}
-
-const backoffStart = 50 * time.Millisecond
-
-func newBackoff(max time.Duration) *backoff { return &backoff{next: backoffStart, max: max} }
-
-func (b *backoff) reset() { b.next = backoffStart }
-
-func (b *backoff) wait(ctx context.Context) {
-	t := time.NewTimer(b.next)
-	defer t.Stop()
-	select {
-	case <-t.C:
-	case <-ctx.Done():
-	}
-	b.next = min(2*b.next, b.max)
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/retry"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -57,7 +58,7 @@ func (p *Publisher) Enqueue(ctx context.Context, invoices []*billing.Invoice) {
 
 // Run announces invoices until ctx ends, retrying failed publishes.
 func (p *Publisher) Run(ctx context.Context) {
-	b := newBackoff(5 * time.Second)
+	b := retry.New(0, 5*time.Second)
 	for {
 		select {
 		case <-ctx.Done():
@@ -69,9 +70,9 @@ func (p *Publisher) Run(ctx context.Context) {
 					break
 				}
 				p.log.Warn("ingest: announcing an issued invoice failed; retrying", "ban", inv.BAN, "month", inv.Month, "err", err)
-				b.wait(ctx)
+				_ = b.Wait(ctx)
 			}
-			b.reset()
+			b.Reset()
 		}
 	}
 }
