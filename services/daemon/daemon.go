@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -79,6 +80,7 @@ type Daemon struct {
 	cfg      Config
 	log      *slog.Logger
 	registry *prometheus.Registry
+	lock     *dataDirLock // held from start to the end of Close
 
 	nats      *server.Server // nil with an external NATS
 	natsURL   string
@@ -102,37 +104,46 @@ type Daemon struct {
 }
 
 // Start starts everything and returns once every listener is up; the
-// projections replay in the background (see Ready).
-func Start(cfg Config) (d *Daemon, err error) {
+// projections replay in the background (see Ready). When it cannot start,
+// its error is one sentence naming the cause (an address in use and its
+// flag, a data directory that is a file or another ledgerd's, a store that
+// cannot be opened), and whatever had started is stopped again.
+func Start(cfg Config) (*Daemon, error) {
+	d, err := start(cfg)
+	if err != nil {
+		if d != nil {
+			d.Close()
+		}
+		return nil, fmt.Errorf("cannot start: %w", err)
+	}
+	return d, nil
+}
+
+func start(cfg Config) (d *Daemon, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	d = &Daemon{cfg: cfg, log: cfg.Logger, registry: prometheus.NewRegistry(), cancel: cancel, errs: make(chan error, 8)}
-	defer func() {
-		if err != nil {
-			d.Close()
-		}
-	}()
 	d.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "ledger_process_peak_rss_bytes",
 			Help: "Peak resident set size of the process (VmHWM), for memory benchmarks.",
 		}, peakRSS))
-	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("daemon: data dir: %w", err)
+	if d.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return d, err
 	}
 	if err := d.startStore(); err != nil {
-		return nil, err
+		return d, err
 	}
 	if err := d.startNATS(); err != nil {
-		return nil, err
+		return d, err
 	}
 	if d.evlog, err = eventlog.Dial(d.storeURL, d.log); err != nil {
-		return nil, err
+		return d, err
 	}
 	if err := d.connectNATS(ctx); err != nil {
-		return nil, err
+		return d, err
 	}
 
 	d.publisher = ingest.NewPublisher(d.js, d.log)
@@ -149,27 +160,30 @@ func Start(cfg Config) (d *Daemon, err error) {
 		Logger:    d.log,
 		Metrics:   ingest.NewMetrics(d.registry),
 	})
-	d.run("runner", func() error { return d.runner.Run(ctx) })
-	d.run("publisher", func() error { d.publisher.Run(ctx); return nil })
-	d.run("ingest", func() error { return d.ingester.Run(ctx) })
+	d.run(ctx, "runner", func() error { return d.runner.Run(ctx) })
+	d.run(ctx, "publisher", func() error { d.publisher.Run(ctx); return nil })
+	d.run(ctx, "ingest", func() error { return d.ingester.Run(ctx) })
 	if cfg.Clock {
 		c := clock.New(clock.Config{Cycles: d.runner, Publish: d.Publish, Now: cfg.Now, Logger: d.log})
-		d.run("clock", func() error { return c.Run(ctx) })
+		d.run(ctx, "clock", func() error { return c.Run(ctx) })
 	}
 	if err := d.startGRPC(ctx); err != nil {
-		return nil, err
+		return d, err
 	}
 	if err := d.startHTTP(); err != nil {
-		return nil, err
+		return d, err
 	}
 	d.log.Info("ledgerd: started", "grpc", d.grpcAddr, "nats", d.natsURL, "eventstore", d.storeURL, "http", d.httpAddr, "data_dir", cfg.DataDir)
 	return d, nil
 }
 
 // run starts a component; its failure stops the daemon (see Wait).
-func (d *Daemon) run(name string, fn func() error) {
+func (d *Daemon) run(ctx context.Context, name string, fn func() error) {
 	d.components.Go(func() {
 		if err := fn(); err != nil {
+			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+				return // stopping, perhaps before the component was up
+			}
 			d.log.Error("ledgerd: component failed", "component", name, "err", err)
 			select {
 			case d.errs <- fmt.Errorf("%s: %w", name, err):
@@ -190,12 +204,12 @@ func (d *Daemon) startStore() error {
 		Logger:        d.log,
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("the embedded event store in %s cannot be opened: %w", filepath.Join(d.cfg.DataDir, "eventstore"), err)
 	}
 	d.store = srv
-	lis, err := net.Listen("tcp", d.cfg.EventstoreListen)
+	lis, err := listen("eventstore-listen", d.cfg.EventstoreListen)
 	if err != nil {
-		return fmt.Errorf("daemon: event store listener: %w", err)
+		return err
 	}
 	d.storeURL = "esdb://" + lis.Addr().String() + "?tls=false"
 	d.servers.Go(func() {
@@ -213,14 +227,24 @@ func (d *Daemon) startNATS() error {
 	}
 	host, portText, err := net.SplitHostPort(d.cfg.NATSListen)
 	if err != nil {
-		return fmt.Errorf("daemon: --nats-listen %q: %w", d.cfg.NATSListen, err)
+		return fmt.Errorf("--nats-listen %q is not a host:port address: %w", d.cfg.NATSListen, err)
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil {
-		return fmt.Errorf("daemon: --nats-listen %q: port: %w", d.cfg.NATSListen, err)
+		return fmt.Errorf("--nats-listen %q has no numeric port: %w", d.cfg.NATSListen, err)
 	}
 	if port == 0 {
 		port = server.RANDOM_PORT
+	} else {
+		// The embedded server reports a failed listen only in its log and
+		// then never becomes ready; trying the address first gives the
+		// cause at once. (Another process may take it in between: then
+		// the readiness wait below fails instead.)
+		lis, err := listen("nats-listen", d.cfg.NATSListen)
+		if err != nil {
+			return err
+		}
+		lis.Close()
 	}
 	opts := &server.Options{
 		ServerName: "ledgerd",
@@ -235,13 +259,13 @@ func (d *Daemon) startNATS() error {
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
-		return fmt.Errorf("daemon: embedded NATS: %w", err)
+		return fmt.Errorf("the embedded NATS server cannot be configured: %w", err)
 	}
 	ns.SetLoggerV2(natsLogger{d.log}, false, false, false)
 	go ns.Start()
 	if !ns.ReadyForConnections(30 * time.Second) {
 		ns.Shutdown()
-		return fmt.Errorf("daemon: embedded NATS did not start on %s", d.cfg.NATSListen)
+		return fmt.Errorf("the embedded NATS server did not start on %s (--nats-listen) within 30s; its log says why", d.cfg.NATSListen)
 	}
 	d.nats = ns
 	d.natsURL = ns.ClientURL()
@@ -256,7 +280,7 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 		nats.ReconnectWait(500*time.Millisecond),
 	)
 	if err != nil {
-		return fmt.Errorf("daemon: connect to NATS %s: %w", d.natsURL, err)
+		return fmt.Errorf("NATS at %s cannot be reached (--nats-url): %w", d.natsURL, err)
 	}
 	d.nc = nc
 	if d.js, err = jetstream.New(nc); err != nil {
@@ -268,14 +292,14 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 }
 
 func (d *Daemon) startGRPC(ctx context.Context) error {
-	lis, err := net.Listen("tcp", d.cfg.GRPCListen)
+	lis, err := listen("grpc-listen", d.cfg.GRPCListen)
 	if err != nil {
-		return fmt.Errorf("daemon: gRPC listener: %w", err)
+		return err
 	}
 	d.grpcAddr = lis.Addr().String()
 	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log))
 	d.servers.Go(func() {
-		if err := d.grpc.Serve(lis); err != nil {
+		if err := d.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			d.log.Error("ledgerd: gRPC server stopped", "err", err)
 		}
 	})
@@ -302,9 +326,9 @@ func (d *Daemon) startHTTP() error {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
-	lis, err := net.Listen("tcp", d.cfg.HTTPListen)
+	lis, err := listen("http-listen", d.cfg.HTTPListen)
 	if err != nil {
-		return fmt.Errorf("daemon: HTTP listener: %w", err)
+		return err
 	}
 	d.httpAddr = lis.Addr().String()
 	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
@@ -396,7 +420,21 @@ func (d *Daemon) Close() {
 		}
 	}
 	d.servers.Wait()
+	d.lock.release()
 	d.log.Info("ledgerd: stopped")
+}
+
+// listen listens on addr, the value of --flag, or says in one sentence why
+// it cannot.
+func listen(flag, addr string) (net.Listener, error) {
+	lis, err := net.Listen("tcp", addr)
+	switch {
+	case err == nil:
+		return lis, nil
+	case errors.Is(err, syscall.EADDRINUSE):
+		return nil, fmt.Errorf("address %s (--%s) is already in use by another process; stop it or choose another address", addr, flag)
+	}
+	return nil, fmt.Errorf("cannot listen on %s (--%s): %w", addr, flag, err)
 }
 
 // peakRSS reads the process's peak resident set size from

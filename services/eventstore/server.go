@@ -56,7 +56,14 @@ type Server struct {
 
 // Open opens (or creates) the store in cfg.Dir. Serve it with Serve; Close
 // releases it.
-func Open(cfg Config) (*Server, error) {
+func Open(cfg Config) (_ *Server, err error) {
+	defer func() {
+		// Pebble panics on some damaged files rather than returning an
+		// error; whoever opens the store must hear why, not crash.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("eventstore: open %s: the store's files are damaged: %v", cfg.Dir, r)
+		}
+	}()
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
