@@ -313,6 +313,13 @@ func (d *Daemon) startHTTP() error {
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		pos, ready := d.runner.Progress()
+		if halt := d.runner.Halted(); halt != nil {
+			// Still serving what it had, but no longer billing: a balancer
+			// must send readers elsewhere, and an operator must look.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			fmt.Fprintf(w, "halted at position %d: %v\n", pos, halt)
+			return
+		}
 		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
 			fmt.Fprintf(w, "replaying the history: at position %d\n", pos)

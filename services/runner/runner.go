@@ -1,13 +1,20 @@
 // Package runner feeds the billing projection from the event store and
-// shares it with its readers. It is the one package under projections/ that
-// reaches the store (through services/eventlog); the rules themselves, in
-// projections/billing, stay pure.
+// shares it with its readers. It is the service that stands between the
+// store (reached through services/eventlog) and the pure rules of
+// projections/billing; see docs/architecture.md, "The layers".
 //
 // The runner follows $all with the event-type filter "billing.v1.", applies
 // each event at its position, and keeps the position it has reached, so that
 // readers can wait for their own writes (read-your-writes) and /readyz can
 // say when the history has been replayed. After a drop it subscribes again
 // from that position, so every event is applied once, in log order.
+//
+// An event that breaks an invariant of the rules (the fold panics) halts
+// the runner: it applies nothing more, logs the event (stream, id,
+// position) and the invariant, reports them through Halted (so /readyz
+// turns 503 with the reason), and keeps serving what it had applied. A
+// restart would meet the same event again, so crashing would only turn one
+// bad event into a crash loop with no diagnosis.
 package runner
 
 import (
@@ -15,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -58,8 +66,26 @@ type Runner struct {
 	posMu    sync.Mutex
 	pos      uint64 // the $all position the projection reflects
 	caughtUp bool   // the live end of the log was reached at least once
+	halt     *HaltError
 	changed  chan struct{}
 }
+
+// HaltError says which event halted the runner and why.
+type HaltError struct {
+	Position uint64 // the event's $all position
+	Stream   string
+	EventID  string // the store's event id
+	Type     string
+	Cause    string // the invariant broken, as the fold said it
+}
+
+func (e *HaltError) Error() string {
+	return fmt.Sprintf("runner: projections halted at position %d, event %s of stream %s (%s): %s", e.Position, e.EventID, e.Stream, e.Type, e.Cause)
+}
+
+// applyEvent is the fold's Apply; a test replaces it to break an invariant
+// on purpose, which no valid history can do.
+var applyEvent = (*billing.Projection).Apply
 
 // New returns a Runner over log; Run starts it.
 func New(log *eventlog.Log, opts Options) *Runner {
@@ -84,18 +110,24 @@ func New(log *eventlog.Log, opts Options) *Runner {
 // before, in order, so a replay uses both of a small machine's cores.
 func (r *Runner) Run(ctx context.Context) error {
 	start := time.Now()
+	follow, stopFollowing := context.WithCancel(ctx)
+	defer stopFollowing()
 	decoded := make(chan decodedDelivery, decodedQueueLen)
 	applied := make(chan struct{})
 	go func() {
 		defer close(applied)
 		for d := range decoded {
-			if d.event != nil {
-				r.apply(d.event, d.msg, d.err)
+			if r.Halted() != nil {
+				continue // drain what was decoded ahead; apply nothing more
+			}
+			if d.event != nil && !r.apply(d.event, d.msg, d.err) {
+				stopFollowing()
+				continue
 			}
 			r.advance(d.pos, d.caughtUp, start)
 		}
 	}()
-	err := r.log.Follow(ctx, eventlog.FollowOptions{TypePrefix: EventTypePrefix}, func(d eventlog.Delivery) error {
+	err := r.log.Follow(follow, eventlog.FollowOptions{TypePrefix: EventTypePrefix}, func(d eventlog.Delivery) error {
 		dd := decodedDelivery{event: d.Event, pos: d.Position, caughtUp: d.CaughtUp}
 		if d.Event != nil {
 			dd.msg, dd.err = billing.Decode(d.Event.Type, d.Event.Data)
@@ -103,12 +135,19 @@ func (r *Runner) Run(ctx context.Context) error {
 		select {
 		case decoded <- dd:
 			return nil
-		case <-ctx.Done():
-			return ctx.Err()
+		case <-follow.Done():
+			return follow.Err()
 		}
 	})
 	close(decoded)
 	<-applied
+	if r.Halted() != nil {
+		// Keep serving what was applied until the daemon stops: a halted
+		// runner is not a failed component, or ledgerd would exit and
+		// replay into the same event.
+		<-ctx.Done()
+		return nil
+	}
 	if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 		return nil
 	}
@@ -126,20 +165,31 @@ type decodedDelivery struct {
 	caughtUp bool
 }
 
-func (r *Runner) apply(ev *eventlog.Recorded, msg proto.Message, err error) {
+// apply folds one event; it reports false if the event halted the runner.
+func (r *Runner) apply(ev *eventlog.Recorded, msg proto.Message, err error) bool {
 	if err != nil {
 		// Stored, so never lost; but no rule can use it. Ingestion validates
 		// everything it appends, so this is someone else's write.
 		r.logger.Error("runner: undecodable event skipped", "position", ev.Position, "stream", ev.Stream, "type", ev.Type, "err", err)
 		r.metrics.refused.Inc()
-		return
+		return true
 	}
-	r.mu.Lock()
-	applied, err := r.proj.Apply(ev.Position, msg)
-	r.mu.Unlock()
+	applied, err := r.fold(ev.Position, msg)
+	if broken := (*brokenInvariant)(nil); errors.As(err, &broken) {
+		h := &HaltError{Position: ev.Position, Stream: ev.Stream, EventID: ev.ID.String(), Type: ev.Type, Cause: broken.cause}
+		r.logger.Error("runner: an event broke an invariant of the billing rules; the projections stop here and keep serving what they had",
+			"position", h.Position, "stream", h.Stream, "event_id", h.EventID, "type", h.Type, "invariant", h.Cause, "stack", broken.stack)
+		r.metrics.halted.Set(1)
+		r.posMu.Lock()
+		r.halt = h
+		close(r.changed)
+		r.changed = make(chan struct{})
+		r.posMu.Unlock()
+		return false
+	}
 	switch {
 	case errors.Is(err, billing.ErrStalePosition):
-		return
+		return true
 	case err != nil:
 		// Refused as a whole, the same way on every replay.
 		r.logger.Warn("runner: event refused by the billing rules", "position", ev.Position, "stream", ev.Stream, "err", err)
@@ -151,6 +201,39 @@ func (r *Runner) apply(ev *eventlog.Recorded, msg proto.Message, err error) {
 	if r.onApplied != nil && (len(applied.Issued) > 0 || len(applied.Finalized) > 0) {
 		r.onApplied(applied)
 	}
+	return true
+}
+
+// brokenInvariant is a panic of the fold: a rule's invariant did not hold.
+type brokenInvariant struct {
+	cause string
+	stack string
+}
+
+func (b *brokenInvariant) Error() string { return "runner: invariant broken: " + b.cause }
+
+// fold applies msg under the write lock. A panic of the fold comes back as
+// a *brokenInvariant, with the lock released, so that readers go on.
+func (r *Runner) fold(pos uint64, msg proto.Message) (applied billing.Applied, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	defer func() {
+		if p := recover(); p != nil {
+			err = &brokenInvariant{cause: fmt.Sprint(p), stack: string(debug.Stack())}
+		}
+	}()
+	return applyEvent(r.proj, pos, msg)
+}
+
+// Halted returns the *HaltError of the event that halted the runner, or
+// nil while it runs.
+func (r *Runner) Halted() error {
+	r.posMu.Lock()
+	defer r.posMu.Unlock()
+	if r.halt == nil {
+		return nil
+	}
+	return r.halt
 }
 
 func (r *Runner) advance(pos uint64, caughtUp bool, start time.Time) {
@@ -185,10 +268,14 @@ func (r *Runner) Progress() (pos uint64, caughtUp bool) {
 func (r *Runner) WaitFor(ctx context.Context, pos uint64) error {
 	for {
 		r.posMu.Lock()
-		done, changed := r.caughtUp && r.pos >= pos, r.changed
+		done, changed, halt := r.caughtUp && r.pos >= pos, r.changed, r.halt
 		r.posMu.Unlock()
 		if done {
 			return nil
+		}
+		if halt != nil {
+			// The position will never come; the caller's error says why.
+			return fmt.Errorf("runner: waiting for position %d: %w", pos, halt)
 		}
 		select {
 		case <-changed:
@@ -245,8 +332,8 @@ func (r *Runner) check(ctx context.Context, month string, after uint64, fn func(
 }
 
 type metrics struct {
-	applied, refused        prometheus.Counter
-	position, lag, caughtUp prometheus.Gauge
+	applied, refused                prometheus.Counter
+	position, lag, caughtUp, halted prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -256,9 +343,10 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		position: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_position", Help: "The $all position the projection reflects."}),
 		lag:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_lag_seconds", Help: "Age of the last applied event when it was applied."}),
 		caughtUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_caught_up", Help: "1 once the projection has replayed the history."}),
+		halted:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_halted", Help: "1 once an event broke an invariant of the billing rules and the projection stopped applying."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.refused, m.position, m.lag, m.caughtUp)
+		reg.MustRegister(m.applied, m.refused, m.position, m.lag, m.caughtUp, m.halted)
 	}
 	return m
 }
