@@ -1,5 +1,5 @@
 // Command ledgerctl is the command-line client of a running ledgerd
-// (DESIGN.md section 9): it publishes through NATS JetStream (--nats) and
+// (docs/architecture.md, "The commands"): it publishes through NATS JetStream (--nats) and
 // queries the gRPC BillingService (--grpc).
 //
 //	ledgerctl demo

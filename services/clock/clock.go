@@ -1,4 +1,5 @@
-// Package clock is Ledger's cycle clock (DESIGN.md 7.5): it closes the
+// Package clock is Ledger's cycle clock (docs/architecture.md, "Cycles and
+// the clock"): it closes the
 // reseller's billing cycle of a month at 00:00 UTC on the 1st of the next
 // month, and finalizes the vendor cycle of that month at 00:00 UTC on the
 // 10th.

@@ -1,5 +1,5 @@
 // Package ctl is what ledgerctl does: the command-line client of a running
-// ledgerd (DESIGN.md section 9). cmd/ledgerctl parses the command line and
+// ledgerd (docs/architecture.md, "The commands"). cmd/ledgerctl parses the command line and
 // calls one method of Client per subcommand; everything else is here.
 //
 // A Client writes like any metering service, and reads like any invoicing
@@ -204,7 +204,7 @@ func (c *Client) queryError(err error) error {
 }
 
 // codeName writes a gRPC code as the protocol spells it (NOT_FOUND), which
-// is how DESIGN.md and the proto comments name them.
+// is how the proto comments name them.
 func codeName(c codes.Code) string {
 	if n, ok := codeNames[c]; ok {
 		return n

@@ -49,7 +49,7 @@ const (
 // with some from an account nobody registered (an exception), closed.
 //
 // Every figure is chosen so that the invoices can be derived by hand
-// (DESIGN.md 7.3): see demo_test.go.
+// (docs/architecture.md, "The month's bill"): see demo_test.go.
 func DemoMessages() []proto.Message {
 	var msgs []proto.Message
 	add := func(m ...proto.Message) { msgs = append(msgs, m...) }

@@ -43,7 +43,7 @@ var focusRequired = []string{
 }
 
 // vendors maps FOCUS ProviderName values, case-insensitively, to the
-// vendor names Ledger uses (DESIGN.md section 3). FOCUS names the company
+// vendor names Ledger uses (AWS, Azure, GCP, Oracle). FOCUS names the company
 // ("Microsoft"), Ledger the cloud ("Azure"). A provider not listed keeps
 // its own name, which Ledger accepts as any other non-empty vendor.
 var vendors = map[string]string{

@@ -80,7 +80,7 @@ func (t *table) write(w io.Writer) error {
 }
 
 // jsonOptions is how responses print with --json: protojson with the
-// field names of the .proto files, as DESIGN.md writes them.
+// field names of the .proto files, as the API documents them.
 var jsonOptions = protojson.MarshalOptions{Multiline: true, Indent: "  ", UseProtoNames: true}
 
 func (c *Client) printJSON(m proto.Message) error {

@@ -40,7 +40,8 @@ import (
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
-// Config is ledgerd's configuration (DESIGN.md section 9). Defaults gives
+// Config is ledgerd's configuration (docs/architecture.md, "The commands").
+// Defaults gives
 // the documented defaults.
 type Config struct {
 	DataDir          string

@@ -7,7 +7,7 @@
 // production that client points at a KurrentDB cluster; by default, and in
 // every test, it points at this server. One client code path, two servers:
 // what works here must work against the real thing, so this package follows
-// KurrentDB's observable behaviour for that subset (DESIGN.md section 5):
+// KurrentDB's observable behaviour for that subset (docs/architecture.md, "Events and their streams"):
 // expected revisions and the strong idempotency check, gap-free 0-based
 // stream revisions, increasing $all positions, the inclusive/exclusive rules
 // of forward and backward reads, subscriptions with confirmation, catch-up,

@@ -39,7 +39,7 @@ type Config struct {
 const DefaultMaxAppendSize = 1 << 20
 
 // maxReceiveBytes is the largest gRPC message accepted: the client allows
-// itself 17 MiB, and DESIGN.md asks for at least 16 MiB.
+// itself 17 MiB, and Ledger's appends need at least 16 MiB.
 const maxReceiveBytes = 17 << 20
 
 // Server is the embedded store's gRPC server.

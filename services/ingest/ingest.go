@@ -1,5 +1,5 @@
 // Package ingest moves billing messages from NATS JetStream into the event
-// store, exactly once (DESIGN.md section 6).
+// store, exactly once (docs/architecture.md, "Ingestion and dead letters").
 //
 // A durable pull consumer on BILLING_IN hands over messages in bounded
 // batches. Each is decoded (protobuf or protojson), validated field by

@@ -27,7 +27,7 @@ const cacheBytesMax = 128 << 20
 // field 1 of the response. Answering one of them again then costs a map
 // lookup and a write of bytes already made, instead of a conversion and a
 // marshalling of every line, detail and lineage event_id: the bulk of a
-// large invoice's time (DESIGN.md section 8's GetInvoice and
+// large invoice's time (the GetInvoice and
 // GetUsageMonth). Drafts change with every event and are never held.
 //
 // An entry is valid while the projection still hands out the very

@@ -39,7 +39,7 @@ var statuses = map[billing.Status]billingv1.InvoiceStatus{
 }
 
 // views maps the wire views to the domain's; BILLING_VIEW_UNSPECIFIED is
-// the billing cycle, as DESIGN.md section 8 says of view 0.
+// the billing cycle, as the query API says of view 0.
 var views = map[billingv1.BillingView]billing.View{
 	billingv1.BillingView_BILLING_VIEW_UNSPECIFIED:   billing.BillingCycle,
 	billingv1.BillingView_BILLING_VIEW_BILLING_CYCLE: billing.BillingCycle,

@@ -1,10 +1,10 @@
 // Package query serves the billing projections over gRPC: it is
-// billing.v1.BillingService (proto/billing/v1/query.proto, DESIGN.md
-// section 8), the one way downstream invoicing systems, ledgerctl and
+// billing.v1.BillingService (proto/billing/v1/query.proto; docs/architecture.md,
+// "Queries"), the one way downstream invoicing systems, ledgerctl and
 // auditors read invoices, usage, dashboards, adjustment ledgers and
 // exceptions.
 //
-// Its place in the architecture: the runner (projections/runner) folds the
+// Its place in the architecture: the runner (services/runner) folds the
 // event history into a billing.Projection; this package validates each
 // request, waits until the runner has passed the request's min_position
 // (read-your-writes), asks the projection under the runner's read lock, and
@@ -34,6 +34,6 @@
 // Errors follow one table (errors.go): domain errors become gRPC codes with
 // a message naming the request field and its value, and a
 // google.rpc.ErrorInfo whose reason is stable, so that a client can match
-// it; FromStatus turns such a status back into an error for which errors.Is
-// with the domain sentinel holds.
+// it; wire.FromStatus turns such a status back into an error for which
+// errors.Is with the wire.Reason holds, without linking this package.
 package query

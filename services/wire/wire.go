@@ -69,8 +69,8 @@ type Input struct {
 	Cycle bool
 }
 
-// Inputs is the catalogue of input messages, in the order DESIGN.md lists
-// them.
+// Inputs is the catalogue of input messages, in the order events.proto
+// lists them.
 var Inputs = []Input{
 	{"organization_registered", func() proto.Message { return &billingv1.OrganizationRegistered{} }, false},
 	{"cost_center_created", func() proto.Message { return &billingv1.CostCenterCreated{} }, false},

@@ -1,4 +1,4 @@
-// The event catalogue of Ledger (DESIGN.md section 4).
+// The event catalogue of Ledger (docs/architecture.md, "Events and their streams").
 //
 // Every message that metering services publish on billing.in.<message> is
 // one of these. Ledger stores each accepted message, unchanged, as one event

@@ -1,4 +1,4 @@
-// The query API of Ledger (DESIGN.md section 8).
+// The query API of Ledger (docs/architecture.md, "Queries").
 //
 // Downstream invoicing systems, ledgerctl and auditors read the billing
 // projections through BillingService. Every answer is a function of the
