@@ -65,7 +65,6 @@ type Report struct {
 	Ingest, RawPublish, RawAppend time.Duration
 	Replay, RawRead               time.Duration
 	StoreEvents                   int
-	ReplayRecords                 int
 
 	Queries []QueryFigure
 	PeakRSS float64 // bytes, from ledgerd's /metrics
