@@ -57,7 +57,11 @@ type Config struct {
 	// MaxAppendSize of the embedded store, in bytes.
 	MaxAppendSize int
 	Logger        *slog.Logger
-	// Now is the clock's time source; nil is time.Now.
+	// ClockSkew is how far ahead of ledgerd's clock a cycle message may be:
+	// a month closes only once it has ended by Now plus ClockSkew.
+	ClockSkew time.Duration
+	// Now is the time source of the cycle clock and of the cycle guards;
+	// nil is time.Now.
 	Now func() time.Time
 }
 
@@ -72,6 +76,7 @@ func Defaults() Config {
 		GRPCListen:       "127.0.0.1:9090",
 		HTTPListen:       "127.0.0.1:8080",
 		Clock:            true,
+		ClockSkew:        ingest.ClockSkewDefault,
 		MaxAppendSize:    16 << 20,
 	}
 }
@@ -160,6 +165,8 @@ func start(cfg Config) (d *Daemon, err error) {
 		Applied:   d.runner.WaitFor,
 		Logger:    d.log,
 		Metrics:   ingest.NewMetrics(d.registry),
+		Now:       cfg.Now,
+		ClockSkew: cfg.ClockSkew,
 	})
 	d.run(ctx, "runner", func() error { return d.runner.Run(ctx) })
 	d.run(ctx, "publisher", func() error { d.publisher.Run(ctx); return nil })
@@ -257,6 +264,7 @@ func (d *Daemon) startNATS() error {
 		// is synced unless the operator relaxes it (--nats-sync=false).
 		SyncAlways: d.cfg.NATSSync,
 		NoSigs:     true,
+		MaxPayload: wire.PayloadMax,
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -28,6 +29,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/retry"
@@ -73,7 +75,17 @@ type Config struct {
 	InFlightMax int
 	// RetryMax bounds the wait between retries of a store outage; default 5 s.
 	RetryMax time.Duration
+	// Now is ledgerd's clock, by which a month must have ended before it
+	// closes; nil is time.Now.
+	Now func() time.Time
+	// ClockSkew is how far ahead of Now a publisher's clock may run: a
+	// close published at 23:59 on the last day by a clock a minute fast is
+	// taken; default 5 minutes.
+	ClockSkew time.Duration
 }
+
+// ClockSkewDefault is Config.ClockSkew's default.
+const ClockSkewDefault = 5 * time.Minute
 
 // Ingester runs the consumer.
 type Ingester struct {
@@ -101,6 +113,12 @@ func New(cfg Config) *Ingester {
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.ClockSkew <= 0 {
+		cfg.ClockSkew = ClockSkewDefault
 	}
 	return &Ingester{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.InFlightMax)}
 }
@@ -253,6 +271,11 @@ func (i *Ingester) ingest(ctx context.Context, msg jetstream.Msg) (uint64, *Reje
 	if err != nil {
 		return 0, reject(wire.CodeUndecodable, "%v", err), nil
 	}
+	if k.Cycle {
+		if rej := i.checkEnded(pm); rej != nil {
+			return 0, rej, nil
+		}
+	}
 	if k.Cycle && i.cfg.Cycles != nil {
 		if rej, err := i.retry(ctx, msg, func() (*Rejection, error) { return i.checkCycle(ctx, k, pm) }); rej != nil || err != nil {
 			return 0, rej, err
@@ -302,6 +325,26 @@ func (i *Ingester) awaitApplied(ctx context.Context, msg jetstream.Msg, pos uint
 			_ = backoff.Wait(ctx)
 		}
 	}
+}
+
+// checkEnded refuses a close of a month that has not ended by ledgerd's
+// clock, and a finalization before the wire.FinalizeDay after it. One
+// close of a far month would otherwise stop every later close for good
+// (cycles close in order), and an invoice issued while its month runs
+// would miss the rest of the month's charges.
+func (i *Ingester) checkEnded(pm proto.Message) *Rejection {
+	m, err := calendar.Parse(monthOf(pm))
+	if err != nil {
+		return reject(wire.CodeInvalidField, "field month = %s is not a month written YYYY-MM", quote(monthOf(pm)))
+	}
+	due, what := m.End(), "billing cycle %s cannot close before the month has ended (%s) by ledgerd's clock"
+	if _, ok := pm.(*billingv1.VendorCycleFinalized); ok {
+		due, what = wire.FinalizeDue(m), "vendor cycle %s cannot be finalized before %s by ledgerd's clock"
+	}
+	if now := i.cfg.Now(); now.Add(i.cfg.ClockSkew).Before(due) {
+		return reject(wire.CodeCycleNotEnded, what+"; it is %s", m, due.Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return nil
 }
 
 func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*Rejection, error) {
@@ -354,14 +397,14 @@ func (i *Ingester) notePosition(pos uint64) {
 func (i *Ingester) conflict(ctx context.Context, k *kind, id Identity, pm proto.Message) (*Rejection, error) {
 	eventID := eventIDOf(pm)
 	if !k.Cycle {
-		return reject(wire.CodeConflict, "event_id %q was already used by a different %s message; a retry must repeat the message exactly", eventID, id.Type), nil
+		return reject(wire.CodeConflict, "event_id %s was already used by a different %s message; a retry must repeat the message exactly", quote(eventID), id.Type), nil
 	}
 	stored, err := i.storedEventID(ctx, k, id.Stream)
 	if err != nil {
 		return nil, err
 	}
 	if stored == eventID {
-		return reject(wire.CodeConflict, "event_id %q was already used by a different %s message; a retry must repeat the message exactly", eventID, id.Type), nil
+		return reject(wire.CodeConflict, "event_id %s was already used by a different %s message; a retry must repeat the message exactly", quote(eventID), id.Type), nil
 	}
 	i.log.Info("ingest: cycle already recorded; message is a no-op", "stream", id.Stream, "event_id", eventID, "recorded_event_id", stored)
 	return nil, nil
@@ -401,25 +444,42 @@ func (i *Ingester) retry(ctx context.Context, msg jetstream.Msg, op func() (*Rej
 // acknowledges it. The publish carries a message id derived from the
 // message's sequence, so a crash between the two cannot dead-letter it twice
 // (within the DLQ stream's duplicate window).
+//
+// A dead letter always fits: the reason is bounded (reject), the original
+// headers are kept only while they fit in deadLetterHeadersMax, and a
+// payload too large to go out with them is cut, its original size in
+// wire.HeaderPayloadTruncated. A dead letter that still cannot be published
+// after deadLetterAttempts is terminated (AckTerm) and counted: one bad
+// message must not be retried for ever in front of the good ones.
 func (i *Ingester) deadLetter(ctx context.Context, msg jetstream.Msg, rej *Rejection) {
 	out := nats.NewMsg(wire.DLQSubject(msg.Subject()))
-	out.Data = msg.Data()
+	size := 0
 	for key, values := range msg.Headers() {
-		if strings.HasPrefix(key, "Nats-") {
-			continue // JetStream's own headers mean something else on the DLQ
+		if strings.HasPrefix(key, "Nats-") || strings.HasPrefix(key, "Billing-") {
+			continue // JetStream's own headers mean something else on the DLQ; ours are set below
 		}
-		out.Header[key] = values
+		for _, v := range values {
+			if size += len(key) + len(v) + 4; size > deadLetterHeadersMax {
+				break
+			}
+			out.Header.Add(key, v)
+		}
 	}
 	out.Header.Set(wire.HeaderError, rej.Reason)
 	out.Header.Set(wire.HeaderErrorCode, rej.Code)
-	out.Header.Set(wire.HeaderOriginalSubject, msg.Subject())
+	out.Header.Set(wire.HeaderOriginalSubject, cut(msg.Subject(), wire.IDLengthMax))
+	out.Data = msg.Data()
+	if room := i.payloadRoom(out); len(out.Data) > room {
+		out.Header.Set(wire.HeaderPayloadTruncated, strconv.Itoa(len(out.Data)))
+		out.Data = out.Data[:max(room, 0)]
+	}
 	var opts []jetstream.PublishOpt
 	if meta, err := msg.Metadata(); err == nil {
 		opts = append(opts, jetstream.WithMsgID(fmt.Sprintf("dlq-%d", meta.Sequence.Stream)))
 	}
-	i.log.Warn("ingest: dead letter", "subject", msg.Subject(), "code", rej.Code, "reason", rej.Reason)
+	i.log.Warn("ingest: dead letter", "subject", cut(msg.Subject(), wire.IDLengthMax), "code", rej.Code, "reason", rej.Reason)
 	backoff := retry.New(0, i.cfg.RetryMax)
-	for {
+	for attempt := 1; ; attempt++ {
 		_, err := i.cfg.JetStream.PublishMsg(ctx, out, opts...)
 		if err == nil {
 			break
@@ -427,12 +487,43 @@ func (i *Ingester) deadLetter(ctx context.Context, msg jetstream.Msg, rej *Rejec
 		if ctx.Err() != nil {
 			return
 		}
-		i.log.Warn("ingest: dead-letter publish failed; retrying", "err", err)
+		if attempt == deadLetterAttempts {
+			i.log.Error("ingest: dead letter cannot be published; message terminated", "subject", cut(msg.Subject(), wire.IDLengthMax),
+				"code", rej.Code, "reason", rej.Reason, "attempts", attempt, "err", err)
+			i.cfg.Metrics.terminate(rej.Code)
+			if err := msg.Term(); err != nil {
+				i.log.Warn("ingest: terminating a message failed; it will be redelivered", "err", err)
+			}
+			return
+		}
+		i.log.Warn("ingest: dead-letter publish failed; retrying", "err", err, "attempt", attempt)
 		_ = msg.InProgress()
 		_ = backoff.Wait(ctx)
 	}
 	i.cfg.Metrics.deadLetter(rej.Code)
 	if err := msg.DoubleAck(ctx); err != nil {
-		i.log.Warn("ingest: ack of dead letter failed", "subject", msg.Subject(), "err", err)
+		i.log.Warn("ingest: ack of dead letter failed", "subject", cut(msg.Subject(), wire.IDLengthMax), "err", err)
 	}
+}
+
+// Bounds of a dead letter: the original headers kept, and the publishes
+// tried before the message is terminated (about 30 s with RetryMax's
+// default backoff).
+const (
+	deadLetterHeadersMax = 4 << 10
+	deadLetterAttempts   = 10
+)
+
+// payloadRoom is how many payload bytes a message with out's headers may
+// carry on this connection: NATS bounds headers and payload together.
+func (i *Ingester) payloadRoom(out *nats.Msg) int {
+	limit := int(i.cfg.JetStream.Conn().MaxPayload())
+	headers := len("NATS/1.0\r\n\r\n")
+	for key, values := range out.Header {
+		for _, v := range values {
+			headers += len(key) + len(": ") + len(v) + len("\r\n")
+		}
+	}
+	// The message id header and some slack for the protocol line.
+	return limit - headers - 256
 }

@@ -224,7 +224,7 @@ func TestBadInputIsDeadLettered(t *testing.T) {
 	r.streamEvents(t, "usage-dup", 1)
 
 	tooMany := usage("many")
-	for i := range ingest.RecordsMax + 1 {
+	for i := range wire.RecordsMax + 1 {
 		tooMany.Records = append(tooMany.Records, record(fmt.Sprint(i), "111", "0.01"))
 	}
 	tooManyData, _ := proto.Marshal(tooMany)

@@ -13,6 +13,7 @@ type Metrics struct {
 	messages    *prometheus.CounterVec
 	records     prometheus.Counter
 	deadLetters *prometheus.CounterVec
+	terminated  *prometheus.CounterVec
 	retries     prometheus.Counter
 }
 
@@ -28,11 +29,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		deadLetters: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "ledger_ingest_dead_letters_total", Help: "Messages sent to the dead letters, by Billing-Error-Code.",
 		}, []string{"code"}),
+		terminated: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "ledger_ingest_terminated_total", Help: "Bad messages terminated because their dead letter could not be published, by Billing-Error-Code.",
+		}, []string{"code"}),
 		retries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "ledger_ingest_store_retries_total", Help: "Store calls retried because the store was unavailable.",
 		}),
 	}
-	reg.MustRegister(m.messages, m.records, m.deadLetters, m.retries)
+	reg.MustRegister(m.messages, m.records, m.deadLetters, m.terminated, m.retries)
 	return m
 }
 
@@ -49,6 +53,12 @@ func (m *Metrics) ingested(token string, msg proto.Message) {
 func (m *Metrics) deadLetter(code string) {
 	if m != nil {
 		m.deadLetters.WithLabelValues(code).Inc()
+	}
+}
+
+func (m *Metrics) terminate(code string) {
+	if m != nil {
+		m.terminated.WithLabelValues(code).Inc()
 	}
 }
 

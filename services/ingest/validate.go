@@ -3,7 +3,10 @@ package ingest
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/cockroachdb/apd/v3"
 	"github.com/nats-io/nats.go"
@@ -17,12 +20,6 @@ import (
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
-// Limits on input, so that one message cannot exhaust the ledger.
-const (
-	RecordsMax  = 10_000
-	idLengthMax = 256
-)
-
 // Rejection is why a message goes to the dead letters.
 type Rejection struct {
 	Code   string
@@ -31,8 +28,41 @@ type Rejection struct {
 
 func (r *Rejection) Error() string { return "ingest: " + r.Reason }
 
+// reject builds a rejection. Its reason goes out in a header, which NATS
+// bounds, so it is cut to wire.ErrorLengthMax bytes whatever the format's
+// arguments hold; values in it should be written with quote.
 func reject(code, format string, args ...any) *Rejection {
-	return &Rejection{Code: code, Reason: fmt.Sprintf(format, args...)}
+	return &Rejection{Code: code, Reason: cut(fmt.Sprintf(format, args...), wire.ErrorLengthMax)}
+}
+
+// quote writes a value for a reason: quoted, and cut to wire.QuotedMax
+// characters with "..." after them, so that a megabyte field costs its
+// sender a dead letter, not the dead letters their size.
+func quote(s string) string {
+	if utf8.RuneCountInString(s) <= wire.QuotedMax {
+		return strconv.Quote(s)
+	}
+	n := 0
+	for i := range s {
+		if n == wire.QuotedMax {
+			return strconv.Quote(s[:i]) + "..."
+		}
+		n++
+	}
+	return strconv.Quote(s)
+}
+
+// cut shortens s to at most max bytes, on a character boundary, ending it
+// with "..." when it is cut.
+func cut(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	end := max - len("...")
+	for end > 0 && !utf8.RuneStart(s[end]) {
+		end--
+	}
+	return s[:end] + "..."
 }
 
 // decode reads a message from its subject, headers and payload: protojson
@@ -41,7 +71,7 @@ func reject(code, format string, args ...any) *Rejection {
 func decode(subject string, header nats.Header, data []byte) (*kind, proto.Message, *Rejection) {
 	k, ok := kindOf(subject)
 	if !ok {
-		return nil, nil, reject(wire.CodeUnknownSubject, "subject %q is not one of Ledger's input subjects (billing.in.usage_reported, ...)", subject)
+		return nil, nil, reject(wire.CodeUnknownSubject, "subject %s is not one of Ledger's input subjects (billing.in.usage_reported, ...)", quote(subject))
 	}
 	msg := k.New()
 	name := msg.ProtoReflect().Descriptor().FullName()
@@ -87,10 +117,22 @@ func (c *checker) id(field, value string) {
 	switch {
 	case value == "":
 		c.fail(wire.CodeMissingField, "field %s is required", field)
-	case len(value) > idLengthMax:
-		c.fail(wire.CodeInvalidField, "field %s is %d bytes long; at most %d", field, len(value), idLengthMax)
+	case len(value) > wire.IDLengthMax:
+		c.fail(wire.CodeInvalidField, "field %s is %d bytes long; at most %d", field, len(value), wire.IDLengthMax)
 	case !printable(value):
-		c.fail(wire.CodeInvalidField, "field %s = %q holds control characters", field, value)
+		c.fail(wire.CodeInvalidField, "field %s = %s holds control characters", field, quote(value))
+	}
+}
+
+// text checks a name, alias, description or unit: optional, but bounded
+// and free of control characters, which would garble every table and log
+// that shows it.
+func (c *checker) text(field, value string) {
+	switch {
+	case len(value) > wire.TextLengthMax:
+		c.fail(wire.CodeInvalidField, "field %s is %d bytes long; at most %d", field, len(value), wire.TextLengthMax)
+	case !printable(value):
+		c.fail(wire.CodeInvalidField, "field %s = %s holds control characters", field, quote(value))
 	}
 }
 
@@ -100,13 +142,30 @@ func (c *checker) optional(field, value string) {
 	}
 }
 
-func (c *checker) month(field, value string) {
+// monthFormat checks that a month is present and written YYYY-MM.
+func (c *checker) monthFormat(field, value string) (calendar.Month, bool) {
 	if value == "" {
 		c.fail(wire.CodeMissingField, "field %s is required (a month, YYYY-MM)", field)
+		return 0, false
+	}
+	m, err := calendar.Parse(value)
+	if err != nil {
+		c.fail(wire.CodeInvalidField, "field %s = %s is not a month written YYYY-MM", field, quote(value))
+		return 0, false
+	}
+	return m, true
+}
+
+// month checks a month of charges: written YYYY-MM, and within the times
+// Ledger bills.
+func (c *checker) month(field, value string) {
+	m, ok := c.monthFormat(field, value)
+	if !ok {
 		return
 	}
-	if _, err := calendar.Parse(value); err != nil {
-		c.fail(wire.CodeInvalidField, "field %s = %q is not a month written YYYY-MM", field, value)
+	if m.Start().Before(wire.TimeMin) || !m.Start().Before(wire.TimeMax) {
+		c.fail(wire.CodeInvalidField, "field %s = %s is outside the months Ledger bills, %s to %s", field, quote(value),
+			calendar.Of(wire.TimeMin), calendar.Of(wire.TimeMax)-1)
 	}
 }
 
@@ -119,13 +178,18 @@ func (c *checker) time(field string, t *timestamppb.Timestamp, required bool) {
 	}
 	if err := t.CheckValid(); err != nil {
 		c.fail(wire.CodeInvalidField, "field %s is not a valid time: %v", field, err)
+		return
+	}
+	if at := t.AsTime(); at.Before(wire.TimeMin) || !at.Before(wire.TimeMax) {
+		c.fail(wire.CodeInvalidField, "field %s = %s is outside the times Ledger bills, %s to %s", field,
+			at.Format(time.RFC3339), wire.TimeMin.Format(time.RFC3339), wire.TimeMax.Format(time.RFC3339))
 	}
 }
 
 func (c *checker) decimal(field, value string) {
 	var d apd.Decimal
 	if err := money.ParseDecimal(&d, value); err != nil {
-		c.fail(wire.CodeInvalidField, "field %s = %q is not a decimal amount (like \"-12.34\")", field, value)
+		c.fail(wire.CodeInvalidField, "field %s = %s is not a decimal amount (like \"-12.34\")", field, quote(value))
 	}
 }
 
@@ -135,7 +199,7 @@ func (c *checker) currency(field, value string) {
 		return
 	}
 	if _, err := money.ParseCurrency(value); err != nil {
-		c.fail(wire.CodeInvalidField, "field %s = %q is not an ISO 4217 currency code with a minor unit", field, value)
+		c.fail(wire.CodeInvalidField, "field %s = %s is not an ISO 4217 currency code with a minor unit", field, quote(value))
 	}
 }
 
@@ -171,12 +235,14 @@ func validate(msg proto.Message) *Rejection {
 	case *billingv1.OrganizationRegistered:
 		c.id("event_id", m.EventId)
 		c.id("org_id", m.OrgId)
+		c.text("name", m.Name)
 		c.id("ban", m.Ban)
 		c.currency("currency", m.Currency)
 	case *billingv1.CostCenterCreated:
 		c.id("event_id", m.EventId)
 		c.id("org_id", m.OrgId)
 		c.id("cost_center_id", m.CostCenterId)
+		c.text("name", m.Name)
 		c.optional("ban", m.Ban)
 		c.time("effective_at", m.EffectiveAt, false)
 	case *billingv1.WorkspaceCreated:
@@ -184,6 +250,7 @@ func validate(msg proto.Message) *Rejection {
 		c.id("org_id", m.OrgId)
 		c.id("workspace_id", m.WorkspaceId)
 		c.id("cost_center_id", m.CostCenterId)
+		c.text("name", m.Name)
 		c.time("effective_at", m.EffectiveAt, false)
 	case *billingv1.ProviderRegistered:
 		c.id("event_id", m.EventId)
@@ -192,10 +259,12 @@ func validate(msg proto.Message) *Rejection {
 		c.id("workspace_id", m.WorkspaceId)
 		c.id("vendor", m.Vendor)
 		c.id("account_id", m.AccountId)
+		c.text("name", m.Name)
+		c.text("alias", m.Alias)
 		c.time("effective_at", m.EffectiveAt, false)
 	case *billingv1.UsageReported:
 		c.id("event_id", m.EventId)
-		c.count("records", len(m.Records), 1, RecordsMax)
+		c.count("records", len(m.Records), 1, wire.RecordsMax)
 		seen := make(map[string]bool, len(m.Records))
 		for i, r := range m.Records {
 			if c.problem != nil {
@@ -203,7 +272,7 @@ func validate(msg proto.Message) *Rejection {
 			}
 			validateRecord(&c, i, r)
 			if seen[r.RecordId] {
-				c.fail(wire.CodeInvalidField, "field records[%d].record_id = %q repeats an earlier record of the message", i, r.RecordId)
+				c.fail(wire.CodeInvalidField, "field records[%d].record_id = %s repeats an earlier record of the message", i, quote(r.RecordId))
 			}
 			seen[r.RecordId] = true
 		}
@@ -212,6 +281,9 @@ func validate(msg proto.Message) *Rejection {
 		c.id("ri_id", m.RiId)
 		c.id("vendor", m.Vendor)
 		c.id("account_id", m.AccountId)
+		c.id("service", m.Service)
+		c.optional("region", m.Region)
+		c.optional("instance_type", m.InstanceType)
 		c.time("term_start", m.TermStart, false)
 		c.time("term_end", m.TermEnd, false)
 		if m.TermStart != nil && m.TermEnd != nil && m.TermEnd.AsTime().Before(m.TermStart.AsTime()) {
@@ -220,7 +292,7 @@ func validate(msg proto.Message) *Rejection {
 	case *billingv1.ReservedInstanceBenefitReported:
 		c.id("event_id", m.EventId)
 		c.month("month", m.Month)
-		c.count("benefits", len(m.Benefits), 1, RecordsMax)
+		c.count("benefits", len(m.Benefits), 1, wire.RecordsMax)
 		for i, b := range m.Benefits {
 			f := fmt.Sprintf("benefits[%d]", i)
 			c.id(f+".ri_id", b.RiId)
@@ -231,7 +303,7 @@ func validate(msg proto.Message) *Rejection {
 		c.id("event_id", m.EventId)
 		c.id("vendor", m.Vendor)
 		c.month("month", m.Month)
-		c.count("lines", len(m.Lines), 1, RecordsMax)
+		c.count("lines", len(m.Lines), 1, wire.RecordsMax)
 		for i, l := range m.Lines {
 			f := fmt.Sprintf("lines[%d]", i)
 			c.id(f+".account_id", l.AccountId)
@@ -239,12 +311,15 @@ func validate(msg proto.Message) *Rejection {
 			c.money(f+".vendor_cost", l.VendorCost)
 		}
 	case *billingv1.BillingCycleClosed:
+		// A cycle's month is checked against ledgerd's clock instead of the
+		// range of months billed (Ingester.checkEnded): "not ended yet"
+		// says more to whoever closed 9999-12 than "out of range".
 		c.id("event_id", m.EventId)
-		c.month("month", m.Month)
+		c.monthFormat("month", m.Month)
 		c.time("closed_at", m.ClosedAt, true)
 	case *billingv1.VendorCycleFinalized:
 		c.id("event_id", m.EventId)
-		c.month("month", m.Month)
+		c.monthFormat("month", m.Month)
 		c.time("finalized_at", m.FinalizedAt, true)
 	default:
 		c.fail(wire.CodeUnknownSubject, "%T is not an input message", msg)
@@ -273,7 +348,7 @@ func checkRecord(c *checker, f string, r *billingv1.UsageRecord) {
 	c.id(f+".service", r.Service)
 	c.optional(f+".region", r.Region)
 	if !chargeCategories[r.ChargeCategory] {
-		c.fail(wire.CodeInvalidField, "field %s.charge_category = %q is not a FOCUS charge category (Usage, Purchase, Credit, Tax or Adjustment)", f, r.ChargeCategory)
+		c.fail(wire.CodeInvalidField, "field %s.charge_category = %s is not a FOCUS charge category (Usage, Purchase, Credit, Tax or Adjustment)", f, quote(r.ChargeCategory))
 	}
 	c.time(f+".charge_period_start", r.ChargePeriodStart, true)
 	c.time(f+".charge_period_end", r.ChargePeriodEnd, false)
@@ -283,6 +358,8 @@ func checkRecord(c *checker, f string, r *billingv1.UsageRecord) {
 	if r.Quantity != "" {
 		c.decimal(f+".quantity", r.Quantity)
 	}
+	c.text(f+".unit", r.Unit)
+	c.text(f+".description", r.Description)
 	c.money(f+".cost", r.Cost)
 	c.optional(f+".commitment_id", r.CommitmentId)
 }

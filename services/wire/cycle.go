@@ -1,6 +1,8 @@
 package wire
 
 import (
+	"time"
+
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
@@ -32,11 +34,15 @@ func CloseMessage(source string, m calendar.Month) *billingv1.BillingCycleClosed
 }
 
 // FinalizeMessage is source's VendorCycleFinalized for month m, finalized
-// at 00:00 UTC on the FinalizeDay of the next month.
+// when it is due (FinalizeDue).
 func FinalizeMessage(source string, m calendar.Month) *billingv1.VendorCycleFinalized {
 	return &billingv1.VendorCycleFinalized{
 		EventId:     source + "-vendor-cycle-finalized-" + m.String(),
 		Month:       m.String(),
-		FinalizedAt: timestamppb.New(m.End().AddDate(0, 0, FinalizeDay-1)),
+		FinalizedAt: timestamppb.New(FinalizeDue(m)),
 	}
 }
+
+// FinalizeDue is when the vendor cycle of m is finalized: 00:00 UTC on the
+// FinalizeDay of the next month, once the vendors' own bills are in.
+func FinalizeDue(m calendar.Month) time.Time { return m.End().AddDate(0, 0, FinalizeDay-1) }

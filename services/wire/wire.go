@@ -13,6 +13,7 @@ package wire
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -47,6 +48,9 @@ const (
 	HeaderError           = "Billing-Error"
 	HeaderErrorCode       = "Billing-Error-Code"
 	HeaderOriginalSubject = "Billing-Original-Subject"
+	// HeaderPayloadTruncated carries the original size, in bytes, of a
+	// dead letter whose payload was too large to republish whole.
+	HeaderPayloadTruncated = "Billing-Payload-Truncated"
 )
 
 // Codes of the Billing-Error-Code header: stable, for machines to match on.
@@ -59,6 +63,9 @@ const (
 	CodeConflict       = "event_id_conflict"
 	CodeCycleOrder     = "cycle_out_of_order"
 	CodeCycleNotClosed = "cycle_not_closed"
+	// CodeCycleNotEnded refuses a close of a month that has not ended by
+	// ledgerd's clock, or a finalization before the FinalizeDay after it.
+	CodeCycleNotEnded = "CYCLE_NOT_ENDED"
 )
 
 // Input is one message type that ledgerd takes on billing.in.<Token>.
@@ -144,3 +151,33 @@ func InvoiceIssuedSubject(ban string) string {
 		return r
 	}, ban)
 }
+
+// Limits of what ledgerd accepts (docs/architecture.md, "Ingestion and dead
+// letters"). A message outside them is dead-lettered with
+// CodeInvalidField (or CodeTooManyRecords), naming the field.
+const (
+	// RecordsMax bounds the records of a UsageReported, and the benefits or
+	// lines of the other messages that carry lists.
+	RecordsMax = 10_000
+	// PayloadMax is the embedded NATS server's max_payload, in bytes:
+	// room for a UsageReported of RecordsMax records in protojson with
+	// long descriptions. An external NATS must allow as much for such
+	// messages (its default is 1 MiB).
+	PayloadMax = 8 << 20
+	// IDLengthMax bounds ids, codes and other short keys, in bytes.
+	IDLengthMax = 256
+	// TextLengthMax bounds names, aliases, descriptions and units, in bytes.
+	TextLengthMax = 1024
+	// ErrorLengthMax bounds the Billing-Error header, in bytes; values
+	// quoted in it are cut to QuotedMax characters.
+	ErrorLengthMax = 512
+	QuotedMax      = 64
+)
+
+// Times and months outside [TimeMin, TimeMax) are invalid fields: a year
+// such as 0001 or 3000 is a publisher's bug, and billing it would put it on
+// an invoice of a month nobody will ever close.
+var (
+	TimeMin = time.Date(2000, time.January, 1, 0, 0, 0, 0, time.UTC)
+	TimeMax = time.Date(2100, time.January, 1, 0, 0, 0, 0, time.UTC)
+)
