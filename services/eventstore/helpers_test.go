@@ -9,14 +9,12 @@ import (
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
+
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
-func ctxT(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+// ctxT bounds one call of the tests.
+func ctxT(t testing.TB) context.Context { return testkit.Context(t, 30*time.Second) }
 
 // event makes an event whose data names it, so reads can be checked.
 func event(typ, data string) esdb.EventData {

@@ -148,12 +148,7 @@ func (r *rig) append(t testing.TB, msg proto.Message) uint64 {
 
 // callCtx bounds every call of the tests: a hang fails in seconds, not at
 // the test binary's timeout.
-func callCtx(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func callCtx(t testing.TB) context.Context { return testkit.Context(t, 10*time.Second) }
 
 // Events, in the shape the metering services publish them.
 
