@@ -95,17 +95,8 @@ func seed() []proto.Message {
 
 // publishAll publishes and waits for every acknowledgement: once
 // acknowledged, a message is JetStream's to keep.
-func publishAll(t *testing.T, url string, msgs []proto.Message) {
+func publishAll(t *testing.T, js jetstream.JetStream, msgs []proto.Message) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(512))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, m := range msgs {
 		subject, _ := wire.Subject(m)
 		data, _ := proto.Marshal(m)
@@ -304,7 +295,7 @@ func TestExternalNATSServer(t *testing.T) {
 	}
 	msgs := append(seed(), usage(1), usage(2),
 		&billingv1.BillingCycleClosed{EventId: "c", Month: "2018-01", ClosedAt: timestamppb.New(time.Date(2018, 2, 1, 0, 0, 0, 0, time.UTC))})
-	publishAll(t, url, msgs)
+	publishAll(t, js, msgs)
 	msg, err := issued.NextMsg(30 * time.Second)
 	if err != nil {
 		t.Fatalf("no invoice announced through the external server: %v", err)
