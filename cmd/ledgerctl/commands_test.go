@@ -8,9 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -18,6 +15,7 @@ import (
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/ctl"
 	"github.com/ledger-billing/ledger/services/ingest"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
 // TestQueryCommands runs every query command on the demo, as a table
@@ -82,7 +80,7 @@ func TestQueryCommands(t *testing.T) {
 			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			golden(t, c.name+".golden", sortedLineage(l.must(t, c.args...)))
+			testkit.Golden(t, c.name, []byte(sortedLineage(l.must(t, c.args...))))
 
 			want, err := c.direct()
 			if err != nil {
@@ -128,7 +126,7 @@ func sortedLineage(out string) string {
 func TestVendorInvoice(t *testing.T) {
 	l := demoLedger(t)
 	args := []string{"invoice", "get", "--ban", "BAN-1001", "--month", "2025-02", "--view", "vendor"}
-	golden(t, "invoice_get_vendor.golden", l.must(t, args...))
+	testkit.Golden(t, "invoice_get_vendor", []byte(l.must(t, args...)))
 
 	var resp billingv1.GetInvoiceResponse
 	if err := protojson.Unmarshal([]byte(l.must(t, append(args, "--json")...)), &resp); err != nil {
@@ -156,7 +154,7 @@ func TestVendorInvoice(t *testing.T) {
 
 	// With --lineage, the organization's lines with their lineage.
 	lineage := append(args, "--lineage")
-	golden(t, "invoice_get_vendor_lineage.golden", sortedLineage(l.must(t, lineage...)))
+	testkit.Golden(t, "invoice_get_vendor_lineage", []byte(sortedLineage(l.must(t, lineage...))))
 	resp.Reset()
 	if err := protojson.Unmarshal([]byte(l.must(t, append(lineage, "--json")...)), &resp); err != nil {
 		t.Fatal(err)
@@ -185,7 +183,7 @@ func TestVendorInvoice(t *testing.T) {
 // that --json then prints one object holding both responses.
 func TestAdjustmentsBoth(t *testing.T) {
 	l := demoLedger(t)
-	golden(t, "adjustments.golden", l.must(t, "adjustments", "--org", "acme", "--month", "2025-01"))
+	testkit.Golden(t, "adjustments", []byte(l.must(t, "adjustments", "--org", "acme", "--month", "2025-01")))
 	var both map[string]json.RawMessage
 	if err := json.Unmarshal([]byte(l.must(t, "adjustments", "--org", "acme", "--month", "2025-01", "--json")), &both); err != nil {
 		t.Fatal(err)
@@ -279,7 +277,7 @@ func TestCycleCommands(t *testing.T) {
 // one line saying what is wrong, before anything is sent (the addresses
 // are dead, so a command that tried would say it cannot reach them).
 func TestBadArguments(t *testing.T) {
-	dead := []string{"--grpc", closedAddr(t), "--nats", "nats://" + closedAddr(t)}
+	dead := []string{"--grpc", testkit.FreeAddr(t), "--nats", "nats://" + testkit.FreeAddr(t)}
 	for _, c := range []struct {
 		args string
 		want string
@@ -339,7 +337,7 @@ func TestBadArguments(t *testing.T) {
 // ledgerd, or its NATS, does not answer, and when a NATS answers without
 // ledgerd's streams.
 func TestUnreachable(t *testing.T) {
-	grpcAddr, natsAddr := closedAddr(t), "nats://"+closedAddr(t)
+	grpcAddr, natsAddr := testkit.FreeAddr(t), "nats://"+testkit.FreeAddr(t)
 	noLedgerd := "ledgerctl: cannot reach ledgerd at " + grpcAddr + " (is `go run ./cmd/ledgerd` running?)\n"
 	noNATS := "ledgerctl: cannot reach NATS at " + natsAddr + " (is `go run ./cmd/ledgerd` running?)\n"
 	csv := writeFOCUS(t, [][]string{{"1", "n", "AWS", "EC2", "", "2024-09-01", "", "Usage", "1", "USD", "1", "", "", "", ""}})
@@ -368,15 +366,7 @@ func TestUnreachable(t *testing.T) {
 	}
 
 	t.Run("NATS without ledgerd", func(t *testing.T) {
-		ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, NoLog: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		go ns.Start()
-		t.Cleanup(ns.Shutdown)
-		if !ns.ReadyForConnections(10 * time.Second) {
-			t.Fatal("NATS did not start")
-		}
+		ns := testkit.NATS(t)
 		ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 		defer cancel()
 		r := ctlEnv(ctx, "--nats", ns.ClientURL(), "cycle", "close", "2025-01")
@@ -386,15 +376,7 @@ func TestUnreachable(t *testing.T) {
 
 		// With ledgerd's streams but no ledgerd consuming them, the
 		// publish is acknowledged and the wait for ledgerd runs out.
-		nc, err := nats.Connect(ns.ClientURL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			t.Fatal(err)
-		}
+		_, js := testkit.JetStream(t, ns.ClientURL())
 		if err := ingest.Setup(ctx, js, 1); err != nil {
 			t.Fatal(err)
 		}

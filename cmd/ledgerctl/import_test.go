@@ -14,10 +14,9 @@ import (
 	"testing"
 
 	"github.com/cockroachdb/apd/v3"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
 // importSummary is the --json output of import focus.
@@ -246,18 +245,16 @@ func TestImportBatches(t *testing.T) {
 	if r.stdout != wantOut {
 		t.Errorf("stdout\n%s\nwant\n%s", r.stdout, wantOut)
 	}
-	eventually(t, "the unassigned usage listed", func() error {
-		resp, err := l.svc.ListExceptions(t.Context(), &billingv1.ListExceptionsRequest{})
-		if err != nil {
-			return err
-		}
-		// One per account and batch: AWS in the first two, Oracle in the
-		// last two.
-		if n := len(resp.GetExceptions()); n != 4 {
-			return fmt.Errorf("%d exceptions", n)
-		}
-		return nil
-	})
+	// The import returns once ledgerd has applied every message, so the
+	// unassigned usage is listed at once: one exception per account and
+	// batch, AWS in the first two, Oracle in the last two.
+	exc, err := l.svc.ListExceptions(t.Context(), &billingv1.ListExceptionsRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(exc.GetExceptions()); n != 4 {
+		t.Fatalf("right after the import, %d exceptions, want 4: %v", n, exc.GetExceptions())
+	}
 
 	s := importFOCUS(t, l, path, "--org", "initech", "--register", "--ban", "BAN-IT", "--name", "Initech")
 	if s.Batches != 3 || s.Rows != 2500 || len(s.EventIDs) != 3 || s.RegisteredAccounts != 2 {
@@ -298,15 +295,7 @@ func TestImportBadRows(t *testing.T) {
 	if r.code != 1 || r.stderr != want || r.stdout != "" {
 		t.Errorf("exit %d\nstderr %q\nwant   %q", r.code, r.stderr, want)
 	}
-	nc, err := nats.Connect(l.d.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, js := testkit.JetStream(t, l.d.NATSURL())
 	stream, err := js.Stream(t.Context(), "BILLING_IN")
 	if err != nil {
 		t.Fatal(err)

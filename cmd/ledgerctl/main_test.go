@@ -3,26 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/daemon"
+	"github.com/ledger-billing/ledger/services/daemon/daemontest"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // childEnv makes the test binary run as ledgerctl itself, with the
 // arguments in the variable, so that tests see real exit codes.
@@ -40,47 +36,28 @@ func TestMain(m *testing.M) {
 // ledger is an in-process ledgerd on ephemeral ports, with a client of
 // its query service to check what ledgerctl did.
 type ledger struct {
-	d   *daemon.Daemon
-	svc billingv1.BillingServiceClient
-	dir string
+	d    *daemon.Daemon
+	conn *grpc.ClientConn
+	svc  billingv1.BillingServiceClient
 }
 
-// startLedger starts a whole ledgerd in dir, without the cycle clock
-// (tests close cycles themselves).
-func startLedger(dir string) (*ledger, error) {
-	cfg := daemon.Defaults()
-	cfg.DataDir = dir
-	cfg.NATSListen, cfg.EventstoreListen, cfg.GRPCListen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Clock = false
-	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	d, err := daemon.Start(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("start ledgerd: %w", err)
-	}
+// dialLedger makes a client of d's query service.
+func dialLedger(d *daemon.Daemon) (*ledger, error) {
 	conn, err := grpc.NewClient(d.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
-		d.Close()
 		return nil, err
 	}
-	return &ledger{d: d, svc: billingv1.NewBillingServiceClient(conn), dir: dir}, nil
-}
-
-func (l *ledger) close() {
-	if l != nil {
-		l.d.Close()
-	}
+	return &ledger{d: d, conn: conn, svc: billingv1.NewBillingServiceClient(conn)}, nil
 }
 
 // newLedger starts a ledgerd for one test.
 func newLedger(t *testing.T) *ledger {
 	t.Helper()
-	l, err := startLedger(t.TempDir())
+	l, err := dialLedger(daemontest.Start(t, daemontest.Config(t.TempDir())))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(l.close)
+	t.Cleanup(func() { l.conn.Close() })
 	return l
 }
 
@@ -96,7 +73,10 @@ type sharedLedger struct {
 var shared sharedLedger
 
 func (s *sharedLedger) close() {
-	s.l.close()
+	if s.l != nil {
+		s.l.conn.Close()
+		s.l.d.Close()
+	}
 	if s.dir != "" {
 		os.RemoveAll(s.dir)
 	}
@@ -110,7 +90,13 @@ func demoLedger(t *testing.T) *ledger {
 		if shared.dir, shared.err = os.MkdirTemp("", "ledgerctl-test-"); shared.err != nil {
 			return
 		}
-		if shared.l, shared.err = startLedger(shared.dir); shared.err != nil {
+		d, err := daemon.Start(daemontest.Config(shared.dir))
+		if err != nil {
+			shared.err = fmt.Errorf("start ledgerd: %w", err)
+			return
+		}
+		if shared.l, shared.err = dialLedger(d); shared.err != nil {
+			d.Close()
 			return
 		}
 		if r := shared.l.ctl(context.Background(), "demo"); r.code != 0 {
@@ -151,57 +137,6 @@ func (l *ledger) must(t *testing.T, args ...string) string {
 		t.Fatalf("ledgerctl %s: exit %d\nstderr: %s", strings.Join(args, " "), r.code, r.stderr)
 	}
 	return r.stdout
-}
-
-// eventually retries check until it passes, failing the test after 20 s:
-// it waits on the ledger's state, not on time.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
-// golden compares got with testdata/name, or rewrites it with -update.
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Errorf("output differs from %s (run go test -update if the change is right)\ngot:\n%s\nwant:\n%s", path, got, want)
-	}
-}
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := lis.Addr().String()
-	lis.Close()
-	return addr
 }
 
 // moduleRoot is the directory of go.mod, found upwards from the test's.
@@ -249,7 +184,7 @@ func TestQuickstart(t *testing.T) {
 		}
 		fmt.Fprintf(&transcript, "$ %s\n%s\n", line, r.stdout)
 	}
-	golden(t, "quickstart.golden", transcript.String())
+	testkit.Golden(t, "quickstart", []byte(transcript.String()))
 }
 
 // TestExitCodes runs ledgerctl as a process: success is 0, a failing
@@ -257,7 +192,7 @@ func TestQuickstart(t *testing.T) {
 // on stderr saying why.
 func TestExitCodes(t *testing.T) {
 	l := demoLedger(t)
-	dead := closedAddr(t)
+	dead := testkit.FreeAddr(t)
 	for _, c := range []struct {
 		args   string
 		code   int

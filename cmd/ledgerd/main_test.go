@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -24,6 +23,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/daemon"
+	"github.com/ledger-billing/ledger/services/daemon/daemontest"
 	"github.com/ledger-billing/ledger/services/testkit"
 	"github.com/ledger-billing/ledger/services/wire"
 )
@@ -43,20 +43,10 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lis.Close()
-	return lis.Addr().String()
-}
-
 type ports struct{ nats, store, grpc, http string }
 
 func newPorts(t *testing.T) ports {
-	return ports{freeAddr(t), freeAddr(t), freeAddr(t), freeAddr(t)}
+	return ports{testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t), testkit.FreeAddr(t)}
 }
 
 func (p ports) args(dir string) string {
@@ -65,7 +55,7 @@ func (p ports) args(dir string) string {
 }
 
 // startChild starts ledgerd as a process and waits until it answers
-// /healthz.
+// /healthz. The process is killed when the test ends, if it has not been.
 func startChild(t *testing.T, dir string, p ports) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
@@ -74,19 +64,16 @@ func startChild(t *testing.T, dir string, p ports) *exec.Cmd {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	testkit.Eventually(t, "ledgerd answering /healthz", func() error {
 		resp, err := http.Get("http://" + p.http + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			return cmd
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("ledgerd did not come up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a starting process
-	}
+		resp.Body.Close()
+		return nil
+	})
+	return cmd
 }
 
 func usage(i int) *billingv1.UsageReported {
@@ -108,17 +95,8 @@ func seed() []proto.Message {
 
 // publishAll publishes and waits for every acknowledgement: once
 // acknowledged, a message is JetStream's to keep.
-func publishAll(t *testing.T, url string, msgs []proto.Message) {
+func publishAll(t *testing.T, js jetstream.JetStream, msgs []proto.Message) {
 	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc, jetstream.WithPublishAsyncMaxPending(512))
-	if err != nil {
-		t.Fatal(err)
-	}
 	for _, m := range msgs {
 		subject, _ := wire.Subject(m)
 		data, _ := proto.Marshal(m)
@@ -160,22 +138,17 @@ func TestKilledRepeatedlyBillsEverythingOnce(t *testing.T) {
 		_ = cmd.Wait()
 	}
 
-	cfg := daemon.Defaults()
-	cfg.DataDir, cfg.NATSListen, cfg.EventstoreListen, cfg.GRPCListen, cfg.HTTPListen, cfg.Clock = dir, p.nats, p.store, p.grpc, p.http, false
-	d, err := daemon.Start(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer d.Close()
+	cfg := daemontest.Config(dir)
+	cfg.NATSListen, cfg.EventstoreListen, cfg.GRPCListen, cfg.HTTPListen = p.nats, p.store, p.grpc, p.http
+	d := daemontest.Start(t, cfg)
 	// A running ledgerd acknowledges everything; on a loaded machine not
 	// always within one attempt's grace, so retry, as publishers do.
-	deadline := time.Now().Add(2 * time.Minute)
-	for len(pending) > 0 && time.Now().Before(deadline) {
-		pending = publishUntilFailure(t, d.NATSURL(), pending)
-	}
-	if len(pending) > 0 {
-		t.Fatalf("%d messages not acknowledged by a running ledgerd in 2 minutes", len(pending))
-	}
+	testkit.Eventually(t, "a running ledgerd acknowledging every message", func() error {
+		if pending = publishUntilFailure(t, d.NATSURL(), pending); len(pending) > 0 {
+			return fmt.Errorf("%d messages not acknowledged", len(pending))
+		}
+		return nil
+	})
 	waitDrained(t, d)
 	m, _ := calendar.Parse("2018-01")
 	var got string
@@ -245,27 +218,22 @@ func publishUntilFailure(t *testing.T, url string, msgs []proto.Message) []proto
 // message and the projections have applied everything in the store.
 func waitDrained(t *testing.T, d *daemon.Daemon) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
-	defer cancel()
-	nc, err := nats.Connect(d.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	for {
+	ctx := testkit.Context(t, 90*time.Second)
+	_, js := testkit.JetStream(t, d.NATSURL())
+	testkit.Eventually(t, "ingestion drained", func() error {
 		cons, err := js.Consumer(ctx, wire.StreamIn, wire.Consumer)
-		if err == nil {
-			info, err := cons.Info(ctx)
-			if err == nil && info.NumPending == 0 && info.NumAckPending == 0 {
-				break
-			}
+		if err != nil {
+			return err
 		}
-		if ctx.Err() != nil {
-			t.Fatal("ingestion did not drain in 90 s")
+		info, err := cons.Info(ctx)
+		if err != nil {
+			return err
 		}
-		time.Sleep(50 * time.Millisecond) // JetStream state, polled
-	}
+		if info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("%d messages pending, %d awaiting acknowledgement", info.NumPending, info.NumAckPending)
+		}
+		return nil
+	})
 	last, err := testkit.Log(t, d.EventstoreURL()).Last(ctx, "")
 	if err != nil {
 		t.Fatal(err)
@@ -286,7 +254,7 @@ func TestExternalNATSServer(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build nats-server: %v\n%s", err, out)
 	}
-	addr := freeAddr(t)
+	addr := testkit.FreeAddr(t)
 	host, port, _ := net.SplitHostPort(addr)
 	srv := exec.Command(bin, "-js", "-sd", t.TempDir(), "-a", host, "-p", port)
 	if err := srv.Start(); err != nil {
@@ -294,18 +262,14 @@ func TestExternalNATSServer(t *testing.T) {
 	}
 	defer func() { srv.Process.Kill(); srv.Wait() }()
 	url := "nats://" + addr
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	testkit.Eventually(t, "nats-server up", func() error {
 		nc, err := nats.Connect(url)
-		if err == nil {
-			nc.Close()
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("nats-server not up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		nc.Close()
+		return nil
+	})
 
 	dir, p := t.TempDir(), newPorts(t)
 	cmd := exec.Command(os.Args[0])
@@ -317,31 +281,21 @@ func TestExternalNATSServer(t *testing.T) {
 	defer func() { cmd.Process.Signal(os.Interrupt); cmd.Wait() }()
 
 	// The streams appear on the external server, created by ledgerd.
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	for {
-		_, err := js.Stream(ctx, wire.StreamIn)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, jetstream.ErrStreamNotFound) || ctx.Err() != nil {
+	nc, js := testkit.JetStream(t, url)
+	testkit.Eventually(t, "BILLING_IN on the external server", func() error {
+		_, err := js.Stream(t.Context(), wire.StreamIn)
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Fatalf("BILLING_IN on the external server: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err
+	})
 	issued, err := nc.SubscribeSync(wire.InvoiceIssuedPrefix + "BAN-100")
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgs := append(seed(), usage(1), usage(2),
 		&billingv1.BillingCycleClosed{EventId: "c", Month: "2018-01", ClosedAt: timestamppb.New(time.Date(2018, 2, 1, 0, 0, 0, 0, time.UTC))})
-	publishAll(t, url, msgs)
+	publishAll(t, js, msgs)
 	msg, err := issued.NextMsg(30 * time.Second)
 	if err != nil {
 		t.Fatalf("no invoice announced through the external server: %v", err)

@@ -5,9 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
-	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,55 +22,10 @@ import (
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/daemon"
+	"github.com/ledger-billing/ledger/services/daemon/daemontest"
+	"github.com/ledger-billing/ledger/services/testkit"
 	"github.com/ledger-billing/ledger/services/wire"
 )
-
-// start runs a whole ledgerd in process on ephemeral ports in dir.
-func start(t *testing.T, dir string) *daemon.Daemon {
-	t.Helper()
-	cfg := daemon.Defaults()
-	cfg.DataDir = dir
-	cfg.NATSListen, cfg.EventstoreListen, cfg.GRPCListen, cfg.HTTPListen = "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0", "127.0.0.1:0"
-	cfg.Clock = false
-	if testing.Verbose() {
-		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil))
-	}
-	d, err := daemon.Start(cfg)
-	if err != nil {
-		t.Fatalf("start ledgerd: %v", err)
-	}
-	t.Cleanup(d.Close)
-	return d
-}
-
-// restart runs ledgerd again on dir and waits until it has replayed it.
-func restart(t *testing.T, dir string) *daemon.Daemon {
-	t.Helper()
-	d := start(t, dir)
-	eventually(t, "replay", func() error {
-		if !d.Ready() {
-			return errors.New("not ready")
-		}
-		return nil
-	})
-	return d
-}
-
-// client is a metering service: a plain NATS connection publishing through
-// JetStream.
-func client(t *testing.T, d *daemon.Daemon) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	nc, err := nats.Connect(d.NATSURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
 
 // announcements subscribes to every InvoiceIssued ledgerd publishes.
 func announcements(t *testing.T, nc *nats.Conn) *nats.Subscription {
@@ -81,6 +35,41 @@ func announcements(t *testing.T, nc *nats.Conn) *nats.Subscription {
 		t.Fatal(err)
 	}
 	return sub
+}
+
+// acknowledgements subscribes to the acknowledgements consumers send to
+// JetStream: no publisher polling a consumer's floor (as ledgerctl does)
+// can learn of one sooner.
+func acknowledgements(t *testing.T, nc *nats.Conn) *nats.Subscription {
+	t.Helper()
+	sub, err := nc.SubscribeSync("$JS.ACK.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sub
+}
+
+// waitAcknowledged waits until ledgerd's ingestion consumer acknowledges
+// the message at seq of BILLING_IN. An acknowledgement's subject is
+// $JS.ACK.[<domain>.<account>.]<stream>.<consumer>.<deliveries>.<stream
+// sequence>...; "+WPI" (in progress) and the like are not acknowledgements.
+func waitAcknowledged(t *testing.T, acks *nats.Subscription, seq uint64) {
+	t.Helper()
+	for {
+		msg, err := acks.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("no acknowledgement of BILLING_IN sequence %d: %v", seq, err)
+		}
+		if string(msg.Data) != "+ACK" {
+			continue
+		}
+		tok := strings.Split(msg.Subject, ".")
+		for i := 2; i+3 < len(tok); i++ {
+			if tok[i] == wire.StreamIn && tok[i+1] == wire.Consumer && tok[i+3] == strconv.FormatUint(seq, 10) {
+				return
+			}
+		}
+	}
 }
 
 func publishProto(t *testing.T, js jetstream.JetStream, m proto.Message) {
@@ -139,23 +128,6 @@ func seedOrganization(t *testing.T, js jetstream.JetStream) {
 	publishProto(t, js, &billingv1.ProviderRegistered{EventId: "p-1", OrgId: "acme", ProviderId: "p-1", WorkspaceId: "ws-1", Vendor: "AWS", AccountId: "111111111111", Name: "Production", Alias: "prod"})
 }
 
-// eventually retries check until it passes, failing the test after 20 s:
-// the ledger is asynchronous, and this waits on its state, not on time.
-func eventually(t *testing.T, what string, check func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := check()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func invoice(d *daemon.Daemon, ban, month string) (*billing.Invoice, error) {
 	m, err := calendar.Parse(month)
 	if err != nil {
@@ -186,8 +158,8 @@ func total(inv *billing.Invoice) string { return money.Format(&inv.Total, inv.Cu
 // example as a metering service would, in JSON and protobuf, and checks the
 // invoices, the vendor view and the InvoiceIssued announcements.
 func TestWorkedExampleThroughNATS(t *testing.T) {
-	d := start(t, t.TempDir())
-	nc, js := client(t, d)
+	d := daemontest.Start(t, daemontest.Config(t.TempDir()))
+	nc, js := testkit.JetStream(t, d.NATSURL())
 	issued := announcements(t, nc)
 	seedOrganization(t, js)
 	publishProto(t, js, ec2("u-dec", "2017-12-10T00:00:00Z", "10.00"))
@@ -223,9 +195,7 @@ func TestWorkedExampleThroughNATS(t *testing.T) {
 	if last.Total.Amount != "4.00" || last.Ban != "BAN-100" || last.OrgId != "acme" {
 		t.Fatalf("announced %v, want BAN-100 2018-01 total 4.00", &last)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Runner().WaitFor(ctx, last.Position); err != nil {
+	if err := d.Runner().WaitFor(testkit.Context(t, 20*time.Second), last.Position); err != nil {
 		t.Fatal(err)
 	}
 
@@ -245,7 +215,7 @@ func TestWorkedExampleThroughNATS(t *testing.T) {
 	if update == nil || update.ForMonth.String() != "2017-12" || money.Format(&update.Amount, jan.Currency) != "1.00" || update.Service != "Amazon EC2" {
 		t.Fatalf("invoice 2018-01 lines %+v: want an Update to Previous Month's Amazon EC2 for 2017-12 of 1.00", jan.Lines)
 	}
-	eventually(t, "vendor view 2018-01", func() error {
+	testkit.Eventually(t, "vendor view 2018-01", func() error {
 		v, err := vendorView(d, "BAN-100", "2018-01")
 		if err != nil {
 			return err
@@ -265,8 +235,8 @@ func TestWorkedExampleThroughNATS(t *testing.T) {
 }
 
 func TestCyclesOutOfOrderAreDeadLettered(t *testing.T) {
-	d := start(t, t.TempDir())
-	_, js := client(t, d)
+	d := daemontest.Start(t, daemontest.Config(t.TempDir()))
+	_, js := testkit.JetStream(t, d.NATSURL())
 	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c1", Month: "2018-01", ClosedAt: ts("2018-02-01T00:00:00Z")})
 	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c3", Month: "2018-03", ClosedAt: ts("2018-04-01T00:00:00Z")})
 	publishProto(t, js, &billingv1.VendorCycleFinalized{EventId: "f2", Month: "2018-02", FinalizedAt: ts("2018-03-10T00:00:00Z")})
@@ -289,7 +259,7 @@ func TestCyclesOutOfOrderAreDeadLettered(t *testing.T) {
 		}
 		delete(want, msg.Subject())
 	}
-	eventually(t, "2018-02 closed", func() error {
+	testkit.Eventually(t, "2018-02 closed", func() error {
 		inv, err := invoice(d, "none", "2018-02")
 		if !errors.Is(err, billing.ErrUnknownBAN) {
 			return fmt.Errorf("invoice of an unknown BAN: %v, %v", inv, err)
@@ -304,23 +274,27 @@ func TestCyclesOutOfOrderAreDeadLettered(t *testing.T) {
 
 func TestRestartKeepsInvoices(t *testing.T) {
 	dir := t.TempDir()
-	d := start(t, dir)
-	nc, js := client(t, d)
+	d := daemontest.Start(t, daemontest.Config(dir))
+	nc, js := testkit.JetStream(t, d.NATSURL())
 	issued := announcements(t, nc)
 	seedOrganization(t, js)
 	publishProto(t, js, ec2("u-1", "2018-01-10T00:00:00Z", "7.25"))
 	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c1", Month: "2018-01", ClosedAt: ts("2018-02-01T00:00:00Z")})
-	if _, err := issued.NextMsg(20 * time.Second); err != nil {
+	msg, err := issued.NextMsg(20 * time.Second)
+	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "invoice issued", func() error {
-		inv, err := invoice(d, "BAN-100", "2018-01")
-		if err == nil && inv.Status != billing.Issued {
-			err = fmt.Errorf("status %v", inv.Status)
-		}
-		return err
-	})
-	before, _ := invoice(d, "BAN-100", "2018-01")
+	var jan billingv1.InvoiceIssued
+	if err := protojson.Unmarshal(msg.Data, &jan); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Runner().WaitFor(testkit.Context(t, 20*time.Second), jan.Position); err != nil {
+		t.Fatal(err)
+	}
+	before, err := invoice(d, "BAN-100", "2018-01")
+	if err != nil || before.Status != billing.Issued {
+		t.Fatalf("invoice 2018-01 once announced: %+v, %v; want it issued", before, err)
+	}
 	resp, err := http.Get("http://" + d.HTTPAddr() + "/readyz")
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/readyz: %v %v", resp, err)
@@ -329,7 +303,7 @@ func TestRestartKeepsInvoices(t *testing.T) {
 	nc.Close()
 	d.Close()
 
-	again := restart(t, dir)
+	again := daemontest.Restart(t, dir)
 	after, err := invoice(again, "BAN-100", "2018-01")
 	if err != nil {
 		t.Fatal(err)
@@ -339,14 +313,14 @@ func TestRestartKeepsInvoices(t *testing.T) {
 	}
 	// The replay issued the invoice again inside the projection; it must
 	// not be announced twice.
-	_, js2 := client(t, again)
+	_, js2 := testkit.JetStream(t, again.NATSURL())
 	out, err := js2.Stream(context.Background(), wire.StreamOut)
 	if err != nil {
 		t.Fatal(err)
 	}
 	publishProto(t, js2, ec2("u-2", "2018-02-10T00:00:00Z", "1.00"))
 	publishProto(t, js2, &billingv1.BillingCycleClosed{EventId: "c2", Month: "2018-02", ClosedAt: ts("2018-03-01T00:00:00Z")})
-	eventually(t, "February announced", func() error {
+	testkit.Eventually(t, "February announced", func() error {
 		info, err := out.Info(context.Background())
 		if err != nil {
 			return err
@@ -359,7 +333,7 @@ func TestRestartKeepsInvoices(t *testing.T) {
 }
 
 func TestMetricsAndHealth(t *testing.T) {
-	d := start(t, t.TempDir())
+	d := daemontest.Start(t, daemontest.Config(t.TempDir()))
 	for path, want := range map[string]string{"/healthz": "ok", "/metrics": "ledger_process_peak_rss_bytes"} {
 		resp, err := http.Get("http://" + d.HTTPAddr() + path)
 		if err != nil {
@@ -379,8 +353,8 @@ func TestMetricsAndHealth(t *testing.T) {
 // BANs; a restart replays to the same documents.
 func TestBackDatedMoveThroughNATS(t *testing.T) {
 	dir := t.TempDir()
-	d := start(t, dir)
-	nc, js := client(t, d)
+	d := daemontest.Start(t, daemontest.Config(dir))
+	nc, js := testkit.JetStream(t, d.NATSURL())
 	issued := announcements(t, nc)
 	seedOrganization(t, js)
 	publishProto(t, js, &billingv1.CostCenterCreated{EventId: "cc-2", OrgId: "acme", CostCenterId: "cc-2", Name: "Research", Ban: "BAN-200"})
@@ -407,9 +381,7 @@ func TestBackDatedMoveThroughNATS(t *testing.T) {
 	if announced["BAN-100 2018-03"] != "30.00" || announced["BAN-100 2018-04"] != "-20.00" || announced["BAN-200 2018-04"] != "20.00" {
 		t.Fatalf("announcements %v, want March 30.00 on BAN-100, then April -20.00 on BAN-100 and 20.00 on BAN-200", announced)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := d.Runner().WaitFor(ctx, last.Position); err != nil {
+	if err := d.Runner().WaitFor(testkit.Context(t, 20*time.Second), last.Position); err != nil {
 		t.Fatal(err)
 	}
 	docs := func(d *daemon.Daemon) string {
@@ -435,7 +407,7 @@ func TestBackDatedMoveThroughNATS(t *testing.T) {
 	nc.Close()
 	d.Close()
 
-	again := restart(t, dir)
+	again := daemontest.Restart(t, dir)
 	if after := docs(again); after != before {
 		t.Fatalf("after restart:\n%s\nbefore:\n%s", after, before)
 	}
@@ -446,11 +418,13 @@ func TestBackDatedMoveThroughNATS(t *testing.T) {
 // acknowledgement (as ledgerctl does) reads its own write at once. Right
 // after a restart the projections are still replaying the history while
 // ingestion appends new messages; the query right after the
-// acknowledgement must nonetheless see everything.
+// acknowledgement must nonetheless see everything. The test sees the
+// acknowledgement itself as it reaches JetStream, no later than any
+// publisher could.
 func TestAcknowledgedMeansApplied(t *testing.T) {
 	dir := t.TempDir()
-	d := start(t, dir)
-	nc, js := client(t, d)
+	d := daemontest.Start(t, daemontest.Config(dir))
+	nc, js := testkit.JetStream(t, d.NATSURL())
 	seedOrganization(t, js)
 	const messages, records = 200, 1000
 	for m := range messages {
@@ -462,7 +436,7 @@ func TestAcknowledgedMeansApplied(t *testing.T) {
 		}
 		publishProto(t, js, u)
 	}
-	eventually(t, "the history folded", func() error {
+	testkit.Eventually(t, "the history folded", func() error {
 		inv, err := invoice(d, "BAN-100", "2018-01")
 		if err == nil && total(inv) != "2000.00" {
 			err = fmt.Errorf("draft %s", total(inv))
@@ -472,27 +446,15 @@ func TestAcknowledgedMeansApplied(t *testing.T) {
 	nc.Close()
 	d.Close()
 
-	again := start(t, dir)
-	_, js = client(t, again)
+	again := daemontest.Start(t, daemontest.Config(dir))
+	nc, js = testkit.JetStream(t, again.NATSURL())
+	acks := acknowledgements(t, nc)
 	data, _ := proto.Marshal(ec2("after-restart", "2018-01-20T00:00:00Z", "5.00"))
-	ack, err := js.Publish(context.Background(), "billing.in.usage_reported", data)
+	pub, err := js.Publish(context.Background(), "billing.in.usage_reported", data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cons, err := js.Consumer(context.Background(), wire.StreamIn, "ledger-ingest")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		info, err := cons.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.AckFloor.Stream >= ack.Sequence {
-			break
-		}
-		time.Sleep(time.Millisecond) // polling the acknowledgement, as ledgerctl does
-	}
+	waitAcknowledged(t, acks, pub.Sequence)
 	inv, err := invoice(again, "BAN-100", "2018-01")
 	if err != nil {
 		t.Fatalf("right after the acknowledgement: %v", err)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"testing"
 	"time"
 
@@ -16,47 +15,13 @@ import (
 	"github.com/ledger-billing/ledger/services/testkit"
 )
 
-// store runs the embedded store on addr ("127.0.0.1:0" for any port) and
-// returns its address and a stop function.
-func store(t *testing.T, dir, addr string) (string, func()) {
-	t.Helper()
-	srv, err := eventstore.Open(eventstore.Config{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(lis); close(done) }()
-	stop := func() {
-		if err := srv.Close(); err != nil {
-			t.Errorf("close: %v", err)
-		}
-		<-done
-	}
-	return lis.Addr().String(), stop
-}
-
-func dial(t *testing.T, addr string) *eventlog.Log {
-	t.Helper()
-	l, err := eventlog.Dial("esdb://"+addr+"?tls=false", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	return l
-}
-
 func ev(typ, data string) eventlog.Event {
 	return eventlog.Event{ID: uuid.New(), Type: typ, Data: []byte(data)}
 }
 
 func TestAppend(t *testing.T) {
-	addr, stop := store(t, t.TempDir(), "127.0.0.1:0")
-	defer stop()
-	l := dial(t, addr)
+	st := testkit.StartStore(t, eventstore.Config{})
+	l := testkit.Log(t, st.URL())
 	ctx := context.Background()
 	e := ev("billing.v1.Test", "a")
 	first, err := l.Append(ctx, "usage-1", eventlog.NoStream, e)
@@ -74,7 +39,7 @@ func TestAppend(t *testing.T) {
 	if err != nil || next.Revision != 1 || next.Position <= first.Position {
 		t.Fatalf("append at revision 0: %+v, %v", next, err)
 	}
-	if _, err := testkit.Client(t, "esdb://"+addr+"?tls=false").TombstoneStream(ctx, "usage-1", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil {
+	if _, err := testkit.Client(t, st.URL()).TombstoneStream(ctx, "usage-1", esdb.TombstoneStreamOptions{ExpectedRevision: esdb.Any{}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := l.Append(ctx, "usage-1", eventlog.Any, ev("billing.v1.Test", "c")); !errors.Is(err, eventlog.ErrStreamDeleted) {
@@ -86,9 +51,8 @@ func TestAppend(t *testing.T) {
 // and starts it again on the same address: Follow must subscribe again from
 // its last position and deliver every event exactly once, in order.
 func TestFollowResubscribes(t *testing.T) {
-	dir := t.TempDir()
-	addr, stop := store(t, dir, "127.0.0.1:0")
-	l := dial(t, addr)
+	st := testkit.StartStore(t, eventstore.Config{})
+	l := testkit.Log(t, st.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	for i := range 5 {
@@ -112,9 +76,7 @@ func TestFollowResubscribes(t *testing.T) {
 		})
 	}()
 	<-caughtUp
-	stop()
-	_, stop = store(t, dir, addr)
-	defer stop()
+	st.Restart()
 	for i := 5; i < 10; i++ {
 		if _, err := l.Append(ctx, fmt.Sprintf("s-%d", i), eventlog.NoStream, ev("billing.v1.Test", fmt.Sprint(i))); err != nil {
 			t.Fatal(err)
@@ -142,9 +104,8 @@ func TestFollowResubscribes(t *testing.T) {
 }
 
 func TestFollowStopsOnCallbackError(t *testing.T) {
-	addr, stop := store(t, t.TempDir(), "127.0.0.1:0")
-	defer stop()
-	l := dial(t, addr)
+	st := testkit.StartStore(t, eventstore.Config{})
+	l := testkit.Log(t, st.URL())
 	ctx := context.Background()
 	if _, err := l.Append(ctx, "s", eventlog.NoStream, ev("billing.v1.Test", "x")); err != nil {
 		t.Fatal(err)

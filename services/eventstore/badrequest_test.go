@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
 // rawStreams is the protocol's generated stub from the client module: the
@@ -64,8 +65,8 @@ func proposedReq(id *shared.UUID, meta map[string]string, data []byte) *api.Appe
 var goodMeta = map[string]string{"type": "t", "content-type": "application/octet-stream"}
 
 func TestBadRequests(t *testing.T) {
-	ts := startServer(t, eventstore.Config{MaxAppendSize: 1000})
-	raw := rawStreams(t, ts.addr)
+	st := testkit.StartStore(t, eventstore.Config{MaxAppendSize: 1000})
+	c, raw := testkit.Client(t, st.URL()), rawStreams(t, st.Addr)
 	goodID := &shared.UUID{Value: &shared.UUID_String_{String_: "5b2c3d1e-8f4a-4b6c-9d0e-1f2a3b4c5d6e"}}
 
 	cases := []struct {
@@ -104,8 +105,8 @@ func TestBadRequests(t *testing.T) {
 	}
 
 	t.Run("appending to a tombstoned stream", func(t *testing.T) {
-		appendOK(t, ts.client, "gone", esdb.NoStream{}, event("t", "0"))
-		if _, err := ts.client.TombstoneStream(ctxT(t), "gone", esdb.TombstoneStreamOptions{}); err != nil {
+		appendOK(t, c, "gone", esdb.NoStream{}, event("t", "0"))
+		if _, err := c.TombstoneStream(ctxT(t), "gone", esdb.TombstoneStreamOptions{}); err != nil {
 			t.Fatal(err)
 		}
 		_, trailer, err := appendRaw(ctxT(t), raw, optionsReq("gone"), proposedReq(goodID, goodMeta, nil))
@@ -115,7 +116,7 @@ func TestBadRequests(t *testing.T) {
 	})
 	t.Run("oversize through the official client", func(t *testing.T) {
 		big := esdb.EventData{EventType: "t", ContentType: esdb.ContentTypeBinary, Data: make([]byte, 5000)}
-		_, err := ts.client.AppendToStream(ctxT(t), "big", esdb.AppendToStreamOptions{}, big)
+		_, err := c.AppendToStream(ctxT(t), "big", esdb.AppendToStreamOptions{}, big)
 		var e *esdb.Error
 		if !errors.As(err, &e) || status.Code(e.Err()) != codes.InvalidArgument {
 			t.Fatalf("err = %v, want InvalidArgument", err)
@@ -143,7 +144,7 @@ func TestBadRequests(t *testing.T) {
 		}
 	})
 	// The server is still healthy after all of that.
-	appendOK(t, ts.client, "after", esdb.NoStream{}, event("t", "ok"))
+	appendOK(t, c, "after", esdb.NoStream{}, event("t", "ok"))
 }
 
 func first(v []string) string {
@@ -157,8 +158,8 @@ func first(v []string) string {
 // fuzzer's bytes, to a live server: whatever arrives must be answered with a
 // status (never a panic, never a hang), and the server must stay healthy.
 func FuzzRequests(f *testing.F) {
-	ts := startServer(f, eventstore.Config{MaxAppendSize: 4096})
-	raw := rawStreams(f, ts.addr)
+	st := testkit.StartStore(f, eventstore.Config{MaxAppendSize: 4096})
+	c, raw := testkit.Client(f, st.URL()), rawStreams(f, st.Addr)
 	seed := func(m proto.Message) {
 		b, err := proto.Marshal(m)
 		if err != nil {
@@ -190,7 +191,7 @@ func FuzzRequests(f *testing.F) {
 		if proto.Unmarshal(a, &read) == nil {
 			readOnce(ctx, t, raw, &read)
 		}
-		if _, err := ts.client.AppendToStream(ctx, "fuzz-health", esdb.AppendToStreamOptions{}, event("t", "ok")); err != nil {
+		if _, err := c.AppendToStream(ctx, "fuzz-health", esdb.AppendToStreamOptions{}, event("t", "ok")); err != nil {
 			t.Fatalf("server unhealthy after fuzzed requests: %v", err)
 		}
 	})

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
 // BenchmarkAppend measures synced appends through the official client over
@@ -20,7 +21,7 @@ func BenchmarkAppend(b *testing.B) {
 	for _, events := range []int{1, 100} {
 		for _, writers := range []int{1, 16} {
 			b.Run(fmt.Sprintf("events=%d/writers=%d", events, writers), func(b *testing.B) {
-				ts := startServer(b, eventstore.Config{MaxAppendSize: 16 << 20})
+				c := testkit.Client(b, testkit.StartStore(b, eventstore.Config{MaxAppendSize: 16 << 20}).URL())
 				payload := make([]byte, 200)
 				var seq atomic.Int64
 				b.SetBytes(int64(events * len(payload)))
@@ -35,7 +36,7 @@ func BenchmarkAppend(b *testing.B) {
 								batch[j] = esdb.EventData{EventID: uuid.New(), EventType: "bench", ContentType: esdb.ContentTypeBinary, Data: payload}
 							}
 							stream := fmt.Sprintf("bench-%d-%d", w, i)
-							if _, err := ts.client.AppendToStream(ctxT(b), stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}}, batch...); err != nil {
+							if _, err := c.AppendToStream(ctxT(b), stream, esdb.AppendToStreamOptions{ExpectedRevision: esdb.NoStream{}}, batch...); err != nil {
 								b.Error(err)
 								return
 							}
@@ -51,7 +52,7 @@ func BenchmarkAppend(b *testing.B) {
 
 // BenchmarkReadAll measures a forward $all read of 10,000 events of 1 KiB.
 func BenchmarkReadAll(b *testing.B) {
-	ts := startServer(b, eventstore.Config{MaxAppendSize: 16 << 20})
+	c := testkit.Client(b, testkit.StartStore(b, eventstore.Config{MaxAppendSize: 16 << 20}).URL())
 	const total = 10_000
 	payload := make([]byte, 1024)
 	for i := 0; i < total; i += 500 {
@@ -59,12 +60,12 @@ func BenchmarkReadAll(b *testing.B) {
 		for j := range batch {
 			batch[j] = esdb.EventData{EventID: uuid.New(), EventType: "bench", ContentType: esdb.ContentTypeBinary, Data: payload}
 		}
-		appendOK(b, ts.client, fmt.Sprintf("read-%d", i), esdb.NoStream{}, batch...)
+		appendOK(b, c, fmt.Sprintf("read-%d", i), esdb.NoStream{}, batch...)
 	}
 	b.SetBytes(total * int64(len(payload)))
 	b.ResetTimer()
 	for b.Loop() {
-		if got := readAll(b, ts.client, esdb.ReadAllOptions{}, total); len(got) != total {
+		if got := readAll(b, c, esdb.ReadAllOptions{}, total); len(got) != total {
 			b.Fatalf("read %d events, want %d", len(got), total)
 		}
 	}

@@ -15,11 +15,11 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
 func TestAppendExpectedRevisions(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	ctx := ctxT(t)
 
 	first := event("t", "a")
@@ -123,11 +123,11 @@ func containsAll(s string, parts ...string) bool {
 }
 
 func TestMetadataOnEveryEvent(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	before := time.Now()
 	ev := esdb.EventData{EventID: uuid.New(), EventType: "billing.v1.Thing", ContentType: esdb.ContentTypeJson, Data: []byte(`{}`), Metadata: []byte("custom")}
-	appendOK(t, ts.client, "m-1", esdb.NoStream{}, ev)
-	evs, err := readStream(t, ts.client, "m-1", esdb.ReadStreamOptions{}, 1)
+	appendOK(t, c, "m-1", esdb.NoStream{}, ev)
+	evs, err := readStream(t, c, "m-1", esdb.ReadStreamOptions{}, 1)
 	if err != nil || len(evs) != 1 {
 		t.Fatalf("read: %v, %d events", err, len(evs))
 	}
@@ -147,8 +147,7 @@ func TestMetadataOnEveryEvent(t *testing.T) {
 }
 
 func TestReadStream(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	var evs []esdb.EventData
 	for i := range 10 {
 		evs = append(evs, event("t", fmt.Sprint(i)))
@@ -203,8 +202,7 @@ func TestReadStream(t *testing.T) {
 }
 
 func TestReadAll(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	var positions []uint64
 	for i := range 5 {
 		r := appendOK(t, c, fmt.Sprintf("all-%d", i), esdb.NoStream{}, event("t", fmt.Sprint(i)))
@@ -239,8 +237,7 @@ func TestReadAll(t *testing.T) {
 }
 
 func TestSubscribeToAll(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	var at uint64
 	for i := range 3 {
 		r := appendOK(t, c, fmt.Sprintf("sub-%d", i), esdb.NoStream{}, event("t", fmt.Sprint(i)))
@@ -291,8 +288,7 @@ func TestSubscribeToAll(t *testing.T) {
 }
 
 func TestSubscribeToStream(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	appendOK(t, c, "ss", esdb.NoStream{}, event("t", "0"), event("t", "1"), event("t", "2"))
 	appendOK(t, c, "other", esdb.NoStream{}, event("t", "other"))
 	sub, err := c.SubscribeToStream(ctxT(t), "ss", esdb.SubscribeToStreamOptions{From: esdb.Revision(0)})
@@ -313,8 +309,7 @@ func TestSubscribeToStream(t *testing.T) {
 }
 
 func TestFilteredSubscription(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	for i := range 40 {
 		typ := "noise.Event"
 		if i%10 == 0 {
@@ -379,8 +374,7 @@ func TestFilteredSubscription(t *testing.T) {
 }
 
 func TestDeleteAndTombstone(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	ctx := ctxT(t)
 	appendOK(t, c, "soft", esdb.NoStream{}, event("t", "0"), event("t", "1"))
 	if _, err := c.DeleteStream(ctx, "soft", esdb.DeleteStreamOptions{ExpectedRevision: esdb.Revision(1)}); err != nil {
@@ -446,8 +440,7 @@ func TestDeleteAndTombstone(t *testing.T) {
 }
 
 func TestStreamMetadata(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	ctx := ctxT(t)
 	var evs []esdb.EventData
 	for i := range 5 {
@@ -478,8 +471,7 @@ func TestStreamMetadata(t *testing.T) {
 // reads of the stream and from a subscription's catch-up; newer ones stay;
 // $all still holds them.
 func TestStreamMaxAge(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	ctx := ctxT(t)
 	appendOK(t, c, "aging", esdb.NoStream{}, event("t", "old-1"), event("t", "old-2"))
 	var meta esdb.StreamMetadata
@@ -490,20 +482,16 @@ func TestStreamMaxAge(t *testing.T) {
 	if got, err := readStream(t, c, "aging", esdb.ReadStreamOptions{}, 10); err != nil || len(got) != 2 {
 		t.Fatalf("read %v (%v), want both events while they are younger than $maxAge", dataOf(got), err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testkit.Eventually(t, "the events aging out under a $maxAge of 1 s", func() error {
 		got, err := readStream(t, c, "aging", esdb.ReadStreamOptions{}, 10)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) == 0 {
-			break
+		if len(got) != 0 {
+			return fmt.Errorf("read %v, want nothing", dataOf(got))
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("read %v 10 s after appending, want nothing under a $maxAge of 1 s", dataOf(got))
-		}
-		time.Sleep(50 * time.Millisecond) // waiting for the events to age
-	}
+		return nil
+	})
 	appendOK(t, c, "aging", esdb.StreamExists{}, event("t", "new"))
 	if got, err := readStream(t, c, "aging", esdb.ReadStreamOptions{}, 10); err != nil || !slices.Equal(dataOf(got), []string{"new"}) {
 		t.Fatalf("read %v (%v), want only the new event", dataOf(got), err)
@@ -528,7 +516,7 @@ func TestStreamMaxAge(t *testing.T) {
 }
 
 func TestConcurrentAppendsShareSyncs(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	const writers, appends = 16, 50
 	var wg sync.WaitGroup
 	errs := make(chan error, writers)
@@ -540,7 +528,7 @@ func TestConcurrentAppendsShareSyncs(t *testing.T) {
 				if i == 0 {
 					expected = esdb.NoStream{}
 				}
-				_, err := ts.client.AppendToStream(ctxT(t), stream, esdb.AppendToStreamOptions{ExpectedRevision: expected}, event("t", fmt.Sprint(i)))
+				_, err := c.AppendToStream(ctxT(t), stream, esdb.AppendToStreamOptions{ExpectedRevision: expected}, event("t", fmt.Sprint(i)))
 				if err != nil {
 					errs <- fmt.Errorf("writer %d append %d: %w", w, i, err)
 					return
@@ -553,7 +541,7 @@ func TestConcurrentAppendsShareSyncs(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if all := readAll(t, ts.client, esdb.ReadAllOptions{}, 10_000); len(all) != writers*appends {
+	if all := readAll(t, c, esdb.ReadAllOptions{}, 10_000); len(all) != writers*appends {
 		t.Fatalf("$all holds %d events, want %d", len(all), writers*appends)
 	}
 }
@@ -568,19 +556,18 @@ func TestRestartKeepsEverything(t *testing.T) {
 	if err := first.Close(); err != nil {
 		t.Fatal(err)
 	}
-	ts := startServer(t, eventstore.Config{Dir: dir})
-	r := appendOK(t, ts.client, "keep", esdb.NoStream{}, event("t", "0"))
-	ts.client.Close()
-	if err := ts.srv.Close(); err != nil {
-		t.Fatal(err)
-	}
+	st := testkit.StartStore(t, eventstore.Config{Dir: dir})
+	c := testkit.Client(t, st.URL())
+	r := appendOK(t, c, "keep", esdb.NoStream{}, event("t", "0"))
+	c.Close()
+	st.Stop()
 
-	again := startServer(t, eventstore.Config{Dir: dir})
-	got, err := readStream(t, again.client, "keep", esdb.ReadStreamOptions{}, 10)
+	again := testkit.Client(t, testkit.StartStore(t, eventstore.Config{Dir: dir}).URL())
+	got, err := readStream(t, again, "keep", esdb.ReadStreamOptions{}, 10)
 	if err != nil || !slices.Equal(dataOf(got), []string{"0"}) {
 		t.Fatalf("after restart read %v, %v", dataOf(got), err)
 	}
-	r2 := appendOK(t, again.client, "keep", esdb.Revision(0), event("t", "1"))
+	r2 := appendOK(t, again, "keep", esdb.Revision(0), event("t", "1"))
 	if r2.CommitPosition <= r.CommitPosition {
 		t.Fatalf("position after restart %d is not after %d", r2.CommitPosition, r.CommitPosition)
 	}
@@ -590,8 +577,7 @@ func TestRestartKeepsEverything(t *testing.T) {
 // page bounds (a page holds at most a few megabytes of event data) without
 // losing, repeating or reordering an event, in both directions.
 func TestReadAllOverPagesOfLargeEvents(t *testing.T) {
-	ts := startServer(t, eventstore.Config{})
-	c := ts.client
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	const n = 40 // 40 events of 300 KB: several pages
 	var want []string
 	for i := range n {

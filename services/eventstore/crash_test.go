@@ -19,6 +19,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
 const (
@@ -108,9 +109,10 @@ func readAcks(r io.Reader, out chan<- ackedAppend) {
 
 func verifyAfterCrash(t *testing.T, dir string, acked map[string]ackedAppend) {
 	t.Helper()
-	ts := startServer(t, eventstore.Config{Dir: dir})
-	defer ts.srv.Close()
-	defer ts.client.Close()
+	st := testkit.StartStore(t, eventstore.Config{Dir: dir})
+	defer st.Stop()
+	c := testkit.Client(t, st.URL())
+	defer c.Close()
 
 	type seen struct {
 		stream string
@@ -123,7 +125,7 @@ func verifyAfterCrash(t *testing.T, dir string, acked map[string]ackedAppend) {
 	for w := range crashWriters {
 		for s := range crashStreams {
 			stream := crashStream(w, s)
-			evs, err := readStream(t, ts.client, stream, esdb.ReadStreamOptions{}, 1<<20)
+			evs, err := readStream(t, c, stream, esdb.ReadStreamOptions{}, 1<<20)
 			if errorCode(err) == esdb.ErrorCodeResourceNotFound {
 				continue
 			}
@@ -162,7 +164,7 @@ func verifyAfterCrash(t *testing.T, dir string, acked map[string]ackedAppend) {
 			t.Fatalf("acknowledged append %s read back as %+v, acknowledged as %+v", id, parts, a)
 		}
 	}
-	all := readAll(t, ts.client, esdb.ReadAllOptions{}, 1<<30)
+	all := readAll(t, c, esdb.ReadAllOptions{}, 1<<30)
 	if len(all) != total {
 		t.Fatalf("$all holds %d events, the streams %d", len(all), total)
 	}
@@ -205,7 +207,7 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("run by TestCrashRecovery")
 	}
-	ts := startServer(t, eventstore.Config{Dir: dir})
+	c := testkit.Client(t, testkit.StartStore(t, eventstore.Config{Dir: dir}).URL())
 	var out sync.Mutex
 	var wg sync.WaitGroup
 	for w := range crashWriters {
@@ -213,7 +215,7 @@ func TestCrashChild(t *testing.T) {
 			rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(w)))
 			next := make([]uint64, crashStreams)
 			for s := range crashStreams {
-				last, err := readStream(t, ts.client, crashStream(w, s), esdb.ReadStreamOptions{From: esdb.End{}, Direction: esdb.Backwards}, 1)
+				last, err := readStream(t, c, crashStream(w, s), esdb.ReadStreamOptions{From: esdb.End{}, Direction: esdb.Backwards}, 1)
 				if err == nil && len(last) == 1 {
 					next[s] = last[0].Event.EventNumber + 1
 				}
@@ -230,7 +232,7 @@ func TestCrashChild(t *testing.T) {
 				if next[s] > 0 {
 					expected = esdb.Revision(next[s] - 1)
 				}
-				if _, err := ts.client.AppendToStream(ctxT(t), crashStream(w, s), esdb.AppendToStreamOptions{ExpectedRevision: expected}, evs...); err != nil {
+				if _, err := c.AppendToStream(ctxT(t), crashStream(w, s), esdb.AppendToStreamOptions{ExpectedRevision: expected}, evs...); err != nil {
 					t.Errorf("append: %v", err)
 					return
 				}

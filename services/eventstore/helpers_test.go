@@ -3,75 +3,18 @@ package eventstore_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
-	"net"
 	"testing"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
 	"github.com/google/uuid"
 
-	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
-// testServer is the embedded store on a loopback listener, reached through
-// the official client exactly as Ledger reaches it.
-type testServer struct {
-	srv    *eventstore.Server
-	addr   string
-	client *esdb.Client
-}
-
-func startServer(t testing.TB, cfg eventstore.Config) *testServer {
-	t.Helper()
-	if cfg.Dir == "" {
-		cfg.Dir = t.TempDir()
-	}
-	srv, err := eventstore.Open(cfg)
-	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(lis) }()
-	ts := &testServer{srv: srv, addr: lis.Addr().String()}
-	ts.client = newClient(t, ts.addr)
-	t.Cleanup(func() {
-		ts.client.Close()
-		if err := srv.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-		if err := <-served; err != nil {
-			t.Errorf("serve: %v", err)
-		}
-	})
-	return ts
-}
-
-func newClient(t testing.TB, addr string) *esdb.Client {
-	t.Helper()
-	conf, err := esdb.ParseConnectionString(fmt.Sprintf("esdb://%s?tls=false", addr))
-	if err != nil {
-		t.Fatalf("parse connection string: %v", err)
-	}
-	conf.Logger = esdb.NoopLogging()
-	c, err := esdb.NewClient(conf)
-	if err != nil {
-		t.Fatalf("new client: %v", err)
-	}
-	return c
-}
-
-func ctxT(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+// ctxT bounds one call of the tests.
+func ctxT(t testing.TB) context.Context { return testkit.Context(t, 30*time.Second) }
 
 // event makes an event whose data names it, so reads can be checked.
 func event(typ, data string) esdb.EventData {

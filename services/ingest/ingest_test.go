@@ -2,21 +2,19 @@ package ingest_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
-	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/ingest"
 	"github.com/ledger-billing/ledger/services/testkit"
@@ -26,78 +24,21 @@ import (
 // rig is the real thing in one process: a JetStream server, the embedded
 // store, and an ingester between them.
 type rig struct {
-	nc       *nats.Conn
-	js       jetstream.JetStream
-	log      *eventlog.Log
-	client   *esdb.Client // the official client, to read what ingestion wrote
-	storeDir string
-	addr     string
-	stopSt   func()
-}
-
-func startNATS(t *testing.T) *server.Server {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats server not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	return s
-}
-
-func startStore(t *testing.T, dir, addr string) (string, func()) {
-	t.Helper()
-	srv, err := eventstore.Open(eventstore.Config{Dir: dir, MaxAppendSize: 16 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = srv.Serve(lis); close(done) }()
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			srv.Close()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
-	return lis.Addr().String(), stop
+	js     jetstream.JetStream
+	store  *testkit.Store
+	client *esdb.Client // the official client, to read what ingestion wrote
 }
 
 func newRig(t *testing.T) *rig {
 	t.Helper()
-	ns := startNATS(t)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := &rig{nc: nc, js: js, storeDir: t.TempDir()}
-	r.addr, r.stopSt = startStore(t, r.storeDir, "127.0.0.1:0")
-	r.log, err = eventlog.Dial("esdb://"+r.addr+"?tls=false", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { r.log.Close() })
-	r.client = testkit.Client(t, "esdb://"+r.addr+"?tls=false")
+	_, js := testkit.JetStream(t, testkit.NATS(t).ClientURL())
+	r := &rig{js: js, store: testkit.StartStore(t, eventstore.Config{MaxAppendSize: 16 << 20})}
+	r.client = testkit.Client(t, r.store.URL())
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := ingest.Setup(ctx, js, 1); err != nil {
 		t.Fatal(err)
 	}
-	ing := ingest.New(ingest.Config{JetStream: js, Log: r.log, RetryMax: 200 * time.Millisecond})
+	ing := ingest.New(ingest.Config{JetStream: js, Log: testkit.Log(t, r.store.URL()), RetryMax: 200 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- ing.Run(ctx) }()
 	t.Cleanup(func() {
@@ -133,20 +74,21 @@ func (r *rig) publishProto(t *testing.T, m proto.Message) {
 // streamEvents waits until stream holds want events and returns them.
 func (r *rig) streamEvents(t *testing.T, stream string, want int) []*esdb.ResolvedEvent {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		evs, err := r.read(stream)
-		if err == nil && len(evs) >= want {
-			if len(evs) > want {
-				t.Fatalf("stream %s holds %d events, want %d", stream, len(evs), want)
-			}
-			return evs
+	var evs []*esdb.ResolvedEvent
+	testkit.Eventually(t, fmt.Sprintf("%d events in stream %s", want, stream), func() error {
+		var err error
+		if evs, err = r.read(stream); err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stream %s: %d events after 20s (err %v), want %d", stream, len(evs), err, want)
+		if len(evs) > want {
+			t.Fatalf("stream %s holds %d events, want %d", stream, len(evs), want)
 		}
-		time.Sleep(20 * time.Millisecond) // polling the store: no event to wait on from outside
-	}
+		if len(evs) < want {
+			return fmt.Errorf("%d events", len(evs))
+		}
+		return nil
+	})
+	return evs
 }
 
 func (r *rig) read(stream string) ([]*esdb.ResolvedEvent, error) {
@@ -161,8 +103,7 @@ func (r *rig) deadLetters(t *testing.T, want int) []jetstream.Msg {
 		t.Fatal(err)
 	}
 	var out []jetstream.Msg
-	deadline := time.Now().Add(20 * time.Second)
-	for len(out) < want && time.Now().Before(deadline) {
+	testkit.Eventually(t, fmt.Sprintf("%d dead letters", want), func() error {
 		batch, err := cons.Fetch(want-len(out), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			t.Fatal(err)
@@ -170,10 +111,11 @@ func (r *rig) deadLetters(t *testing.T, want int) []jetstream.Msg {
 		for m := range batch.Messages() {
 			out = append(out, m)
 		}
-	}
-	if len(out) != want {
-		t.Fatalf("%d dead letters, want %d", len(out), want)
-	}
+		if len(out) != want {
+			return fmt.Errorf("%d dead letters", len(out))
+		}
+		return nil
+	})
 	return out
 }
 
@@ -288,7 +230,7 @@ func TestStoreOutageIsRetried(t *testing.T) {
 	r := newRig(t)
 	r.publishProto(t, usage("before", record("r1", "111", "1.00")))
 	r.streamEvents(t, "usage-before", 1)
-	r.stopSt()
+	r.store.Stop()
 	for i := range 5 {
 		r.publishProto(t, usage(fmt.Sprintf("during-%d", i), record("r1", "111", "1.00")))
 	}
@@ -297,18 +239,17 @@ func TestStoreOutageIsRetried(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, "the ingester taking the messages", func() error {
 		info, err := cons.Info(context.Background())
-		if err == nil && info.NumAckPending > 0 {
-			break
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the ingester never took the messages")
+		if info.NumAckPending == 0 {
+			return errors.New("none pending acknowledgement")
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	_, _ = startStore(t, r.storeDir, r.addr)
+		return nil
+	})
+	r.store.Restart()
 	for i := range 5 {
 		r.streamEvents(t, fmt.Sprintf("usage-during-%d", i), 1)
 	}

@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"net"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -29,9 +26,8 @@ import (
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/query"
 	"github.com/ledger-billing/ledger/services/runner"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // rig is ledgerd's query path in one process: the embedded store on a temp
 // dir, a runner following it, and the query server on a loopback listener,
@@ -56,28 +52,7 @@ type rigOptions struct {
 
 func newRig(t testing.TB, opts rigOptions) *rig {
 	t.Helper()
-	st, err := eventstore.Open(eventstore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stLis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stDone := make(chan struct{})
-	go func() { _ = st.Serve(stLis); close(stDone) }()
-	t.Cleanup(func() {
-		if err := st.Close(); err != nil {
-			t.Errorf("close store: %v", err)
-		}
-		<-stDone
-	})
-
-	log, err := eventlog.Dial("esdb://"+stLis.Addr().String()+"?tls=false", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
+	log := testkit.Log(t, testkit.StartStore(t, eventstore.Config{}).URL())
 
 	ctx, cancel := context.WithCancel(context.Background())
 	run := runner.New(log, runner.Options{})
@@ -173,12 +148,7 @@ func (r *rig) append(t testing.TB, msg proto.Message) uint64 {
 
 // callCtx bounds every call of the tests: a hang fails in seconds, not at
 // the test binary's timeout.
-func callCtx(t testing.TB) context.Context {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	t.Cleanup(cancel)
-	return ctx
-}
+func callCtx(t testing.TB) context.Context { return testkit.Context(t, 10*time.Second) }
 
 // Events, in the shape the metering services publish them.
 
@@ -224,7 +194,7 @@ func finalize(m, at string) *billingv1.VendorCycleFinalized {
 
 // golden compares a response, rendered as protojson with its positions
 // zeroed (they depend on the store's encoding, and are checked where they
-// matter), with testdata/<name>.json.
+// matter), with testdata/<name>.golden.
 func golden(t *testing.T, name string, msg proto.Message) {
 	t.Helper()
 	msg = proto.Clone(msg)
@@ -239,22 +209,7 @@ func golden(t *testing.T, name string, msg proto.Message) {
 		t.Fatal(err)
 	}
 	b.WriteByte('\n')
-	path := filepath.Join("testdata", name+".json")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(b.Bytes(), want) {
-		t.Errorf("%s differs from %s; got:\n%s", name, path, b.Bytes())
-	}
+	testkit.Golden(t, name, b.Bytes())
 }
 
 func zeroPositions(m protoreflect.Message) {

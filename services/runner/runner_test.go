@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -19,27 +18,8 @@ import (
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/runner"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
-
-func startLog(t *testing.T) *eventlog.Log {
-	t.Helper()
-	srv, err := eventstore.Open(eventstore.Config{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go srv.Serve(lis)
-	t.Cleanup(func() { srv.Close() })
-	log, err := eventlog.Dial("esdb://"+lis.Addr().String()+"?tls=false", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { log.Close() })
-	return log
-}
 
 func appendMsg(t *testing.T, log *eventlog.Log, m proto.Message) uint64 {
 	t.Helper()
@@ -59,18 +39,12 @@ func appendRaw(t *testing.T, log *eventlog.Log, typ string, data []byte) uint64 
 	return res.Position
 }
 
-func ctx(t *testing.T) context.Context {
-	c, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	t.Cleanup(cancel)
-	return c
-}
-
 // TestRunnerAppliesInOrderAndWaits feeds the runner real events through
 // the store, among them one nobody can decode and one the rules refuse:
 // both are skipped, everything else is applied in order, readers can wait
 // for a position, and a close reports the invoices it issued.
 func TestRunnerAppliesInOrderAndWaits(t *testing.T) {
-	log := startLog(t)
+	log := testkit.Log(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	for _, m := range []proto.Message{
 		&billingv1.OrganizationRegistered{EventId: "org", OrgId: "acme", Ban: "BAN-1", Currency: "USD"},
 		&billingv1.CostCenterCreated{EventId: "cc", OrgId: "acme", CostCenterId: "cc"},
@@ -98,6 +72,7 @@ func TestRunnerAppliesInOrderAndWaits(t *testing.T) {
 		}
 	}()
 
+	ctx := testkit.Context(t, 20*time.Second)
 	var last uint64
 	for i := range 50 {
 		last = appendMsg(t, log, &billingv1.UsageReported{EventId: fmt.Sprint("u", i), Records: []*billingv1.UsageRecord{{
@@ -106,7 +81,7 @@ func TestRunnerAppliesInOrderAndWaits(t *testing.T) {
 		}}})
 	}
 	appendMsg(t, log, &billingv1.UsageReported{EventId: "u0"}) // a duplicate event_id: refused by the rules
-	if err := r.WaitFor(ctx(t), last); err != nil {
+	if err := r.WaitFor(ctx, last); err != nil {
 		t.Fatal(err)
 	}
 	m, _ := calendar.Parse("2025-01")
@@ -124,14 +99,14 @@ func TestRunnerAppliesInOrderAndWaits(t *testing.T) {
 		t.Fatalf("read at %d: %v", pos, err)
 	}
 
-	if err := r.CheckFinalize(ctx(t), "2025-01", last); !errors.Is(err, billing.ErrNotClosed) {
+	if err := r.CheckFinalize(ctx, "2025-01", last); !errors.Is(err, billing.ErrNotClosed) {
 		t.Fatalf("finalize before close: %v, want ErrNotClosed", err)
 	}
 	closed := appendMsg(t, log, &billingv1.BillingCycleClosed{EventId: "close", Month: "2025-01", ClosedAt: timestamppb.Now()})
-	if err := r.CheckClose(ctx(t), "2025-01", closed); err != nil {
+	if err := r.CheckClose(ctx, "2025-01", closed); err != nil {
 		t.Fatalf("closing a closed month again must be a no-op, got %v", err)
 	}
-	if err := r.CheckClose(ctx(t), "2025-03", closed); !errors.Is(err, billing.ErrOutOfOrder) {
+	if err := r.CheckClose(ctx, "2025-03", closed); !errors.Is(err, billing.ErrOutOfOrder) {
 		t.Fatalf("skipping a month: %v, want ErrOutOfOrder", err)
 	}
 	mu.Lock()
@@ -142,7 +117,7 @@ func TestRunnerAppliesInOrderAndWaits(t *testing.T) {
 }
 
 func TestWaitForHonoursContext(t *testing.T) {
-	log := startLog(t)
+	log := testkit.Log(t, testkit.StartStore(t, eventstore.Config{}).URL())
 	r := runner.New(log, runner.Options{})
 	c, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()

@@ -167,12 +167,12 @@ func JetStream(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 
 // Store is the embedded event store, serving on a loopback address.
 type Store struct {
-	Dir  string
-	Addr string
-	t    testing.TB
-	cfg  eventstore.Config
-	srv  *eventstore.Server
-	done chan struct{}
+	Dir    string
+	Addr   string
+	t      testing.TB
+	cfg    eventstore.Config
+	srv    *eventstore.Server
+	served chan error // Serve's result, once it returns
 }
 
 // StartStore opens the embedded store in a temporary directory (cfg.Dir,
@@ -200,16 +200,17 @@ func (s *Store) start(addr string) {
 		srv.Close()
 		s.t.Fatal(err)
 	}
-	s.srv, s.Addr, s.done = srv, lis.Addr().String(), make(chan struct{})
-	done := s.done
-	go func() { _ = srv.Serve(lis); close(done) }()
+	s.srv, s.Addr, s.served = srv, lis.Addr().String(), make(chan error, 1)
+	served := s.served
+	go func() { served <- srv.Serve(lis) }()
 }
 
 // URL is the store's connection string for the official client.
 func (s *Store) URL() string { return "esdb://" + s.Addr + "?tls=false" }
 
-// Stop closes the store, as a clean shutdown does; stopping twice is a
-// no-op.
+// Stop closes the store, as a clean shutdown does, and fails the test if
+// closing or serving failed (Serve returns nil after Close); stopping
+// twice is a no-op.
 func (s *Store) Stop() {
 	if s.srv == nil {
 		return
@@ -217,7 +218,9 @@ func (s *Store) Stop() {
 	if err := s.srv.Close(); err != nil {
 		s.t.Errorf("testkit: closing the store: %v", err)
 	}
-	<-s.done
+	if err := <-s.served; err != nil {
+		s.t.Errorf("testkit: serving the store: %v", err)
+	}
 	s.srv = nil
 }
 
