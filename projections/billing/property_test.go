@@ -242,9 +242,9 @@ func checkConservation(t *testing.T, l *ledger, n calendar.Month) {
 		}
 	}
 	value := make(map[key]*apd.Decimal)
-	for _, o := range l.p.h.Organizations() {
+	for _, o := range l.p.orgIDs() {
 		for m := month("2017-01"); m <= n; m++ {
-			lines, err := l.p.Bill(o, m)
+			lines, err := l.p.bill(o, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -275,8 +275,8 @@ func checkAdjustmentsBalance(t *testing.T, l *ledger, n calendar.Month) {
 	t.Helper()
 	for m := month("2018-01"); m <= n+1; m++ {
 		var inter apd.Decimal
-		for _, o := range l.p.h.Organizations() {
-			lines, err := l.p.Bill(o, m)
+		for _, o := range l.p.orgIDs() {
+			lines, err := l.p.bill(o, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -387,13 +387,13 @@ func TestAttributionFollowsTheHierarchyNotArrivalOrder(t *testing.T) {
 				}
 			}
 			moved := 0
-			for _, o := range l.p.h.Organizations() {
+			for _, o := range l.p.orgIDs() {
 				for m := month("2017-12"); m <= month("2018-07"); m++ {
-					got, err := l.p.Bill(o, m)
+					got, err := l.p.bill(o, m)
 					if err != nil {
 						t.Fatal(err)
 					}
-					want, err := q.Bill(o, m)
+					want, err := q.bill(o, m)
 					if err != nil {
 						t.Fatal(err)
 					}

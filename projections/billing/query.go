@@ -495,26 +495,6 @@ func (p *Projection) pendingExceptions() []Exception {
 	return out
 }
 
-// Bill returns V(M, p) of an organization at the current position: the
-// month's own lines (charges and adjustments) across all its BANs, as if the
-// month were billed now. It is the quantity conservation is stated in.
-func (p *Projection) Bill(org string, m calendar.Month) ([]Line, error) {
-	if _, err := p.h.Organization(org); err != nil {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownOrganization, org)
-	}
-	oi, ok := p.orgIdx[org]
-	if !ok {
-		return nil, nil
-	}
-	om, ok := p.orgMonths[orgMonthKey{oi, m}]
-	if !ok {
-		return nil, nil
-	}
-	lines := p.lines(om, p.value(om), nil, 0)
-	slices.SortStableFunc(lines, func(a, b Line) int { return lineCmp(&a, &b) })
-	return lines, nil
-}
-
 func checkRange(from, to calendar.Month) error {
 	if !from.Valid() || !to.Valid() {
 		return fmt.Errorf("%w: range %d to %d", calendar.ErrMalformed, from, to)

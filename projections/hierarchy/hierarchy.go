@@ -135,7 +135,6 @@ func (vs versions[T]) insert(v version[T]) versions[T] {
 type Hierarchy struct {
 	seq           uint64
 	orgs          map[string]*Organization
-	orgOrder      []string
 	banOrg        map[string]string
 	bans          []string
 	costCenters   map[key]versions[CostCenter]
@@ -187,7 +186,6 @@ func (h *Hierarchy) RegisterOrganization(o Organization) (bool, error) {
 	}
 	h.seq++
 	h.orgs[o.ID] = &o
-	h.orgOrder = append(h.orgOrder, o.ID)
 	h.addBAN(o.BAN, o.ID)
 	return true, nil
 }
@@ -251,10 +249,6 @@ func (h *Hierarchy) Organization(id string) (*Organization, error) {
 	}
 	return nil, fmt.Errorf("%w: %q", ErrUnknownOrganization, id)
 }
-
-// Organizations returns the ids of the registered organizations in the
-// order they were registered.
-func (h *Hierarchy) Organizations() []string { return h.orgOrder }
 
 // BANs returns every BAN named so far (organization defaults and cost
 // centers' own), in the order they first appeared.
