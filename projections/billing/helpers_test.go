@@ -260,12 +260,8 @@ func (p *Projection) bill(org string, m calendar.Month) ([]Line, error) {
 	if _, err := p.h.Organization(org); err != nil {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownOrganization, org)
 	}
-	oi, ok := p.orgIdx[org]
-	if !ok {
-		return nil, nil
-	}
-	om, ok := p.orgMonths[orgMonthKey{oi, m}]
-	if !ok {
+	om := p.orgMonthOf(org, m)
+	if om == nil {
 		return nil, nil
 	}
 	lines := p.lines(om, p.value(om), nil, 0)

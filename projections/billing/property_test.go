@@ -204,7 +204,7 @@ func TestPropertiesOverRandomHistories(t *testing.T) {
 					}
 				}
 			}
-			for _, v := range l.p.vendor {
+			for _, v := range l.p.cycles.vendor {
 				for _, line := range v.Lines {
 					if line.Kind == PostBillUpdate {
 						postBill++
@@ -350,7 +350,7 @@ func checkReplay(t *testing.T, l *ledger) {
 			}
 		}
 	}
-	for k, v := range l.p.vendor {
+	for k, v := range l.p.cycles.vendor {
 		again, err := p.VendorView(k.ban, k.month)
 		if err != nil || text(again) != text(v) {
 			t.Fatalf("replay differs for vendor view %s %s: %v", k.ban, k.month, err)

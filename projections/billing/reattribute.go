@@ -49,10 +49,7 @@ func (p *Projection) reattribute(orgID string, from int64, accts []uint32) {
 	var recons []*recon
 	var benefits []*benefit
 	if accts != nil {
-		for _, a := range accts {
-			recons = append(recons, p.reconsOf[a]...)
-			benefits = append(benefits, p.benefitsOf[a]...)
-		}
+		recons, benefits = p.adjustments.ofAccounts(accts)
 	} else if o, ok := p.orgIdx[orgID]; ok {
 		for _, om := range p.orgs[o].months {
 			for _, r := range om.recons {
@@ -128,10 +125,8 @@ func (p *Projection) reattributeRecons(from int64, recons []*recon) {
 	})
 	moved = slices.Compact(moved)
 	for _, r := range moved {
-		if r.om != nil {
-			delete(r.om.recons, r.key)
-			p.touch(r.om)
-			r.om = nil
+		if om := r.unplace(); om != nil {
+			p.touch(om)
 		}
 		p.placeRecon(r)
 	}
@@ -150,13 +145,7 @@ func (p *Projection) reattributeBenefits(from int64, benefits []*benefit) {
 	slices.SortFunc(moved, func(a, b *benefit) int { return cmp.Compare(a.seq, b.seq) })
 	moved = slices.Compact(moved)
 	for _, b := range moved {
-		for _, s := range b.sides {
-			if s != nil {
-				s.om.benefits = slices.DeleteFunc(s.om.benefits, func(x *benefitSide) bool { return x == s })
-				p.touch(s.om)
-			}
-		}
-		b.sides = [2]*benefitSide{}
+		b.unplace(p.touch)
 		p.placeBenefit(b)
 	}
 }

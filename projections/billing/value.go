@@ -163,7 +163,7 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 	if len(pos) == 0 || len(neg) == 0 {
 		return out
 	}
-	byID := func(a, b *accountTotal) int { return p.cmpAccountID(a.acct, b.acct) }
+	byID := func(a, b *accountTotal) int { return p.ids.cmpAccountID(a.acct, b.acct) }
 	slices.SortFunc(pos, byID)
 	slices.SortFunc(neg, byID)
 	r := &t
@@ -211,13 +211,6 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 	return out
 }
 
-// cmpAccountID orders accounts by account id, then vendor: the order of
-// allocation ties.
-func (p *Projection) cmpAccountID(a, b uint32) int {
-	x, y := &p.accounts[a], &p.accounts[b]
-	return cmp.Or(strings.Compare(x.accountID, y.accountID), strings.Compare(x.vendorKey, y.vendorKey))
-}
-
 // cmpDetail is the order of V: kind, vendor, account, attribution, service,
 // region, true-ups last. Lines group contiguous runs of it.
 func (p *Projection) cmpDetail(a, b *detailKey) int {
@@ -225,8 +218,7 @@ func (p *Projection) cmpDetail(a, b *detailKey) int {
 		return cmp.Compare(a.kind, b.kind)
 	}
 	if a.acct != b.acct {
-		x, y := &p.accounts[a.acct], &p.accounts[b.acct]
-		if c := cmp.Or(strings.Compare(x.vendorKey, y.vendorKey), strings.Compare(x.accountID, y.accountID)); c != 0 {
+		if c := p.ids.cmpAccount(a.acct, b.acct); c != 0 {
 			return c
 		}
 	}
@@ -239,12 +231,12 @@ func (p *Projection) cmpDetail(a, b *detailKey) int {
 		}
 	}
 	if a.svc != b.svc {
-		if c := strings.Compare(p.symbols[a.svc], p.symbols[b.svc]); c != 0 {
+		if c := p.ids.cmpSymbol(a.svc, b.svc); c != 0 {
 			return c
 		}
 	}
 	if a.region != b.region {
-		if c := strings.Compare(p.symbols[a.region], p.symbols[b.region]); c != 0 {
+		if c := p.ids.cmpSymbol(a.region, b.region); c != 0 {
 			return c
 		}
 	}
