@@ -336,7 +336,7 @@ func (p *Projection) placeBenefit(b *benefit) {
 		return
 	}
 	p.adjustments.index(b, consumer, ri.acct)
-	corg, porg := p.orgs[p.targets[ct].org], p.orgs[p.targets[pt].org]
+	corg, porg := p.orgOf(ct), p.orgOf(pt)
 	b.mismatch = nil
 	for _, o := range []*orgState{corg, porg} {
 		if b.currency != o.currency.Code() {
@@ -402,7 +402,7 @@ func (p *Projection) placeRecon(r *recon) {
 		p.adjustments.waitRecon(r, err.Error())
 		return
 	}
-	org := p.orgs[p.targets[tg].org]
+	org := p.orgOf(tg)
 	if r.currency != org.currency.Code() {
 		// Listed as an exception until a registration moves the account
 		// to an organization billed in its currency.

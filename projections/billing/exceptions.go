@@ -181,7 +181,7 @@ func (p *Projection) retryUnassigned(a uint32) {
 func (p *Projection) retryMismatched(a uint32) {
 	p.recharge(a, p.exceptions.mismatched.take(a, func(k *pendingKey) bool {
 		tg, err := p.resolve(a, k.at)
-		return err == nil && p.ids.symbolName(k.currency) != p.orgs[p.targets[tg].org].currency.Code()
+		return err == nil && p.ids.symbolName(k.currency) != p.orgOf(tg).currency.Code()
 	}))
 }
 

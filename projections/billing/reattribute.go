@@ -92,7 +92,7 @@ func (p *Projection) reattributeCell(ci uint32) {
 		return
 	}
 	// Rebuild the cell from what stays, in the order folded.
-	currency := p.orgs[p.targets[c.key.target].org].currency.Code()
+	currency := p.orgOf(c.key.target).currency.Code()
 	key := c.key
 	c.n, c.rest = 0, nil
 	c.sum.SetInt64(0)

@@ -210,6 +210,9 @@ func (p *Projection) target(attr hierarchy.Attribution) uint32 {
 	return i
 }
 
+// orgOf returns the organization an attribution bills.
+func (p *Projection) orgOf(tg uint32) *orgState { return p.orgs[p.targets[tg].org] }
+
 // org returns the index of a registered organization, adding its state.
 func (p *Projection) org(id string) uint32 {
 	if i, ok := p.orgIdx[id]; ok {
@@ -314,7 +317,7 @@ func (p *Projection) charge(a uint32, m calendar.Month, svc, region uint32, t in
 // addCharge adds an attributed charge to its cell, or to the currency
 // mismatches if it is not in the organization's currency.
 func (p *Projection) addCharge(a, tg uint32, m calendar.Month, svc, region uint32, t int64, currency string, amount *apd.Decimal, ev uint32) {
-	org := p.orgs[p.targets[tg].org]
+	org := p.orgOf(tg)
 	if currency != org.currency.Code() {
 		// Not billable in this organization; it waits, listed as an
 		// exception, for a registration that puts it in one where it is.
