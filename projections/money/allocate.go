@@ -19,7 +19,8 @@ import (
 // amount and caps must be whole numbers of minor units, amount and weights
 // not negative, and amount at most the sum of the caps (of shares with a
 // positive weight). The shares sum to amount exactly; a share with weight
-// zero is zero.
+// zero is zero. Allocate checks both before it returns: an error wrapping
+// ErrInvariant means its own arithmetic went wrong, whatever the input.
 func Allocate(amount *apd.Decimal, weights, caps []apd.Decimal, c Currency) ([]apd.Decimal, error) {
 	if caps != nil && len(caps) != len(weights) {
 		return nil, fmt.Errorf("%w: %d weights but %d caps", ErrAllocation, len(weights), len(caps))
@@ -76,7 +77,8 @@ func Allocate(amount *apd.Decimal, weights, caps []apd.Decimal, c Currency) ([]a
 		Sub(&left, &remaining, &spread)
 		leftover, err := left.Int64()
 		if err != nil || leftover < 0 || leftover > int64(len(active)) {
-			panic(fmt.Sprintf("money: allocation left %s units over %d shares", &left, len(active)))
+			// Each floor is less than one unit short of its exact share.
+			return nil, fmt.Errorf("%w: %s units left over %d shares", ErrInvariant, &left, len(active))
 		}
 		order := slices.Clone(active)
 		slices.SortStableFunc(order, func(a, b int) int {
@@ -120,7 +122,28 @@ func Allocate(amount *apd.Decimal, weights, caps []apd.Decimal, c Currency) ([]a
 			shares[i].SetFinite(0, -c.Digits())
 		}
 	}
+	if err := checkAllocation(amount, shares, caps); err != nil {
+		return nil, err
+	}
 	return shares, nil
+}
+
+// checkAllocation returns an error wrapping ErrInvariant unless the shares
+// sum to amount exactly and none exceeds its cap: the promise of Allocate,
+// which a bill relies on to balance. It costs a sum, next to the
+// divisions that made the shares.
+func checkAllocation(amount *apd.Decimal, shares, caps []apd.Decimal) error {
+	var sum apd.Decimal
+	for i := range shares {
+		Add(&sum, &sum, &shares[i])
+		if caps != nil && shares[i].Sign() > 0 && shares[i].Cmp(&caps[i]) > 0 {
+			return fmt.Errorf("%w: share %d is %s, above its cap %s", ErrInvariant, i, &shares[i], &caps[i])
+		}
+	}
+	if sum.Cmp(amount) != 0 {
+		return fmt.Errorf("%w: shares sum to %s, not %s", ErrInvariant, &sum, amount)
+	}
+	return nil
 }
 
 // toUnits sets d to x counted in minor units of c, or fails if x is not a

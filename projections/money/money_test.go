@@ -295,6 +295,36 @@ func TestAllocateProperties(t *testing.T) {
 	}
 }
 
+// TestCheckAllocation: the check Allocate ends with refuses shares that do
+// not sum to the amount or exceed a cap, as ErrInvariant.
+func TestCheckAllocation(t *testing.T) {
+	tests := []struct {
+		name          string
+		amount        string
+		shares, caps  []string
+		wantInvariant bool
+	}{
+		{"balanced", "1.00", []string{"0.34", "0.33", "0.33"}, nil, false},
+		{"balanced within caps", "1.00", []string{"0.50", "0.50", "0.00"}, []string{"0.50", "0.60", "-1.00"}, false},
+		{"a cent short", "1.00", []string{"0.33", "0.33", "0.33"}, nil, true},
+		{"a cent over", "1.00", []string{"0.34", "0.34", "0.33"}, nil, true},
+		{"above its cap", "1.00", []string{"0.60", "0.40"}, []string{"0.50", "0.50"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			amount := dec(t, tt.amount)
+			var caps []apd.Decimal
+			if tt.caps != nil {
+				caps = decs(t, tt.caps...)
+			}
+			err := checkAllocation(&amount, decs(t, tt.shares...), caps)
+			if got := errors.Is(err, ErrInvariant); got != tt.wantInvariant {
+				t.Fatalf("checkAllocation = %v, want ErrInvariant: %v", err, tt.wantInvariant)
+			}
+		})
+	}
+}
+
 func ExampleAllocate() {
 	amount := apd.New(10000, -2) // 100.00
 	weights := []apd.Decimal{*apd.New(1, 0), *apd.New(1, 0), *apd.New(1, 0)}
