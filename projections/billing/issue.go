@@ -6,6 +6,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/apd/v3"
+
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
@@ -95,7 +97,7 @@ func route(docs map[string]*Invoice, lines []Line) {
 		d, ok := docs[l.BAN]
 		if !ok {
 			// Every attribution's BAN is named by the hierarchy.
-			panic(fmt.Sprintf("billing: line for BAN %q that the hierarchy does not name", l.BAN))
+			broken(invariantLineBAN, "a line for BAN %q, which the hierarchy does not name", l.BAN)
 		}
 		d.Lines = append(d.Lines, l)
 	}
@@ -118,6 +120,35 @@ func (d *Invoice) finish() {
 	d.Total.SetFinite(0, -d.Currency.Digits())
 	for i := range d.Lines {
 		money.Add(&d.Total, &d.Total, &d.Lines[i].Amount)
+	}
+	d.checkFoots()
+}
+
+// checkFoots panics with an *InvariantError unless the document foots
+// (DESIGN.md 7.2): every line that has details is the sum of them, and the
+// total is the sum of the lines. Every figure is a sum of rounded details,
+// so a document that does not foot is a bug in how it was put together. It
+// runs once per document finished (issued, frozen or drafted), not per
+// record, and costs one more pass over the lines.
+func (d *Invoice) checkFoots() {
+	var total, sum apd.Decimal
+	for i := range d.Lines {
+		l := &d.Lines[i]
+		money.Add(&total, &total, &l.Amount)
+		if len(l.Details) == 0 {
+			continue // an intra-organization line is its own detail
+		}
+		sum.SetInt64(0)
+		for j := range l.Details {
+			money.Add(&sum, &sum, &l.Details[j].Amount)
+		}
+		if sum.Cmp(&l.Amount) != 0 {
+			broken(invariantFoots, "%s %s: line %d (%s %s %s) is %s, its details sum to %s",
+				d.BAN, d.Month, i, l.Kind, l.Vendor, l.AccountID, l.Amount.Text('f'), sum.Text('f'))
+		}
+	}
+	if total.Cmp(&d.Total) != 0 {
+		broken(invariantFoots, "%s %s: total is %s, its lines sum to %s", d.BAN, d.Month, d.Total.Text('f'), total.Text('f'))
 	}
 }
 

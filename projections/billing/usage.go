@@ -104,7 +104,7 @@ func (c *cell) charges() []chargeEntry {
 		money.Sub(&out[0].amount, &out[0].amount, &e.amount)
 	})
 	if err != nil {
-		panic(err) // only a bug in chargeLog can corrupt a log
+		broken(invariantChargeLog, "cell %+v: %v", c.key, err) // only a bug in chargeLog can corrupt a log
 	}
 	return out
 }
@@ -113,7 +113,7 @@ func (c *cell) charges() []chargeEntry {
 func (c *cell) earliest() int64 {
 	t := c.firstAt
 	if err := c.rest.scan(c.key.month.Start().UnixNano(), func(at int64, _ uint32) { t = min(t, at) }); err != nil {
-		panic(err)
+		broken(invariantChargeLog, "cell %+v: %v", c.key, err)
 	}
 	return t
 }
@@ -133,7 +133,7 @@ func (c *cell) lineage() []uint32 {
 		}
 	})
 	if err != nil {
-		panic(err)
+		broken(invariantChargeLog, "cell %+v: %v", c.key, err)
 	}
 	slices.Sort(l) // charges moved in by a back-dated change may be older
 	return l
@@ -221,7 +221,7 @@ func (p *Projection) org(id string) uint32 {
 	o, err := p.h.Organization(id)
 	if err != nil {
 		// Targets are only made from resolutions, which need the org.
-		panic(fmt.Sprintf("billing: state for unregistered organization %q", id))
+		broken(invariantOrgState, "state asked for organization %q: %v", id, err)
 	}
 	i := uint32(len(p.orgs))
 	p.orgs = append(p.orgs, &orgState{id: id, currency: o.Currency})

@@ -2,12 +2,13 @@ package billing
 
 import (
 	"cmp"
-	"fmt"
+	"errors"
 	"slices"
 	"strings"
 
 	"github.com/cockroachdb/apd/v3"
 
+	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 )
 
@@ -126,7 +127,9 @@ func (p *Projection) value(om *orgMonth) []vdetail {
 	}
 
 	// 3. Intra-organization adjustments.
+	n := len(out)
 	out = p.intraOrg(out, totals, cur)
+	checkBalanced(p.orgs[om.key.org].id, om.key.month, out[n:])
 
 	out = slices.DeleteFunc(out, func(d vdetail) bool { return d.amount.IsZero() })
 	slices.SortFunc(out, func(a, b vdetail) int { return p.cmpDetail(&a.key, &b.key) })
@@ -181,13 +184,14 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 		caps[i].Set(&a.total)
 	}
 	shares, err := money.Allocate(r, weights, caps, cur)
-	if err != nil {
+	if err != nil && !errors.Is(err, money.ErrInvariant) {
 		// Only possible if every base is zero, which needs credits larger
 		// than charges: then spread in proportion to the totals.
 		shares, err = money.Allocate(r, caps, caps, cur)
-		if err != nil {
-			panic(fmt.Sprintf("billing: intra-organization allocation of %s: %v", r, err))
-		}
+	}
+	if err != nil {
+		// R is at most the sum of the caps, so it can always be spread.
+		broken(invariantAllocation, "intra-organization credits of %s: %v", r, err)
 	}
 	for i, a := range pos {
 		out = append(out, vdetail{key: detailKey{kind: IntraOrgAdjustment, acct: a.acct, target: a.home}})
@@ -201,7 +205,7 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 	if r != &t {
 		// R < T: the negative accounts share R in proportion to -total.
 		if debits, err = money.Allocate(r, debits, debits, cur); err != nil {
-			panic(fmt.Sprintf("billing: intra-organization allocation of %s: %v", r, err))
+			broken(invariantAllocation, "intra-organization debits of %s: %v", r, err)
 		}
 	}
 	for i, a := range neg {
@@ -209,6 +213,22 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 		out[len(out)-1].amount.Set(&debits[i])
 	}
 	return out
+}
+
+// checkBalanced panics with an *InvariantError unless the
+// intra-organization adjustments of an organization-month sum to zero
+// (DESIGN.md 7.3): the positive accounts are credited what the negative
+// ones are debited. Inter-customer adjustments balance per benefit instead,
+// whose two sides may bill two organizations, and do so by construction
+// (the credit is the negated debit).
+func checkBalanced(org string, m calendar.Month, adjustments []vdetail) {
+	var sum apd.Decimal
+	for i := range adjustments {
+		money.Add(&sum, &sum, &adjustments[i].amount)
+	}
+	if !sum.IsZero() {
+		broken(invariantBalance, "organization %s, %s: they sum to %s", org, m, sum.Text('f'))
+	}
 }
 
 // cmpDetail is the order of V: kind, vendor, account, attribution, service,
