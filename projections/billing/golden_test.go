@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -19,8 +20,10 @@ func TestWorkedExampleCycles(t *testing.T) {
 	l.apply(usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2018-01-10T00:00:00Z", "3.00", "USD")))
 	jan := l.apply(closeCycle("2018-01", "2018-02-01T00:00:00Z"))
 	l.apply(reconciliation("AWS", "2018-01", reconLine("111111111111", "Amazon EC2", "5.00", "USD")))
-	if _, err := l.p.VendorView("BAN-100", month("2018-01")); err == nil || !strings.Contains(err.Error(), "2018-02-10T00:00:00Z") {
-		t.Fatalf("vendor view before finalization: error = %v, want one saying from 2018-02-10", err)
+	_, err := l.p.VendorView("BAN-100", month("2018-01"))
+	var nf *NotFinalizedError
+	if !errors.As(err, &nf) || !nf.AvailableFrom.Equal(ts("2018-02-10T00:00:00Z").AsTime()) {
+		t.Fatalf("vendor view before finalization: error = %v, want a *NotFinalizedError saying from 2018-02-10", err)
 	}
 	fin := l.apply(finalize("2018-01", "2018-02-10T00:00:00Z"))
 	l.apply(usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2018-02-03T00:00:00Z", "7.00", "USD")))
