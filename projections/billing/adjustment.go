@@ -314,10 +314,11 @@ func (p *Projection) applyBenefits(eventID string, m *billingv1.ReservedInstance
 	return nil
 }
 
-// placeBenefit bills a benefit whose RI is known: the consumer debited, the
-// purchaser credited, each side rounded from the same amount so they match
-// to the cent (DESIGN.md 7.3 step 2). A benefit whose accounts have no
-// provider at the end of its month waits for the hierarchy.
+// placeBenefit bills a benefit whose RI is known, step 2 of the month's bill
+// (docs/architecture.md, "The month's bill"): the consumer debited, the
+// purchaser credited, each side rounded from the same amount so they match to
+// the cent. A benefit whose accounts have no provider at the end of its month
+// waits for the hierarchy.
 func (p *Projection) placeBenefit(b *benefit) {
 	ri := p.adjustments.ri(b.riID)
 	consumer := p.account(ri.vendor, b.consumerID)

@@ -10,13 +10,13 @@ import (
 // cycles is the cycle clock as the log tells it: the billing cycles closed,
 // the vendor cycles finalized, and the documents each froze.
 //
-// It owns these invariants (DESIGN.md 7.4): billing cycles close in month
-// order, each once, so the closed months run without a gap from firstClose
-// to lastClosed; a vendor cycle is finalized once, and only after its
-// billing cycle closed; a frozen document is kept as issued, one per BAN
-// and month and view. CanClose and CanFinalize state the first two, and
-// Apply refuses what they refuse; available is the one rule for which
-// months a view has documents for.
+// It owns these invariants (docs/architecture.md, "Documents"): billing
+// cycles close in month order, each once, so the closed months run without a
+// gap from firstClose to lastClosed; a vendor cycle is finalized once, and
+// only after its billing cycle closed; a frozen document is kept as issued,
+// one per BAN and month and view. CanClose and CanFinalize state the first
+// two, and Apply refuses what they refuse; available is the one rule for
+// which months a view has documents for.
 type cycles struct {
 	closes     map[calendar.Month]cycleEvent
 	finals     map[calendar.Month]cycleEvent

@@ -19,9 +19,10 @@ import (
 // variable only because a descriptor is not a constant.
 var EventTypePrefix = string(billingv1.File_billing_v1_events_proto.Package()) + "."
 
-// Decode turns a stored event (DESIGN.md section 5: event type = the
-// message's full name, data = its protobuf binary) into the message Apply
-// takes. Types outside the catalogue's package are ErrUnknownEvent.
+// Decode turns a stored event into the message Apply takes: its event type is
+// the message's full name and its data the protobuf binary
+// (docs/architecture.md, "Events and their streams"). Types outside the
+// catalogue's package are ErrUnknownEvent.
 func Decode(eventType string, data []byte) (proto.Message, error) {
 	if !strings.HasPrefix(eventType, EventTypePrefix) {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownEvent, eventType)

@@ -58,7 +58,8 @@ var (
 
 // NotFinalizedError says from when the vendor view of a month is available:
 // the cycle clock finalizes month M at 00:00 UTC on the 10th of M+1
-// (DESIGN.md 7.5), and never before its billing cycle is closed.
+// (docs/architecture.md, "Cycles and the clock"), and never before its
+// billing cycle is closed.
 type NotFinalizedError struct {
 	Month calendar.Month
 	// Closed reports whether the billing cycle of Month is closed.

@@ -6,10 +6,10 @@ import (
 	"testing"
 )
 
-// TestWorkedExampleCycles is the first worked example of DESIGN.md 7.4:
-// late December usage becomes an update line on January's invoice, and
-// January's reconciliation a post-bill update on its vendor view and an
-// update line on February's invoice.
+// TestWorkedExampleCycles is the first worked example of the documents
+// (docs/architecture.md, "Documents"): late December usage becomes an update
+// line on January's invoice, and January's reconciliation a post-bill update
+// on its vendor view and an update line on February's invoice.
 func TestWorkedExampleCycles(t *testing.T) {
 	l := newLedger(t)
 	l.apply(org("acme", "BAN-100", "USD"))
@@ -45,8 +45,9 @@ func TestWorkedExampleCycles(t *testing.T) {
 	golden(t, "worked_example_cycles", b.String())
 }
 
-// TestWorkedExampleIntraOrg is the second worked example of DESIGN.md 7.4:
-// an RI bought by A and used by B, C and D (another organization).
+// TestWorkedExampleIntraOrg is the second worked example of the documents
+// (docs/architecture.md, "Documents"): an RI bought by A and used by B, C and
+// D (another organization).
 func TestWorkedExampleIntraOrg(t *testing.T) {
 	l := newLedger(t)
 	l.apply(org("org1", "BAN-1", "USD"))

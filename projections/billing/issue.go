@@ -125,11 +125,11 @@ func (d *Invoice) finish() {
 }
 
 // checkFoots panics with an *InvariantError unless the document foots
-// (DESIGN.md 7.2): every line that has details is the sum of them, and the
-// total is the sum of the lines. Every figure is a sum of rounded details,
-// so a document that does not foot is a bug in how it was put together. It
-// runs once per document finished (issued, frozen or drafted), not per
-// record, and costs one more pass over the lines.
+// (docs/architecture.md, "Rounding"): every line that has details is the sum
+// of them, and the total is the sum of the lines. Every figure is a sum of
+// rounded details, so a document that does not foot is a bug in how it was
+// put together. It runs once per document finished (issued, frozen or
+// drafted), not per record, and costs one more pass over the lines.
 func (d *Invoice) checkFoots() {
 	var total, sum apd.Decimal
 	for i := range d.Lines {

@@ -358,12 +358,12 @@ func checkReplay(t *testing.T, l *ledger) {
 	}
 }
 
-// TestAttributionFollowsTheHierarchyNotArrivalOrder: a charge goes where
-// the hierarchy says it goes at its instant (DESIGN.md 7.1), however late
-// the hierarchy event that says so arrives. The random histories register
-// and move providers after usage of the same months was folded; folding
-// every hierarchy event first must give the same bill for every
-// organization and month, detail by detail, with the same lineage.
+// TestAttributionFollowsTheHierarchyNotArrivalOrder: a charge goes where the
+// hierarchy says it goes at its instant (docs/architecture.md,
+// "Attribution"), however late the hierarchy event that says so arrives. The
+// random histories register and move providers after usage of the same months
+// was folded; folding every hierarchy event first must give the same bill for
+// every organization and month, detail by detail, with the same lineage.
 func TestAttributionFollowsTheHierarchyNotArrivalOrder(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3, 42} {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {

@@ -5,15 +5,15 @@ import (
 	"slices"
 )
 
-// reattribute moves what a hierarchy change re-attributes (DESIGN.md 7.1:
-// a charge at t goes where the hierarchy, as the log knows it now, says it
-// goes at t). A change effective from instant from can only move charges at
-// or after from: for a provider registration, those of the accounts the
-// provider was ever registered for (accts); for a workspace or cost
-// center, those of every account billed to its organization. Each
-// organization-month that loses or gains a charge is marked dirty, so the
-// next close bills the difference as "Update to Previous Month's" lines,
-// and issued invoices stay as they were.
+// reattribute moves what a hierarchy change re-attributes: a charge at t goes
+// where the hierarchy, as the log knows it now, says it goes at t
+// (docs/architecture.md, "Attribution"). A change effective from instant from
+// can only move charges at or after from: for a provider registration, those
+// of the accounts the provider was ever registered for (accts); for a
+// workspace or cost center, those of every account billed to its
+// organization. Each organization-month that loses or gains a charge is
+// marked dirty, so the next close bills the difference as "Update to Previous
+// Month's" lines, and issued invoices stay as they were.
 //
 // It costs little for charges the change does not reach: a cell is only
 // opened if it has charges at or after from and the attribution is not

@@ -303,8 +303,8 @@ func (p *Projection) foldRecord(ev uint32, r *billingv1.UsageRecord) {
 	p.charge(a, m, p.ids.symbol(r.Service), p.ids.symbol(r.Region), t, cost.Currency, &p.amount, ev)
 }
 
-// charge attributes one charge (DESIGN.md 7.1): to its cell, or, with no
-// provider at its instant, to the unassigned charges.
+// charge attributes one charge (docs/architecture.md, "Attribution"): to its
+// cell, or, with no provider at its instant, to the unassigned charges.
 func (p *Projection) charge(a uint32, m calendar.Month, svc, region uint32, t int64, currency string, amount *apd.Decimal, ev uint32) {
 	tg, err := p.resolve(a, t)
 	if err != nil {

@@ -45,7 +45,7 @@ type accountTotal struct {
 }
 
 // value computes V(M, p) of one organization-month at the current position,
-// sorted by cmpDetail (DESIGN.md 7.3).
+// sorted by cmpDetail (docs/architecture.md, "The month's bill").
 func (p *Projection) value(om *orgMonth) []vdetail {
 	cur := p.orgs[om.key.org].currency
 	out := make([]vdetail, 0, len(om.cells)+len(om.recons)+len(om.benefits)+8)
@@ -146,10 +146,11 @@ func addLineage(l []uint32, events ...uint32) []uint32 {
 	return l
 }
 
-// intraOrg appends the intra-organization adjustments of DESIGN.md 7.3
-// step 3: the negative totals T are spread over the positive ones, up to
-// their sum, in proportion to their totals without RI credits, floor and
-// largest remainder, ties to the smaller account id, capped at each total.
+// intraOrg appends the intra-organization adjustments, step 3 of the month's
+// bill (docs/architecture.md, "The month's bill"): the negative totals T are
+// spread over the positive ones, up to their sum, in proportion to their
+// totals without RI credits, floor and largest remainder, ties to the smaller
+// account id, capped at each total.
 func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cur money.Currency) []vdetail {
 	var pos, neg []*accountTotal
 	var t, s apd.Decimal
@@ -215,12 +216,12 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 	return out
 }
 
-// checkBalanced panics with an *InvariantError unless the
-// intra-organization adjustments of an organization-month sum to zero
-// (DESIGN.md 7.3): the positive accounts are credited what the negative
+// checkBalanced panics with an *InvariantError unless the intra-organization
+// adjustments of an organization-month sum to zero (docs/architecture.md,
+// "The month's bill"): the positive accounts are credited what the negative
 // ones are debited. Inter-customer adjustments balance per benefit instead,
-// whose two sides may bill two organizations, and do so by construction
-// (the credit is the negated debit).
+// whose two sides may bill two organizations, and do so by construction (the
+// credit is the negated debit).
 func checkBalanced(org string, m calendar.Month, adjustments []vdetail) {
 	var sum apd.Decimal
 	for i := range adjustments {

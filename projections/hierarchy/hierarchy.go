@@ -264,13 +264,13 @@ func (h *Hierarchy) OrganizationOfBAN(ban string) (string, bool) {
 // HasCostCenter reports whether the cost center was ever created in org.
 func (h *Hierarchy) HasCostCenter(org, id string) bool { return h.costCenterIDs[key{org, id}] }
 
-// Resolve returns where a charge of account (vendor, accountID) at instant
-// t goes (DESIGN.md 7.1): the provider registered for the account at t, its
-// workspace at t, that workspace's cost center at t, and that cost center's
-// BAN, else the organization's default BAN. A workspace or cost center not
-// (yet) in effect at t bills to the default BAN. The span is an interval
-// around t over which the answer, or the error, stays the same. The error
-// is ErrNoProvider or ErrUnknownOrganization.
+// Resolve returns where a charge of account (vendor, accountID) at instant t
+// goes (docs/architecture.md, "Attribution"): the provider registered for the
+// account at t, its workspace at t, that workspace's cost center at t, and
+// that cost center's BAN, else the organization's default BAN. A workspace or
+// cost center not (yet) in effect at t bills to the default BAN. The span is
+// an interval around t over which the answer, or the error, stays the same.
+// The error is ErrNoProvider or ErrUnknownOrganization.
 func (h *Hierarchy) Resolve(vendor, accountID string, t int64) (Attribution, Span, error) {
 	span := Span{From: Beginning, Until: End}
 	narrow := func(s Span) {

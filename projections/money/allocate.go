@@ -8,13 +8,14 @@ import (
 )
 
 // Allocate spreads amount over len(weights) shares in proportion to the
-// weights, in whole minor units of c, by the rule of DESIGN.md section 7.3:
-// every share is first the floor of its exact proportion; the units left
-// over go one each to the shares with the largest fractional remainders,
-// ties to the smaller index (callers order shares by account id, so the
-// tie goes to the smaller account id). If caps is not nil, no share exceeds
-// its cap: shares that would are set to their cap, and what they could not
-// take is spread over the others by the same rule, until it all fits.
+// weights, in whole minor units of c, by the rule of the month's bill
+// (docs/architecture.md, "The month's bill"): every share is first the floor
+// of its exact proportion; the units left over go one each to the shares with
+// the largest fractional remainders, ties to the smaller index (callers order
+// shares by account id, so the tie goes to the smaller account id). If caps
+// is not nil, no share exceeds its cap: shares that would are set to their
+// cap, and what they could not take is spread over the others by the same
+// rule, until it all fits.
 //
 // amount and caps must be whole numbers of minor units, amount and weights
 // not negative, and amount at most the sum of the caps (of shares with a
