@@ -12,6 +12,13 @@
 // BillingCycleClosed; ingestion asks CanClose and CanFinalize before it
 // appends a cycle event. Nothing here imports NATS, gRPC or the store.
 //
+// Bad input is an error of Apply (or, for one usage record of a valid
+// message, an exception); a broken invariant is a bug, and panics with an
+// *InvariantError: a document that does not foot, an allocation that does
+// not sum to its source, intra-organization adjustments that do not sum to
+// zero. The runner recovers it, stops applying and reports the event,
+// rather than let a wrong invoice be issued.
+//
 // How it stays fast and small: usage records are folded as they arrive into
 // cells, one per (month, account, attribution, service, region), holding the
 // exact sum, the span of charge instants, the interned ids of the events
