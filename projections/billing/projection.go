@@ -21,21 +21,21 @@ import (
 // It is not safe for concurrent use. Apply mutates; the query methods only
 // read, so a caller may guard it with a sync.RWMutex: Apply under the write
 // lock, queries under the read lock.
-//
-// It composes the parts that own their own invariants (ids, exceptions,
-// adjustments, cycles: see their types) with what it owns itself: the
-// attribution of each account's charges (usage.go), the cells of exact
-// sums, and the organization-months that bills are computed from.
 type Projection struct {
 	h       hierarchy.Hierarchy
 	pos     uint64
 	started bool
 
+	// The parts that own their invariants (see their types): what the
+	// fold interns, the exceptions, the adjustments and the cycles.
 	ids         interner
 	exceptions  exceptions
 	adjustments adjustments
 	cycles      cycles
 
+	// What the fold owns itself (usage.go): the attribution of each
+	// account's charges, the cells of exact sums, and the
+	// organization-months that bills are computed from.
 	accounts      []accountState           // by account index
 	providerAccts map[providerKey][]uint32 // every account a provider id was registered for
 
