@@ -8,10 +8,10 @@ import (
 )
 
 // chargeLog is charges folded into one cell, one entry per record, in the
-// order folded: its instant, its event and its exact amount. The cell's
-// sum answers the bill; the log is what lets a back-dated hierarchy change
-// split the cell at the new version's effective_at (DESIGN.md 7.1), which a
-// sum alone cannot.
+// order folded: its instant, its event and its exact amount. The cell's sum
+// answers the bill; the log is what lets a back-dated hierarchy change split
+// the cell at the new version's effective_at (docs/architecture.md,
+// "Attribution"), which a sum alone cannot.
 //
 // It is packed because it holds one entry per usage record: the instant as
 // seconds and nanoseconds since the start of the cell's month, the event

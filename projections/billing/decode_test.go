@@ -2,9 +2,12 @@ package billing
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"google.golang.org/protobuf/proto"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
 func TestDecode(t *testing.T) {
@@ -29,5 +32,19 @@ func TestDecode(t *testing.T) {
 	}
 	if _, err := Decode("billing.v1.UsageReported", []byte{0xff, 0xff}); !errors.Is(err, ErrInvalidEvent) {
 		t.Errorf("garbage: error = %v, want ErrInvalidEvent", err)
+	}
+}
+
+// TestEventTypePrefix: the prefix is the catalogue's package, and every
+// message of the catalogue, hence every event type, starts with it.
+func TestEventTypePrefix(t *testing.T) {
+	if EventTypePrefix != "billing.v1." {
+		t.Fatalf("EventTypePrefix = %q, want %q", EventTypePrefix, "billing.v1.")
+	}
+	msgs := billingv1.File_billing_v1_events_proto.Messages()
+	for i := range msgs.Len() {
+		if name := string(msgs.Get(i).FullName()); !strings.HasPrefix(name, EventTypePrefix) {
+			t.Errorf("event type %q does not start with %q", name, EventTypePrefix)
+		}
 	}
 }

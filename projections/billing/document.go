@@ -15,7 +15,7 @@ import (
 // The values match the LINE_KIND_* enum of the query API.
 type LineKind int
 
-// Line kinds (DESIGN.md section 8).
+// Line kinds (docs/architecture.md, "Queries").
 const (
 	Charges LineKind = 1 + iota
 	InterCustomerAdjustment

@@ -58,7 +58,8 @@ var (
 
 // NotFinalizedError says from when the vendor view of a month is available:
 // the cycle clock finalizes month M at 00:00 UTC on the 10th of M+1
-// (DESIGN.md 7.5), and never before its billing cycle is closed.
+// (docs/architecture.md, "Cycles and the clock"), and never before its
+// billing cycle is closed.
 type NotFinalizedError struct {
 	Month calendar.Month
 	// Closed reports whether the billing cycle of Month is closed.
@@ -81,4 +82,38 @@ func (e *NotFinalizedError) Is(target error) bool { return target == ErrNotFinal
 
 func notFinalized(m calendar.Month, closed bool) error {
 	return &NotFinalizedError{Month: m, Closed: closed, AvailableFrom: (m + 1).Start().AddDate(0, 0, 9)}
+}
+
+// InvariantError is the value Apply and the queries panic with when an
+// invariant of the billing rules is broken: an allocation that does not sum
+// to its source, a document that does not foot, the intra-organization
+// adjustments of an organization-month that do not sum to zero. It is
+// always a bug, never bad input (bad input is an error, and an invalid
+// usage record an exception), so nothing sensible can go on: the runner
+// recovers it, stops applying and reports the event, rather than issue an
+// invoice that is wrong.
+type InvariantError struct {
+	// Invariant names the rule that broke, for instance "document foots".
+	Invariant string
+	// Detail says where, with the figures at fault.
+	Detail string
+}
+
+func (e *InvariantError) Error() string {
+	return "billing: invariant broken: " + e.Invariant + ": " + e.Detail
+}
+
+// The invariants the fold asserts, as InvariantError.Invariant names them.
+const (
+	invariantAllocation = "allocation sums to its source"
+	invariantBalance    = "intra-organization adjustments sum to zero"
+	invariantFoots      = "document foots"
+	invariantLineBAN    = "every line's BAN is one the hierarchy names"
+	invariantOrgState   = "every attribution's organization is registered"
+	invariantChargeLog  = "charge logs decode"
+)
+
+// broken panics with an *InvariantError.
+func broken(invariant, format string, args ...any) {
+	panic(&InvariantError{Invariant: invariant, Detail: fmt.Sprintf(format, args...)})
 }

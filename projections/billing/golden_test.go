@@ -1,14 +1,15 @@
 package billing
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
 
-// TestWorkedExampleCycles is the first worked example of DESIGN.md 7.4:
-// late December usage becomes an update line on January's invoice, and
-// January's reconciliation a post-bill update on its vendor view and an
-// update line on February's invoice.
+// TestWorkedExampleCycles is the first worked example of the documents
+// (docs/architecture.md, "Documents"): late December usage becomes an update
+// line on January's invoice, and January's reconciliation a post-bill update
+// on its vendor view and an update line on February's invoice.
 func TestWorkedExampleCycles(t *testing.T) {
 	l := newLedger(t)
 	l.apply(org("acme", "BAN-100", "USD"))
@@ -19,8 +20,10 @@ func TestWorkedExampleCycles(t *testing.T) {
 	l.apply(usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2018-01-10T00:00:00Z", "3.00", "USD")))
 	jan := l.apply(closeCycle("2018-01", "2018-02-01T00:00:00Z"))
 	l.apply(reconciliation("AWS", "2018-01", reconLine("111111111111", "Amazon EC2", "5.00", "USD")))
-	if _, err := l.p.VendorView("BAN-100", month("2018-01")); err == nil || !strings.Contains(err.Error(), "2018-02-10T00:00:00Z") {
-		t.Fatalf("vendor view before finalization: error = %v, want one saying from 2018-02-10", err)
+	_, err := l.p.VendorView("BAN-100", month("2018-01"))
+	var nf *NotFinalizedError
+	if !errors.As(err, &nf) || !nf.AvailableFrom.Equal(ts("2018-02-10T00:00:00Z").AsTime()) {
+		t.Fatalf("vendor view before finalization: error = %v, want a *NotFinalizedError saying from 2018-02-10", err)
 	}
 	fin := l.apply(finalize("2018-01", "2018-02-10T00:00:00Z"))
 	l.apply(usage(rec("AWS", "111111111111", "Amazon EC2", "us-east-1", "2018-02-03T00:00:00Z", "7.00", "USD")))
@@ -42,8 +45,9 @@ func TestWorkedExampleCycles(t *testing.T) {
 	golden(t, "worked_example_cycles", b.String())
 }
 
-// TestWorkedExampleIntraOrg is the second worked example of DESIGN.md 7.4:
-// an RI bought by A and used by B, C and D (another organization).
+// TestWorkedExampleIntraOrg is the second worked example of the documents
+// (docs/architecture.md, "Documents"): an RI bought by A and used by B, C and
+// D (another organization).
 func TestWorkedExampleIntraOrg(t *testing.T) {
 	l := newLedger(t)
 	l.apply(org("org1", "BAN-1", "USD"))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -250,6 +251,32 @@ func noLine(t testing.TB, inv *Invoice, kind LineKind, account string) {
 			t.Fatalf("unexpected %s line for %s in\n%s", kind, account, text(inv))
 		}
 	}
+}
+
+// bill returns V(M, p) of an organization at the current position: the
+// month's own lines (charges and adjustments) across all its BANs, as if the
+// month were billed now. It is the quantity conservation is stated in.
+func (p *Projection) bill(org string, m calendar.Month) ([]Line, error) {
+	if _, err := p.h.Organization(org); err != nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownOrganization, org)
+	}
+	om := p.orgMonthOf(org, m)
+	if om == nil {
+		return nil, nil
+	}
+	lines := p.lines(om, p.value(om), nil, 0)
+	slices.SortStableFunc(lines, func(a, b Line) int { return lineCmp(&a, &b) })
+	return lines, nil
+}
+
+// orgIDs returns the ids of the registered organizations, in the order
+// they were registered: each has its state from its registration on.
+func (p *Projection) orgIDs() []string {
+	ids := make([]string, len(p.orgs))
+	for i, o := range p.orgs {
+		ids[i] = o.id
+	}
+	return ids
 }
 
 func protoreflectString(s string) protoreflect.Value { return protoreflect.ValueOfString(s) }

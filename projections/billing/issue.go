@@ -6,52 +6,19 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cockroachdb/apd/v3"
+
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
-
-// CanClose reports whether the billing cycle of m may close now: cycles
-// close in month order, each once. Ingestion calls it before appending a
-// BillingCycleClosed, and sends a refused one to the dead letters; Apply
-// refuses the same ones.
-func (p *Projection) CanClose(m calendar.Month) error {
-	if !m.Valid() {
-		return fmt.Errorf("%w: month %d", calendar.ErrMalformed, m)
-	}
-	if !p.hasClosed {
-		return nil
-	}
-	if m <= p.lastClosed {
-		return fmt.Errorf("%w: %s (closed at position %d)", ErrAlreadyClosed, m, p.closes[m].pos)
-	}
-	if m != p.lastClosed+1 {
-		return fmt.Errorf("%w: %s cannot close before %s", ErrOutOfOrder, m, p.lastClosed+1)
-	}
-	return nil
-}
-
-// CanFinalize reports whether the vendor cycle of m may be finalized now:
-// its billing cycle must be closed, and it is finalized once.
-func (p *Projection) CanFinalize(m calendar.Month) error {
-	if !m.Valid() {
-		return fmt.Errorf("%w: month %d", calendar.ErrMalformed, m)
-	}
-	if _, ok := p.closes[m]; !ok {
-		return fmt.Errorf("%w: %s must close before its vendor cycle is finalized", ErrNotClosed, m)
-	}
-	if f, ok := p.finals[m]; ok {
-		return fmt.Errorf("%w: %s (at position %d)", ErrAlreadyFinalized, m, f.pos)
-	}
-	return nil
-}
 
 func (p *Projection) applyClose(pos uint64, e *billingv1.BillingCycleClosed) ([]*Invoice, error) {
 	m, err := calendar.Parse(e.Month)
 	if err != nil {
 		return nil, fmt.Errorf("%w: month: %w", ErrInvalidEvent, err)
 	}
-	if err := p.CanClose(m); err != nil {
+	if err := p.cycles.canClose(m); err != nil {
 		return nil, err
 	}
 	at := e.GetClosedAt().AsTime()
@@ -80,15 +47,8 @@ func (p *Projection) applyClose(pos uint64, e *billingv1.BillingCycleClosed) ([]
 	}
 	p.dirty = rest
 
-	if !p.hasClosed {
-		p.firstClose = m
-	}
-	p.hasClosed, p.lastClosed = true, m
-	p.closes[m] = cycleEvent{pos: pos, at: at}
 	out := finish(docs)
-	for _, inv := range out {
-		p.issued[docKey{inv.BAN, m}] = inv
-	}
+	p.cycles.close(m, cycleEvent{pos: pos, at: at}, out)
 	return out, nil
 }
 
@@ -97,7 +57,7 @@ func (p *Projection) applyFinalize(pos uint64, e *billingv1.VendorCycleFinalized
 	if err != nil {
 		return nil, fmt.Errorf("%w: month: %w", ErrInvalidEvent, err)
 	}
-	if err := p.CanFinalize(m); err != nil {
+	if err := p.cycles.canFinalize(m); err != nil {
 		return nil, err
 	}
 	at := e.GetFinalizedAt().AsTime()
@@ -108,11 +68,8 @@ func (p *Projection) applyFinalize(pos uint64, e *billingv1.VendorCycleFinalized
 		route(docs, p.lines(om, p.value(om), om.closed, PostBillUpdate))
 		om.closed = nil
 	}
-	p.finals[m] = cycleEvent{pos: pos, at: at}
 	out := finish(docs)
-	for _, inv := range out {
-		p.vendor[docKey{inv.BAN, m}] = inv
-	}
+	p.cycles.finalize(m, cycleEvent{pos: pos, at: at}, out)
 	return out, nil
 }
 
@@ -140,7 +97,7 @@ func route(docs map[string]*Invoice, lines []Line) {
 		d, ok := docs[l.BAN]
 		if !ok {
 			// Every attribution's BAN is named by the hierarchy.
-			panic(fmt.Sprintf("billing: line for BAN %q that the hierarchy does not name", l.BAN))
+			broken(invariantLineBAN, "a line for BAN %q, which the hierarchy does not name", l.BAN)
 		}
 		d.Lines = append(d.Lines, l)
 	}
@@ -163,6 +120,35 @@ func (d *Invoice) finish() {
 	d.Total.SetFinite(0, -d.Currency.Digits())
 	for i := range d.Lines {
 		money.Add(&d.Total, &d.Total, &d.Lines[i].Amount)
+	}
+	d.checkFoots()
+}
+
+// checkFoots panics with an *InvariantError unless the document foots
+// (docs/architecture.md, "Rounding"): every line that has details is the sum
+// of them, and the total is the sum of the lines. Every figure is a sum of
+// rounded details, so a document that does not foot is a bug in how it was
+// put together. It runs once per document finished (issued, frozen or
+// drafted), not per record, and costs one more pass over the lines.
+func (d *Invoice) checkFoots() {
+	var total, sum apd.Decimal
+	for i := range d.Lines {
+		l := &d.Lines[i]
+		money.Add(&total, &total, &l.Amount)
+		if len(l.Details) == 0 {
+			continue // an intra-organization line is its own detail
+		}
+		sum.SetInt64(0)
+		for j := range l.Details {
+			money.Add(&sum, &sum, &l.Details[j].Amount)
+		}
+		if sum.Cmp(&l.Amount) != 0 {
+			broken(invariantFoots, "%s %s: line %d (%s %s %s) is %s, its details sum to %s",
+				d.BAN, d.Month, i, l.Kind, l.Vendor, l.AccountID, l.Amount.Text('f'), sum.Text('f'))
+		}
+	}
+	if total.Cmp(&d.Total) != 0 {
+		broken(invariantFoots, "%s %s: total is %s, its lines sum to %s", d.BAN, d.Month, d.Total.Text('f'), total.Text('f'))
 	}
 }
 
@@ -199,13 +185,13 @@ func sameLine(a, b *detailKey, perService bool) bool {
 
 func (p *Projection) appendLine(out []Line, om *orgMonth, group []vdetail, update LineKind) []Line {
 	k := group[0].key
-	acc := &p.accounts[k.acct]
+	vendor, accountID := p.ids.accountName(k.acct)
 	attr := &p.targets[k.target].attr
 	l := Line{
 		Kind:         k.kind,
 		BAN:          attr.BAN,
-		Vendor:       p.vendorDisplay[acc.vendorKey],
-		AccountID:    acc.accountID,
+		Vendor:       vendor,
+		AccountID:    accountID,
 		ProviderName: attr.ProviderName,
 		Alias:        attr.Alias,
 		CostCenterID: attr.CostCenterID,
@@ -213,7 +199,7 @@ func (p *Projection) appendLine(out []Line, om *orgMonth, group []vdetail, updat
 	}
 	cur := p.orgs[om.key.org].currency
 	l.Amount.SetFinite(0, -cur.Digits())
-	name := p.symbols[k.svc]
+	name := p.ids.symbolName(k.svc)
 	switch k.kind {
 	case Charges:
 		l.Description = "Charges"
@@ -236,7 +222,7 @@ func (p *Projection) appendLine(out []Line, om *orgMonth, group []vdetail, updat
 		if k.kind == IntraOrgAdjustment {
 			continue // one figure per account: the line is its own detail
 		}
-		det := Detail{Service: p.symbols[d.key.svc], Region: p.symbols[d.key.region], EventIDs: p.eventNames(d.lineage)}
+		det := Detail{Service: p.ids.symbolName(d.key.svc), Region: p.ids.symbolName(d.key.region), EventIDs: p.ids.eventIDsOf(d.lineage)}
 		if d.key.trueUp {
 			det.Description = "Vendor reconciliation"
 		}
@@ -247,14 +233,6 @@ func (p *Projection) appendLine(out []Line, om *orgMonth, group []vdetail, updat
 		return out
 	}
 	return append(out, l)
-}
-
-func (p *Projection) eventNames(lineage []uint32) []string {
-	out := make([]string, len(lineage))
-	for i, e := range lineage {
-		out[i] = p.eventIDs[e]
-	}
-	return out
 }
 
 // diff returns now - base by key, both sorted by cmpDetail, leaving out
@@ -302,7 +280,7 @@ func (p *Projection) diff(now, base []vdetail) []vdetail {
 func (p *Projection) draft(ban string, m calendar.Month) *Invoice {
 	inv := p.newDocument(ban, m, BillingCycle, Draft, time.Time{}, p.pos)
 	docs := map[string]*Invoice{ban: inv}
-	nextToClose := !p.hasClosed || m == p.lastClosed+1
+	nextToClose := p.cycles.nextToClose(m)
 	for _, org := range p.banOrgs[ban] {
 		var lines []Line
 		if nextToClose {

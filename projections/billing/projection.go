@@ -26,18 +26,18 @@ type Projection struct {
 	pos     uint64
 	started bool
 
-	eventIDs []string // interned event ids, in log order
-	eventIdx map[string]uint32
+	// The parts that own their invariants (see their types): what the
+	// fold interns, the exceptions, the adjustments and the cycles.
+	ids         interner
+	exceptions  exceptions
+	adjustments adjustments
+	cycles      cycles
 
-	vendorKeys    map[string]string // as given -> comparison key
-	vendorDisplay map[string]string // comparison key -> as first given
-
-	accounts      []account
-	accountIdx    map[accountKey]uint32
+	// What the fold owns itself (usage.go): the attribution of each
+	// account's charges, the cells of exact sums, and the
+	// organization-months that bills are computed from.
+	accounts      []accountState           // by account index
 	providerAccts map[providerKey][]uint32 // every account a provider id was registered for
-
-	symbols   []string // service and region names
-	symbolIdx map[string]uint32
 
 	targets   []target
 	targetIdx map[hierarchy.Attribution]uint32
@@ -52,29 +52,6 @@ type Projection struct {
 	cells   cellStore
 	cellIdx map[cellKey]uint32
 
-	pending    pendingUsage                // unassigned charges
-	mismatched pendingUsage                // charges in another currency than their organization's
-	bad        map[exceptionKey]*Exception // invalid records: the only exceptions that never clear
-	badList    []*Exception
-
-	ris             map[string]*reservedInstance
-	waitingForRI    map[string][]*benefit // RI id -> benefits reported before the purchase
-	unresolved      []*benefit            // benefits whose accounts have no provider yet
-	benefitsOf      map[uint32][]*benefit // account -> benefits it consumed or whose RI it bought, once placed
-	reconsOf        map[uint32][]*recon   // account -> its reconciliations
-	benefitN        uint64                // benefits reported so far: their order
-	recons          map[reconKey]*recon
-	unresolvedRecon []*recon
-
-	closes     map[calendar.Month]cycleEvent
-	finals     map[calendar.Month]cycleEvent
-	lastClosed calendar.Month
-	hasClosed  bool
-	firstClose calendar.Month
-
-	issued map[docKey]*Invoice
-	vendor map[docKey]*Invoice
-
 	// Scratch values of the hot path, reused so that folding a record does
 	// not allocate.
 	amount     apd.Decimal
@@ -87,31 +64,17 @@ type Projection struct {
 // New returns an empty projection, at position 0.
 func New() *Projection {
 	return &Projection{
-		eventIdx:      make(map[string]uint32),
-		vendorKeys:    make(map[string]string),
-		vendorDisplay: make(map[string]string),
-		accountIdx:    make(map[accountKey]uint32),
+		ids:           newInterner(),
+		exceptions:    newExceptions(),
+		adjustments:   newAdjustments(),
+		cycles:        newCycles(),
 		providerAccts: make(map[providerKey][]uint32),
-		symbolIdx:     map[string]uint32{"": 0},
-		symbols:       []string{""},
 		targetIdx:     make(map[hierarchy.Attribution]uint32),
 		orgIdx:        make(map[string]uint32),
 		banOrgs:       make(map[string][]uint32),
 		orgMonths:     make(map[orgMonthKey]*orgMonth),
 		monthOrgs:     make(map[calendar.Month][]*orgMonth),
 		cellIdx:       make(map[cellKey]uint32),
-		pending:       newPendingUsage(),
-		mismatched:    newPendingUsage(),
-		bad:           make(map[exceptionKey]*Exception),
-		ris:           make(map[string]*reservedInstance),
-		waitingForRI:  make(map[string][]*benefit),
-		recons:        make(map[reconKey]*recon),
-		benefitsOf:    make(map[uint32][]*benefit),
-		reconsOf:      make(map[uint32][]*recon),
-		closes:        make(map[calendar.Month]cycleEvent),
-		finals:        make(map[calendar.Month]cycleEvent),
-		issued:        make(map[docKey]*Invoice),
-		vendor:        make(map[docKey]*Invoice),
 	}
 }
 
@@ -124,17 +87,7 @@ type Applied struct {
 	Finalized []*Invoice
 }
 
-type cycleEvent struct {
-	pos uint64
-	at  time.Time
-}
-
 type providerKey struct{ org, id string }
-
-type docKey struct {
-	ban   string
-	month calendar.Month
-}
 
 // Position returns the $all position of the last applied event: every
 // answer reflects the history up to and including it.
@@ -159,12 +112,12 @@ func (p *Projection) Apply(pos uint64, msg proto.Message) (Applied, error) {
 	if eventID == "" {
 		return Applied{}, fmt.Errorf("%w: event_id is empty", ErrInvalidEvent)
 	}
-	if _, dup := p.eventIdx[eventID]; dup {
+	if p.ids.hasEvent(eventID) {
 		return Applied{}, fmt.Errorf("%w: %q", ErrDuplicateEvent, eventID)
 	}
 	switch m := msg.(type) {
 	case *billingv1.UsageReported:
-		p.applyUsage(p.intern(eventID), m)
+		p.applyUsage(p.ids.event(eventID), m)
 	case *billingv1.OrganizationRegistered:
 		err = p.applyOrganization(m)
 	case *billingv1.CostCenterCreated:
@@ -189,14 +142,14 @@ func (p *Projection) Apply(pos uint64, msg proto.Message) (Applied, error) {
 		var issued []*Invoice
 		issued, err = p.applyClose(pos, m)
 		if err == nil {
-			p.intern(eventID)
+			p.ids.event(eventID)
 		}
 		return Applied{Issued: issued}, err
 	case *billingv1.VendorCycleFinalized:
 		var views []*Invoice
 		views, err = p.applyFinalize(pos, m)
 		if err == nil {
-			p.intern(eventID)
+			p.ids.event(eventID)
 		}
 		return Applied{Finalized: views}, err
 	default:
@@ -205,7 +158,7 @@ func (p *Projection) Apply(pos uint64, msg proto.Message) (Applied, error) {
 	if err != nil {
 		return Applied{}, fmt.Errorf("%w: %w", ErrInvalidEvent, err)
 	}
-	p.intern(eventID) // no-op for the kinds that interned already
+	p.ids.event(eventID) // no-op for the kinds that interned already
 	return Applied{}, nil
 }
 
@@ -220,18 +173,6 @@ func eventIDOf(msg proto.Message) (string, error) {
 		return "", fmt.Errorf("%w: %s", ErrUnknownEvent, msg.ProtoReflect().Descriptor().FullName())
 	}
 	return m.GetEventId(), nil
-}
-
-// intern returns the index of an event id, adding it if new. Indexes grow
-// in log order, so lineage sorted by index is in log order.
-func (p *Projection) intern(eventID string) uint32 {
-	if i, ok := p.eventIdx[eventID]; ok {
-		return i
-	}
-	i := uint32(len(p.eventIDs))
-	p.eventIDs = append(p.eventIDs, eventID)
-	p.eventIdx[eventID] = i
-	return i
 }
 
 // effective converts an effective_at; absent is the beginning.
@@ -272,30 +213,6 @@ func (p *Projection) monthOf(t int64) calendar.Month {
 // benefits) of m are attributed: its last nanosecond.
 func monthEnd(m calendar.Month) int64 { return m.End().UnixNano() - 1 }
 
-// vendorKey returns the comparison key of a vendor as given, remembering
-// the first spelling of each.
-func (p *Projection) vendorKey(vendor string) string {
-	if k, ok := p.vendorKeys[vendor]; ok {
-		return k
-	}
-	k := hierarchy.VendorKey(vendor)
-	p.vendorKeys[vendor] = k
-	if _, ok := p.vendorDisplay[k]; !ok {
-		p.vendorDisplay[k] = vendor
-	}
-	return k
-}
-
-func (p *Projection) symbol(s string) uint32 {
-	if i, ok := p.symbolIdx[s]; ok {
-		return i
-	}
-	i := uint32(len(p.symbols))
-	p.symbols = append(p.symbols, s)
-	p.symbolIdx[s] = i
-	return i
-}
-
 func (p *Projection) applyOrganization(m *billingv1.OrganizationRegistered) error {
 	cur, err := money.ParseCurrency(m.Currency)
 	if err != nil {
@@ -319,7 +236,6 @@ func (p *Projection) applyProvider(m *billingv1.ProviderRegistered) error {
 	if err != nil {
 		return err
 	}
-	p.vendorKey(m.Vendor)
 	a := p.account(m.Vendor, m.AccountId)
 	k := providerKey{m.OrgId, m.ProviderId}
 	if !slices.Contains(p.providerAccts[k], a) {
@@ -327,7 +243,7 @@ func (p *Projection) applyProvider(m *billingv1.ProviderRegistered) error {
 	}
 	p.reattribute(m.OrgId, effective(m.EffectiveAt), p.providerAccts[k])
 	for _, a := range p.providerAccts[k] {
-		p.retryWaiting(&p.mismatched, a)
+		p.retryMismatched(a)
 	}
 	p.retryPending(&a)
 	return nil
@@ -338,19 +254,16 @@ func (p *Projection) applyProvider(m *billingv1.ProviderRegistered) error {
 // reconciliations and RI benefits, which are few.
 func (p *Projection) retryPending(acct *uint32) {
 	if acct != nil {
-		p.retryWaiting(&p.pending, *acct)
+		p.retryUnassigned(*acct)
 	} else {
-		for _, a := range p.pending.accountsWaiting() {
-			p.retryWaiting(&p.pending, a)
+		for _, a := range p.exceptions.unassigned.accountsWaiting() {
+			p.retryUnassigned(a)
 		}
 	}
-	recons := p.unresolvedRecon
-	p.unresolvedRecon = nil
+	recons, benefits := p.adjustments.takeUnresolved()
 	for _, r := range recons {
 		p.placeRecon(r)
 	}
-	benefits := p.unresolved
-	p.unresolved = nil
 	for _, b := range benefits {
 		p.placeBenefit(b)
 	}

@@ -204,7 +204,7 @@ func TestPropertiesOverRandomHistories(t *testing.T) {
 					}
 				}
 			}
-			for _, v := range l.p.vendor {
+			for _, v := range l.p.cycles.vendor {
 				for _, line := range v.Lines {
 					if line.Kind == PostBillUpdate {
 						postBill++
@@ -242,9 +242,9 @@ func checkConservation(t *testing.T, l *ledger, n calendar.Month) {
 		}
 	}
 	value := make(map[key]*apd.Decimal)
-	for _, o := range l.p.h.Organizations() {
+	for _, o := range l.p.orgIDs() {
 		for m := month("2017-01"); m <= n; m++ {
-			lines, err := l.p.Bill(o, m)
+			lines, err := l.p.bill(o, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -275,8 +275,8 @@ func checkAdjustmentsBalance(t *testing.T, l *ledger, n calendar.Month) {
 	t.Helper()
 	for m := month("2018-01"); m <= n+1; m++ {
 		var inter apd.Decimal
-		for _, o := range l.p.h.Organizations() {
-			lines, err := l.p.Bill(o, m)
+		for _, o := range l.p.orgIDs() {
+			lines, err := l.p.bill(o, m)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -350,7 +350,7 @@ func checkReplay(t *testing.T, l *ledger) {
 			}
 		}
 	}
-	for k, v := range l.p.vendor {
+	for k, v := range l.p.cycles.vendor {
 		again, err := p.VendorView(k.ban, k.month)
 		if err != nil || text(again) != text(v) {
 			t.Fatalf("replay differs for vendor view %s %s: %v", k.ban, k.month, err)
@@ -358,12 +358,12 @@ func checkReplay(t *testing.T, l *ledger) {
 	}
 }
 
-// TestAttributionFollowsTheHierarchyNotArrivalOrder: a charge goes where
-// the hierarchy says it goes at its instant (DESIGN.md 7.1), however late
-// the hierarchy event that says so arrives. The random histories register
-// and move providers after usage of the same months was folded; folding
-// every hierarchy event first must give the same bill for every
-// organization and month, detail by detail, with the same lineage.
+// TestAttributionFollowsTheHierarchyNotArrivalOrder: a charge goes where the
+// hierarchy says it goes at its instant (docs/architecture.md,
+// "Attribution"), however late the hierarchy event that says so arrives. The
+// random histories register and move providers after usage of the same months
+// was folded; folding every hierarchy event first must give the same bill for
+// every organization and month, detail by detail, with the same lineage.
 func TestAttributionFollowsTheHierarchyNotArrivalOrder(t *testing.T) {
 	for _, seed := range []uint64{1, 2, 3, 42} {
 		t.Run(fmt.Sprint("seed ", seed), func(t *testing.T) {
@@ -387,13 +387,13 @@ func TestAttributionFollowsTheHierarchyNotArrivalOrder(t *testing.T) {
 				}
 			}
 			moved := 0
-			for _, o := range l.p.h.Organizations() {
+			for _, o := range l.p.orgIDs() {
 				for m := month("2017-12"); m <= month("2018-07"); m++ {
-					got, err := l.p.Bill(o, m)
+					got, err := l.p.bill(o, m)
 					if err != nil {
 						t.Fatal(err)
 					}
-					want, err := q.Bill(o, m)
+					want, err := q.bill(o, m)
 					if err != nil {
 						t.Fatal(err)
 					}

@@ -7,8 +7,6 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/cockroachdb/apd/v3"
-
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/hierarchy"
 	"github.com/ledger-billing/ledger/projections/money"
@@ -23,7 +21,7 @@ const MaxRangeMonths = 1200
 // position. Errors: ErrUnknownBAN; ErrNotBilled for a month before the
 // first closed cycle.
 func (p *Projection) Invoice(ban string, m calendar.Month) (*Invoice, error) {
-	if inv, ok := p.issued[docKey{ban, m}]; ok {
+	if inv, ok := p.cycles.issuedInvoice(ban, m); ok {
 		return inv, nil
 	}
 	if _, ok := p.h.OrganizationOfBAN(ban); !ok {
@@ -32,12 +30,11 @@ func (p *Projection) Invoice(ban string, m calendar.Month) (*Invoice, error) {
 	if !m.Valid() {
 		return nil, fmt.Errorf("%w: month %d", calendar.ErrMalformed, m)
 	}
-	if err := p.available(m, BillingCycle); err != nil {
+	if err := p.cycles.available(m, BillingCycle); err != nil {
 		return nil, err
 	}
-	if p.hasClosed && m <= p.lastClosed {
+	if c, ok := p.cycles.closed(m); ok {
 		// The BAN was named after the close: nothing could bill it then.
-		c := p.closes[m]
 		inv := p.newDocument(ban, m, BillingCycle, Issued, c.at, c.pos)
 		inv.finish()
 		return inv, nil
@@ -72,17 +69,17 @@ func (p *Projection) Invoices(ban string, from, to calendar.Month) ([]InvoiceSum
 // to" lines, V(M, F_M) - V(M, C_M). Before the finalization the error is a
 // *NotFinalizedError (errors.Is ErrNotFinalized) saying from when.
 func (p *Projection) VendorView(ban string, m calendar.Month) (*Invoice, error) {
-	if inv, ok := p.vendor[docKey{ban, m}]; ok {
+	if inv, ok := p.cycles.vendorView(ban, m); ok {
 		return inv, nil
 	}
 	if _, ok := p.h.OrganizationOfBAN(ban); !ok {
 		return nil, fmt.Errorf("%w: %q", ErrUnknownBAN, ban)
 	}
-	if err := p.available(m, VendorCycle); err != nil {
+	if err := p.cycles.available(m, VendorCycle); err != nil {
 		return nil, err
 	}
 	// Finalized, and the BAN was named after: nothing could bill it then.
-	f := p.finals[m]
+	f, _ := p.cycles.finalized(m)
 	inv := p.newDocument(ban, m, VendorCycle, Issued, f.at, f.pos)
 	inv.finish()
 	return inv, nil
@@ -147,7 +144,7 @@ func (p *Projection) UsageMonth(org string, m calendar.Month, view View) (*Usage
 	if err != nil {
 		return nil, err
 	}
-	if err := p.available(m, view); errors.Is(err, ErrNotFinalized) {
+	if err := p.cycles.available(m, view); errors.Is(err, ErrNotFinalized) {
 		return nil, err
 	}
 	o, _ := p.h.Organization(org)
@@ -182,7 +179,7 @@ func (p *Projection) UsageHistory(org string, from, to calendar.Month, view View
 	o, _ := p.h.Organization(org)
 	var out []MonthSummary
 	for m := from; m <= to; m++ {
-		s := MonthSummary{Month: m, Available: p.available(m, view) == nil}
+		s := MonthSummary{Month: m, Available: p.cycles.available(m, view) == nil}
 		s.Total.SetFinite(0, -o.Currency.Digits())
 		for _, ban := range bans {
 			if !s.Available {
@@ -199,24 +196,6 @@ func (p *Projection) UsageHistory(org string, from, to calendar.Month, view View
 		out = append(out, s)
 	}
 	return out, nil
-}
-
-// available is the one rule for whether a view has documents for a month,
-// whatever the BAN: nil; ErrNotBilled for a billing cycle month before the
-// first close; a *NotFinalizedError for a vendor cycle month not finalized.
-// It agrees with Invoice and VendorView, which say the same per BAN.
-func (p *Projection) available(m calendar.Month, view View) error {
-	if view == VendorCycle {
-		if _, ok := p.finals[m]; ok {
-			return nil
-		}
-		_, closed := p.closes[m]
-		return notFinalized(m, closed)
-	}
-	if p.hasClosed && m < p.firstClose {
-		return fmt.Errorf("%w: %s is before %s; its charges are on the invoice of %s", ErrNotBilled, m, p.firstClose, p.firstClose)
-	}
-	return nil
 }
 
 // Dashboard returns, per month of a range, the total of the invoices of an
@@ -273,12 +252,8 @@ func (p *Projection) Adjustments(org string, m calendar.Month, kind LineKind) ([
 	if kind != InterCustomerAdjustment && kind != IntraOrgAdjustment {
 		return nil, fmt.Errorf("%w: %v", ErrInvalidKind, kind)
 	}
-	oi, ok := p.orgIdx[org]
-	if !ok {
-		return nil, nil
-	}
-	om, ok := p.orgMonths[orgMonthKey{oi, m}]
-	if !ok {
+	om := p.orgMonthOf(org, m)
+	if om == nil {
 		return nil, nil
 	}
 	var out []Adjustment
@@ -287,8 +262,8 @@ func (p *Projection) Adjustments(org string, m calendar.Month, kind LineKind) ([
 			if d.key.kind != IntraOrgAdjustment {
 				continue
 			}
-			acc := &p.accounts[d.key.acct]
-			a := Adjustment{Kind: kind, Vendor: p.vendorDisplay[acc.vendorKey], AccountID: acc.accountID, Description: IntraOrgName}
+			vendor, accountID := p.ids.accountName(d.key.acct)
+			a := Adjustment{Kind: kind, Vendor: vendor, AccountID: accountID, Description: IntraOrgName}
 			a.Amount.Set(&d.amount)
 			out = append(out, a)
 		}
@@ -305,13 +280,14 @@ func (p *Projection) Adjustments(org string, m calendar.Month, kind LineKind) ([
 		if !ok {
 			i = len(out)
 			idx[k] = i
-			acc, cp := &p.accounts[s.acct], &p.accounts[s.counterparty]
-			desc := fmt.Sprintf("RI %s benefit consumed from %s", s.ri.id, cp.accountID)
+			vendor, accountID := p.ids.accountName(s.acct)
+			_, counterparty := p.ids.accountName(s.counterparty)
+			desc := fmt.Sprintf("RI %s benefit consumed from %s", s.ri.id, counterparty)
 			if s.purchaser {
-				desc = fmt.Sprintf("RI %s benefit consumed by %s", s.ri.id, cp.accountID)
+				desc = fmt.Sprintf("RI %s benefit consumed by %s", s.ri.id, counterparty)
 			}
-			out = append(out, Adjustment{Kind: kind, Vendor: p.vendorDisplay[acc.vendorKey], AccountID: acc.accountID,
-				CounterpartyAccountID: cp.accountID, RIID: s.ri.id, Description: desc})
+			out = append(out, Adjustment{Kind: kind, Vendor: vendor, AccountID: accountID,
+				CounterpartyAccountID: counterparty, RIID: s.ri.id, Description: desc})
 		}
 		money.Add(&out[i].Amount, &out[i].Amount, &s.amount)
 	}
@@ -334,185 +310,7 @@ func (p *Projection) Exceptions(org string) ([]Exception, error) {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownOrganization, org)
 		}
 	}
-	var out []Exception
-	for _, e := range p.badList {
-		if org == "" || e.OrgID == org {
-			x := *e
-			x.Amount.Set(&e.Amount)
-			out = append(out, x)
-		}
-	}
-	out = append(out, p.mismatchExceptions(org)...)
-	if org == "" {
-		out = append(out, p.pendingExceptions()...)
-	}
-	slices.SortStableFunc(out, func(a, b Exception) int {
-		return cmp.Or(cmp.Compare(a.Month, b.Month), cmp.Compare(a.Kind, b.Kind),
-			strings.Compare(hierarchy.VendorKey(a.Vendor), hierarchy.VendorKey(b.Vendor)),
-			strings.Compare(a.AccountID, b.AccountID), cmp.Compare(p.eventIdx[a.EventID], p.eventIdx[b.EventID]),
-			strings.Compare(a.Currency, b.Currency), strings.Compare(a.Reason, b.Reason))
-	})
-	return out, nil
-}
-
-// mismatchExceptions lists what is in another currency than its
-// organization's (of org, or of all if empty): usage, aggregated per
-// organization, account, month, event and currency; reconciliations; RI
-// benefits.
-func (p *Projection) mismatchExceptions(org string) []Exception {
-	type key struct {
-		org      uint32
-		acct     uint32
-		month    calendar.Month
-		event    uint32
-		currency uint32
-	}
-	agg := make(map[key]*Exception)
-	var order []key
-	for i := range p.mismatched.items {
-		it := &p.mismatched.items[i]
-		if it.done {
-			continue
-		}
-		acc := &p.accounts[it.key.acct]
-		attr, _, err := p.h.Resolve(acc.vendorKey, acc.accountID, it.key.at)
-		if err != nil {
-			continue // cannot happen: a change of attribution moves it to the unassigned
-		}
-		o := p.orgIdx[attr.OrgID]
-		if org != "" && attr.OrgID != org {
-			continue
-		}
-		k := key{o, it.key.acct, it.key.month, it.key.event, it.key.currency}
-		e, ok := agg[k]
-		if !ok {
-			cur := p.symbols[it.key.currency]
-			e = &Exception{Kind: CurrencyMismatch, OrgID: attr.OrgID, Vendor: p.vendorDisplay[acc.vendorKey], AccountID: acc.accountID,
-				Month: it.key.month, Currency: cur, EventID: p.eventIDs[it.key.event],
-				Reason: fmt.Sprintf("usage in %s, organization %s is billed in %s", cur, attr.OrgID, p.orgs[o].currency.Code())}
-			agg[k] = e
-			order = append(order, k)
-		}
-		money.Add(&e.Amount, &e.Amount, &it.amount)
-	}
-	out := make([]Exception, 0, len(order))
-	for _, k := range order {
-		out = append(out, *agg[k])
-	}
-
-	// Reconciliations and RI benefits, one exception each.
-	for _, r := range p.recons {
-		if r.mismatch == nil || (org != "" && r.mismatch.id != org) {
-			continue
-		}
-		acc := &p.accounts[r.key.acct]
-		e := Exception{Kind: CurrencyMismatch, OrgID: r.mismatch.id, Vendor: p.vendorDisplay[acc.vendorKey], AccountID: acc.accountID,
-			Month: r.key.month, Currency: r.currency, EventID: p.eventIDs[r.event],
-			Reason: fmt.Sprintf("vendor reconciliation of %s in %s, organization %s is billed in %s", p.symbols[r.key.svc], r.currency, r.mismatch.id, r.mismatch.currency.Code())}
-		e.Amount.Set(&r.amount)
-		out = append(out, e)
-	}
-	var benefits []*benefit
-	for _, bs := range p.benefitsOf {
-		for _, b := range bs {
-			if b.mismatch != nil && (org == "" || b.mismatch.id == org) {
-				benefits = append(benefits, b)
-			}
-		}
-	}
-	slices.SortFunc(benefits, func(a, b *benefit) int { return cmp.Compare(a.seq, b.seq) })
-	for _, b := range slices.Compact(benefits) {
-		ri := p.ris[b.riID]
-		e := Exception{Kind: CurrencyMismatch, OrgID: b.mismatch.id, Vendor: ri.vendor, AccountID: b.consumerID,
-			Month: b.month, Currency: b.currency, EventID: p.eventIDs[b.event], Reason: b.reason}
-		e.Amount.Set(&b.amount)
-		out = append(out, e)
-	}
-	return out
-}
-
-// pendingExceptions lists what waits for the hierarchy or an RI purchase,
-// aggregated per kind, account, month, event and currency.
-func (p *Projection) pendingExceptions() []Exception {
-	type key struct {
-		kind     ExceptionKind
-		acct     accountKey
-		month    calendar.Month
-		event    uint32
-		currency string
-		reason   string
-	}
-	agg := make(map[key]*Exception)
-	var order []key
-	add := func(k key, vendor string, amount *apd.Decimal) {
-		e, ok := agg[k]
-		if !ok {
-			e = &Exception{Kind: k.kind, Vendor: vendor, AccountID: k.acct.accountID, Month: k.month, Currency: k.currency, Reason: k.reason, EventID: p.eventIDs[k.event]}
-			agg[k] = e
-			order = append(order, k)
-		}
-		money.Add(&e.Amount, &e.Amount, amount)
-	}
-	for i := range p.pending.items {
-		it := &p.pending.items[i]
-		if it.done {
-			continue
-		}
-		acc := &p.accounts[it.key.acct]
-		reason := "no provider registered for the account at the charge's start"
-		if _, _, err := p.h.Resolve(p.vendorDisplay[acc.vendorKey], acc.accountID, it.key.at); err != nil { // the vendor as first given, for people
-			reason = err.Error()
-		}
-		add(key{UnassignedUsage, accountKey{acc.vendorKey, acc.accountID}, it.key.month, it.key.event, p.symbols[it.key.currency], reason},
-			p.vendorDisplay[acc.vendorKey], &it.amount)
-	}
-	for _, r := range p.unresolvedRecon {
-		acc := &p.accounts[r.key.acct]
-		add(key{UnassignedUsage, accountKey{acc.vendorKey, acc.accountID}, r.key.month, r.event, r.currency,
-			fmt.Sprintf("vendor reconciliation of %s waits: %s", p.symbols[r.key.svc], r.reason)}, p.vendorDisplay[acc.vendorKey], &r.amount)
-	}
-	riIDs := make([]string, 0, len(p.waitingForRI))
-	for id := range p.waitingForRI {
-		riIDs = append(riIDs, id)
-	}
-	slices.Sort(riIDs)
-	var benefits []*benefit
-	for _, id := range riIDs {
-		benefits = append(benefits, p.waitingForRI[id]...)
-	}
-	benefits = append(benefits, p.unresolved...)
-	for _, b := range benefits {
-		vendor := ""
-		if ri, ok := p.ris[b.riID]; ok {
-			vendor = ri.vendor
-		}
-		add(key{PendingBenefit, accountKey{hierarchy.VendorKey(vendor), b.consumerID}, b.month, b.event, b.currency, b.reason}, vendor, &b.amount)
-	}
-	out := make([]Exception, 0, len(order))
-	for _, k := range order {
-		out = append(out, *agg[k])
-	}
-	return out
-}
-
-// Bill returns V(M, p) of an organization at the current position: the
-// month's own lines (charges and adjustments) across all its BANs, as if the
-// month were billed now. It is the quantity conservation is stated in.
-func (p *Projection) Bill(org string, m calendar.Month) ([]Line, error) {
-	if _, err := p.h.Organization(org); err != nil {
-		return nil, fmt.Errorf("%w: %q", ErrUnknownOrganization, org)
-	}
-	oi, ok := p.orgIdx[org]
-	if !ok {
-		return nil, nil
-	}
-	om, ok := p.orgMonths[orgMonthKey{oi, m}]
-	if !ok {
-		return nil, nil
-	}
-	lines := p.lines(om, p.value(om), nil, 0)
-	slices.SortStableFunc(lines, func(a, b Line) int { return lineCmp(&a, &b) })
-	return lines, nil
+	return p.listExceptions(org), nil
 }
 
 func checkRange(from, to calendar.Month) error {

@@ -5,15 +5,15 @@ import (
 	"slices"
 )
 
-// reattribute moves what a hierarchy change re-attributes (DESIGN.md 7.1:
-// a charge at t goes where the hierarchy, as the log knows it now, says it
-// goes at t). A change effective from instant from can only move charges at
-// or after from: for a provider registration, those of the accounts the
-// provider was ever registered for (accts); for a workspace or cost
-// center, those of every account billed to its organization. Each
-// organization-month that loses or gains a charge is marked dirty, so the
-// next close bills the difference as "Update to Previous Month's" lines,
-// and issued invoices stay as they were.
+// reattribute moves what a hierarchy change re-attributes: a charge at t goes
+// where the hierarchy, as the log knows it now, says it goes at t
+// (docs/architecture.md, "Attribution"). A change effective from instant from
+// can only move charges at or after from: for a provider registration, those
+// of the accounts the provider was ever registered for (accts); for a
+// workspace or cost center, those of every account billed to its
+// organization. Each organization-month that loses or gains a charge is
+// marked dirty, so the next close bills the difference as "Update to Previous
+// Month's" lines, and issued invoices stay as they were.
 //
 // It costs little for charges the change does not reach: a cell is only
 // opened if it has charges at or after from and the attribution is not
@@ -49,10 +49,7 @@ func (p *Projection) reattribute(orgID string, from int64, accts []uint32) {
 	var recons []*recon
 	var benefits []*benefit
 	if accts != nil {
-		for _, a := range accts {
-			recons = append(recons, p.reconsOf[a]...)
-			benefits = append(benefits, p.benefitsOf[a]...)
-		}
+		recons, benefits = p.adjustments.ofAccounts(accts)
 	} else if o, ok := p.orgIdx[orgID]; ok {
 		for _, om := range p.orgs[o].months {
 			for _, r := range om.recons {
@@ -95,7 +92,7 @@ func (p *Projection) reattributeCell(ci uint32) {
 		return
 	}
 	// Rebuild the cell from what stays, in the order folded.
-	currency := p.orgs[p.targets[c.key.target].org].currency.Code()
+	currency := p.orgOf(c.key.target).currency.Code()
 	key := c.key
 	c.n, c.rest = 0, nil
 	c.sum.SetInt64(0)
@@ -128,10 +125,8 @@ func (p *Projection) reattributeRecons(from int64, recons []*recon) {
 	})
 	moved = slices.Compact(moved)
 	for _, r := range moved {
-		if r.om != nil {
-			delete(r.om.recons, r.key)
-			p.touch(r.om)
-			r.om = nil
+		if om := r.unplace(); om != nil {
+			p.touch(om)
 		}
 		p.placeRecon(r)
 	}
@@ -150,13 +145,7 @@ func (p *Projection) reattributeBenefits(from int64, benefits []*benefit) {
 	slices.SortFunc(moved, func(a, b *benefit) int { return cmp.Compare(a.seq, b.seq) })
 	moved = slices.Compact(moved)
 	for _, b := range moved {
-		for _, s := range b.sides {
-			if s != nil {
-				s.om.benefits = slices.DeleteFunc(s.om.benefits, func(x *benefitSide) bool { return x == s })
-				p.touch(s.om)
-			}
-		}
-		b.sides = [2]*benefitSide{}
+		b.unplace(p.touch)
 		p.placeBenefit(b)
 	}
 }

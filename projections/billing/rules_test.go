@@ -375,7 +375,7 @@ func TestRules(t *testing.T) {
 func (l *ledger) bill(orgID, m string) *apd.Decimal {
 	l.t.Helper()
 	total := new(apd.Decimal)
-	lines, err := l.p.Bill(orgID, month(m))
+	lines, err := l.p.bill(orgID, month(m))
 	if err != nil {
 		l.t.Fatal(err)
 	}

@@ -12,19 +12,16 @@ import (
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
-// account is a cloud account (vendor, account_id) and its last resolution,
-// valid while the hierarchy is at generation gen and for instants in span.
-type account struct {
-	vendorKey string
-	accountID string
-	gen       uint64
-	span      hierarchy.Span
-	target    uint32
-	err       error
-	cells     []uint32 // every cell of the account, all months and attributions
+// accountState is what the fold keeps of a cloud account (its identity is
+// the interner's): its last resolution, valid while the hierarchy is at
+// generation gen and for instants in span, and its cells.
+type accountState struct {
+	gen    uint64
+	span   hierarchy.Span
+	target uint32
+	err    error
+	cells  []uint32 // every cell of the account, all months and attributions
 }
-
-type accountKey struct{ vendorKey, accountID string }
 
 // target is an interned Attribution and its organization.
 type target struct {
@@ -107,7 +104,7 @@ func (c *cell) charges() []chargeEntry {
 		money.Sub(&out[0].amount, &out[0].amount, &e.amount)
 	})
 	if err != nil {
-		panic(err) // only a bug in chargeLog can corrupt a log
+		broken(invariantChargeLog, "cell %+v: %v", c.key, err) // only a bug in chargeLog can corrupt a log
 	}
 	return out
 }
@@ -116,7 +113,7 @@ func (c *cell) charges() []chargeEntry {
 func (c *cell) earliest() int64 {
 	t := c.firstAt
 	if err := c.rest.scan(c.key.month.Start().UnixNano(), func(at int64, _ uint32) { t = min(t, at) }); err != nil {
-		panic(err)
+		broken(invariantChargeLog, "cell %+v: %v", c.key, err)
 	}
 	return t
 }
@@ -136,7 +133,7 @@ func (c *cell) lineage() []uint32 {
 		}
 	})
 	if err != nil {
-		panic(err)
+		broken(invariantChargeLog, "cell %+v: %v", c.key, err)
 	}
 	slices.Sort(l) // charges moved in by a back-dated change may be older
 	return l
@@ -173,16 +170,14 @@ type cellKey struct {
 	region uint32
 }
 
-// account returns the index of an account, adding it if new.
+// account returns the index of an account, adding it (with no resolution
+// yet) if new.
 func (p *Projection) account(vendor, accountID string) uint32 {
-	k := accountKey{p.vendorKey(vendor), accountID}
-	if i, ok := p.accountIdx[k]; ok {
-		return i
+	a := p.ids.account(vendor, accountID)
+	for int(a) >= len(p.accounts) {
+		p.accounts = append(p.accounts, accountState{gen: ^uint64(0)})
 	}
-	i := uint32(len(p.accounts))
-	p.accounts = append(p.accounts, account{vendorKey: k.vendorKey, accountID: accountID, gen: ^uint64(0)})
-	p.accountIdx[k] = i
-	return i
+	return a
 }
 
 // resolve returns the target of a charge of account a at instant t.
@@ -191,7 +186,8 @@ func (p *Projection) resolve(a uint32, t int64) (uint32, error) {
 	if acc.gen == p.h.Generation() && acc.span.Contains(t) {
 		return acc.target, acc.err
 	}
-	attr, span, err := p.h.Resolve(acc.vendorKey, acc.accountID, t)
+	k := p.ids.accountKey(a)
+	attr, span, err := p.h.Resolve(k.vendorKey, k.accountID, t)
 	acc.gen, acc.span, acc.err = p.h.Generation(), span, err
 	if err != nil {
 		return 0, err
@@ -214,6 +210,9 @@ func (p *Projection) target(attr hierarchy.Attribution) uint32 {
 	return i
 }
 
+// orgOf returns the organization an attribution bills.
+func (p *Projection) orgOf(tg uint32) *orgState { return p.orgs[p.targets[tg].org] }
+
 // org returns the index of a registered organization, adding its state.
 func (p *Projection) org(id string) uint32 {
 	if i, ok := p.orgIdx[id]; ok {
@@ -222,7 +221,7 @@ func (p *Projection) org(id string) uint32 {
 	o, err := p.h.Organization(id)
 	if err != nil {
 		// Targets are only made from resolutions, which need the org.
-		panic(fmt.Sprintf("billing: state for unregistered organization %q", id))
+		broken(invariantOrgState, "state asked for organization %q: %v", id, err)
 	}
 	i := uint32(len(p.orgs))
 	p.orgs = append(p.orgs, &orgState{id: id, currency: o.Currency})
@@ -243,6 +242,16 @@ func (p *Projection) orgMonth(org uint32, m calendar.Month) *orgMonth {
 		p.orgs[org].months = append(p.orgs[org].months, om)
 	}
 	return om
+}
+
+// orgMonthOf returns the organization-month of a registered organization,
+// or nil if nothing was billed to it for the month.
+func (p *Projection) orgMonthOf(org string, m calendar.Month) *orgMonth {
+	oi, ok := p.orgIdx[org]
+	if !ok {
+		return nil
+	}
+	return p.orgMonths[orgMonthKey{oi, m}]
 }
 
 // touch marks an organization-month dirty: the next close recomputes it.
@@ -287,19 +296,19 @@ func (p *Projection) foldRecord(ev uint32, r *billingv1.UsageRecord) {
 		}
 	}
 	if reason != "" {
-		p.exception(InvalidRecord, "", r.GetVendor(), r.GetAccountId(), m, nil, r.GetCost().GetCurrency(), "record "+r.GetRecordId()+": "+reason, ev)
+		p.exceptions.addInvalid(r.GetVendor(), r.GetAccountId(), m, r.GetCost().GetCurrency(), "record "+r.GetRecordId()+": "+reason, ev, p.ids.eventID(ev))
 		return
 	}
 	a := p.account(r.Vendor, r.AccountId)
-	p.charge(a, m, p.symbol(r.Service), p.symbol(r.Region), t, cost.Currency, &p.amount, ev)
+	p.charge(a, m, p.ids.symbol(r.Service), p.ids.symbol(r.Region), t, cost.Currency, &p.amount, ev)
 }
 
-// charge attributes one charge (DESIGN.md 7.1): to its cell, or, with no
-// provider at its instant, to the unassigned charges.
+// charge attributes one charge (docs/architecture.md, "Attribution"): to its
+// cell, or, with no provider at its instant, to the unassigned charges.
 func (p *Projection) charge(a uint32, m calendar.Month, svc, region uint32, t int64, currency string, amount *apd.Decimal, ev uint32) {
 	tg, err := p.resolve(a, t)
 	if err != nil {
-		p.pending.add(pendingKey{acct: a, month: m, svc: svc, region: region, at: t, event: ev, currency: p.symbol(currency)}, amount)
+		p.exceptions.unassigned.add(pendingKey{acct: a, month: m, svc: svc, region: region, at: t, event: ev, currency: p.ids.symbol(currency)}, amount)
 		return
 	}
 	p.addCharge(a, tg, m, svc, region, t, currency, amount, ev)
@@ -308,11 +317,11 @@ func (p *Projection) charge(a uint32, m calendar.Month, svc, region uint32, t in
 // addCharge adds an attributed charge to its cell, or to the currency
 // mismatches if it is not in the organization's currency.
 func (p *Projection) addCharge(a, tg uint32, m calendar.Month, svc, region uint32, t int64, currency string, amount *apd.Decimal, ev uint32) {
-	org := p.orgs[p.targets[tg].org]
+	org := p.orgOf(tg)
 	if currency != org.currency.Code() {
 		// Not billable in this organization; it waits, listed as an
 		// exception, for a registration that puts it in one where it is.
-		p.mismatched.add(pendingKey{acct: a, month: m, svc: svc, region: region, at: t, event: ev, currency: p.symbol(currency)}, amount)
+		p.exceptions.mismatched.add(pendingKey{acct: a, month: m, svc: svc, region: region, at: t, event: ev, currency: p.ids.symbol(currency)}, amount)
 		return
 	}
 	k := cellKey{month: m, acct: a, target: tg, svc: svc, region: region}
@@ -337,117 +346,4 @@ func (p *Projection) monthStart(m calendar.Month) int64 {
 		return p.monthCache.from
 	}
 	return m.Start().UnixNano()
-}
-
-type exceptionKey struct {
-	kind     ExceptionKind
-	org      string
-	acct     accountKey
-	month    calendar.Month
-	currency string
-	event    uint32
-	reason   string
-}
-
-// exception adds to the permanent exceptions: invalid records, which no
-// later event can make billable (a currency mismatch waits instead).
-func (p *Projection) exception(kind ExceptionKind, org, vendor, accountID string, m calendar.Month, amount *apd.Decimal, currency, reason string, ev uint32) {
-	k := exceptionKey{kind, org, accountKey{hierarchy.VendorKey(vendor), accountID}, m, currency, ev, reason}
-	e, ok := p.bad[k]
-	if !ok {
-		e = &Exception{Kind: kind, OrgID: org, Vendor: vendor, AccountID: accountID, Month: m, Currency: currency, Reason: reason, EventID: p.eventIDs[ev]}
-		p.bad[k] = e
-		p.badList = append(p.badList, e)
-	}
-	if amount != nil {
-		money.Add(&e.Amount, &e.Amount, amount)
-	}
-}
-
-// pendingUsage holds charges that wait for the hierarchy: the unassigned
-// (no provider at their instant) and the currency mismatches (in another
-// currency than their organization's). They are aggregated per account,
-// month, service, region, instant, event and currency: the instant is kept
-// because the registration that will place them may start mid-month.
-type pendingUsage struct {
-	items     []pendingItem
-	idx       map[pendingKey]uint32
-	byAccount map[uint32][]uint32
-}
-
-func newPendingUsage() pendingUsage {
-	return pendingUsage{idx: make(map[pendingKey]uint32), byAccount: make(map[uint32][]uint32)}
-}
-
-type pendingKey struct {
-	acct     uint32
-	month    calendar.Month
-	svc      uint32
-	region   uint32
-	at       int64
-	event    uint32
-	currency uint32
-}
-
-type pendingItem struct {
-	key    pendingKey
-	amount apd.Decimal
-	done   bool
-}
-
-func (q *pendingUsage) add(k pendingKey, amount *apd.Decimal) {
-	i, ok := q.idx[k]
-	if !ok {
-		i = uint32(len(q.items))
-		q.items = append(q.items, pendingItem{key: k})
-		q.idx[k] = i
-		q.byAccount[k.acct] = append(q.byAccount[k.acct], i)
-	}
-	money.Add(&q.items[i].amount, &q.items[i].amount, amount)
-}
-
-func (q *pendingUsage) accountsWaiting() []uint32 {
-	accts := make([]uint32, 0, len(q.byAccount))
-	for a := range q.byAccount {
-		accts = append(accts, a)
-	}
-	slices.Sort(accts) // map order must not leak into the fold
-	return accts
-}
-
-// retryWaiting attributes again the waiting charges of one account in q
-// (the unassigned or the mismatched): those whose attribution now differs
-// from what kept them waiting leave q for their cell or the other list.
-func (p *Projection) retryWaiting(q *pendingUsage, a uint32) {
-	waiting := q.byAccount[a]
-	if len(waiting) == 0 {
-		return
-	}
-	var leaving []pendingItem
-	rest := waiting[:0]
-	for _, i := range waiting {
-		it := &q.items[i]
-		tg, err := p.resolve(a, it.key.at)
-		unassigned := err != nil
-		mismatched := !unassigned && p.symbols[it.key.currency] != p.orgs[p.targets[tg].org].currency.Code()
-		if (q == &p.pending && unassigned) || (q == &p.mismatched && mismatched) {
-			rest = append(rest, i)
-			continue
-		}
-		it.done = true
-		delete(q.idx, it.key)
-		leaving = append(leaving, *it)
-	}
-	if len(rest) == 0 {
-		delete(q.byAccount, a)
-	} else {
-		q.byAccount[a] = rest
-	}
-	if len(q.idx) == 0 {
-		q.items = q.items[:0] // everything left: drop the done items
-	}
-	for i := range leaving {
-		k := &leaving[i].key
-		p.charge(a, k.month, k.svc, k.region, k.at, p.symbols[k.currency], &leaving[i].amount, k.event)
-	}
 }

@@ -2,12 +2,13 @@ package billing
 
 import (
 	"cmp"
-	"fmt"
+	"errors"
 	"slices"
 	"strings"
 
 	"github.com/cockroachdb/apd/v3"
 
+	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 )
 
@@ -44,7 +45,7 @@ type accountTotal struct {
 }
 
 // value computes V(M, p) of one organization-month at the current position,
-// sorted by cmpDetail (DESIGN.md 7.3).
+// sorted by cmpDetail (docs/architecture.md, "The month's bill").
 func (p *Projection) value(om *orgMonth) []vdetail {
 	cur := p.orgs[om.key.org].currency
 	out := make([]vdetail, 0, len(om.cells)+len(om.recons)+len(om.benefits)+8)
@@ -126,7 +127,9 @@ func (p *Projection) value(om *orgMonth) []vdetail {
 	}
 
 	// 3. Intra-organization adjustments.
+	n := len(out)
 	out = p.intraOrg(out, totals, cur)
+	checkBalanced(p.orgs[om.key.org].id, om.key.month, out[n:])
 
 	out = slices.DeleteFunc(out, func(d vdetail) bool { return d.amount.IsZero() })
 	slices.SortFunc(out, func(a, b vdetail) int { return p.cmpDetail(&a.key, &b.key) })
@@ -143,10 +146,11 @@ func addLineage(l []uint32, events ...uint32) []uint32 {
 	return l
 }
 
-// intraOrg appends the intra-organization adjustments of DESIGN.md 7.3
-// step 3: the negative totals T are spread over the positive ones, up to
-// their sum, in proportion to their totals without RI credits, floor and
-// largest remainder, ties to the smaller account id, capped at each total.
+// intraOrg appends the intra-organization adjustments, step 3 of the month's
+// bill (docs/architecture.md, "The month's bill"): the negative totals T are
+// spread over the positive ones, up to their sum, in proportion to their
+// totals without RI credits, floor and largest remainder, ties to the smaller
+// account id, capped at each total.
 func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cur money.Currency) []vdetail {
 	var pos, neg []*accountTotal
 	var t, s apd.Decimal
@@ -163,7 +167,7 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 	if len(pos) == 0 || len(neg) == 0 {
 		return out
 	}
-	byID := func(a, b *accountTotal) int { return p.cmpAccountID(a.acct, b.acct) }
+	byID := func(a, b *accountTotal) int { return p.ids.cmpAccountID(a.acct, b.acct) }
 	slices.SortFunc(pos, byID)
 	slices.SortFunc(neg, byID)
 	r := &t
@@ -181,13 +185,14 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 		caps[i].Set(&a.total)
 	}
 	shares, err := money.Allocate(r, weights, caps, cur)
-	if err != nil {
+	if err != nil && !errors.Is(err, money.ErrInvariant) {
 		// Only possible if every base is zero, which needs credits larger
 		// than charges: then spread in proportion to the totals.
 		shares, err = money.Allocate(r, caps, caps, cur)
-		if err != nil {
-			panic(fmt.Sprintf("billing: intra-organization allocation of %s: %v", r, err))
-		}
+	}
+	if err != nil {
+		// R is at most the sum of the caps, so it can always be spread.
+		broken(invariantAllocation, "intra-organization credits of %s: %v", r, err)
 	}
 	for i, a := range pos {
 		out = append(out, vdetail{key: detailKey{kind: IntraOrgAdjustment, acct: a.acct, target: a.home}})
@@ -201,7 +206,7 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 	if r != &t {
 		// R < T: the negative accounts share R in proportion to -total.
 		if debits, err = money.Allocate(r, debits, debits, cur); err != nil {
-			panic(fmt.Sprintf("billing: intra-organization allocation of %s: %v", r, err))
+			broken(invariantAllocation, "intra-organization debits of %s: %v", r, err)
 		}
 	}
 	for i, a := range neg {
@@ -211,11 +216,20 @@ func (p *Projection) intraOrg(out []vdetail, totals map[uint32]*accountTotal, cu
 	return out
 }
 
-// cmpAccountID orders accounts by account id, then vendor: the order of
-// allocation ties.
-func (p *Projection) cmpAccountID(a, b uint32) int {
-	x, y := &p.accounts[a], &p.accounts[b]
-	return cmp.Or(strings.Compare(x.accountID, y.accountID), strings.Compare(x.vendorKey, y.vendorKey))
+// checkBalanced panics with an *InvariantError unless the intra-organization
+// adjustments of an organization-month sum to zero (docs/architecture.md,
+// "The month's bill"): the positive accounts are credited what the negative
+// ones are debited. Inter-customer adjustments balance per benefit instead,
+// whose two sides may bill two organizations, and do so by construction (the
+// credit is the negated debit).
+func checkBalanced(org string, m calendar.Month, adjustments []vdetail) {
+	var sum apd.Decimal
+	for i := range adjustments {
+		money.Add(&sum, &sum, &adjustments[i].amount)
+	}
+	if !sum.IsZero() {
+		broken(invariantBalance, "organization %s, %s: they sum to %s", org, m, sum.Text('f'))
+	}
 }
 
 // cmpDetail is the order of V: kind, vendor, account, attribution, service,
@@ -225,8 +239,7 @@ func (p *Projection) cmpDetail(a, b *detailKey) int {
 		return cmp.Compare(a.kind, b.kind)
 	}
 	if a.acct != b.acct {
-		x, y := &p.accounts[a.acct], &p.accounts[b.acct]
-		if c := cmp.Or(strings.Compare(x.vendorKey, y.vendorKey), strings.Compare(x.accountID, y.accountID)); c != 0 {
+		if c := p.ids.cmpAccount(a.acct, b.acct); c != 0 {
 			return c
 		}
 	}
@@ -239,12 +252,12 @@ func (p *Projection) cmpDetail(a, b *detailKey) int {
 		}
 	}
 	if a.svc != b.svc {
-		if c := strings.Compare(p.symbols[a.svc], p.symbols[b.svc]); c != 0 {
+		if c := p.ids.cmpSymbol(a.svc, b.svc); c != 0 {
 			return c
 		}
 	}
 	if a.region != b.region {
-		if c := strings.Compare(p.symbols[a.region], p.symbols[b.region]); c != 0 {
+		if c := p.ids.cmpSymbol(a.region, b.region); c != 0 {
 			return c
 		}
 	}

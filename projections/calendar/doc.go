@@ -1,5 +1,6 @@
 // Package calendar holds the billing month: a UTC calendar month written
-// "YYYY-MM" on the wire (DESIGN.md section 3).
+// "YYYY-MM" on the wire, in events and in queries (docs/architecture.md,
+// "Events and their streams", "Queries").
 //
 // Every charge belongs to the UTC month of its charge_period_start, every
 // cycle event names a month, and every query takes months and ranges of

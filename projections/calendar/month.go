@@ -53,23 +53,6 @@ func Parse(s string) (Month, error) {
 	return Month(y*12 + m - 1), nil
 }
 
-// ParseRange reads a range of months, both ends included. An end before
-// the start is ErrRange.
-func ParseRange(from, to string) (Month, Month, error) {
-	f, err := Parse(from)
-	if err != nil {
-		return 0, 0, fmt.Errorf("from_month: %w", err)
-	}
-	t, err := Parse(to)
-	if err != nil {
-		return 0, 0, fmt.Errorf("to_month: %w", err)
-	}
-	if t < f {
-		return 0, 0, fmt.Errorf("%w: %s to %s", ErrRange, f, t)
-	}
-	return f, t, nil
-}
-
 // Year returns the month's year.
 func (m Month) Year() int { return int(m) / 12 }
 

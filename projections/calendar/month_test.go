@@ -61,16 +61,3 @@ func TestOfAndBounds(t *testing.T) {
 		t.Fatalf("next of 2017-12 = %v", m+1)
 	}
 }
-
-func TestParseRange(t *testing.T) {
-	if _, _, err := ParseRange("2018-03", "2018-01"); !errors.Is(err, ErrRange) {
-		t.Fatalf("reversed range: error = %v, want ErrRange", err)
-	}
-	if _, _, err := ParseRange("2018-3", "2018-04"); !errors.Is(err, ErrMalformed) {
-		t.Fatalf("malformed from: error = %v, want ErrMalformed", err)
-	}
-	f, to, err := ParseRange("2018-01", "2018-01")
-	if err != nil || f != to {
-		t.Fatalf("one-month range = %v %v %v", f, to, err)
-	}
-}

@@ -1,8 +1,8 @@
 // Package hierarchy holds the customer hierarchy with effective dating
-// (DESIGN.md sections 4 and 7.1): organizations, their cost centers,
-// workspaces and the providers (cloud accounts) attached to them, each cost
-// center, workspace and provider as a list of versions ordered by
-// effective_at, ties by log order.
+// (docs/architecture.md, "Events and their streams", "Attribution"):
+// organizations, their cost centers, workspaces and the providers (cloud
+// accounts) attached to them, each cost center, workspace and provider as a
+// list of versions ordered by effective_at, ties by log order.
 //
 // The billing fold asks one question of it: to whom does a charge of account
 // (vendor, account_id) at instant t go? Resolve answers with an Attribution

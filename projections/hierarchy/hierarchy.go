@@ -135,7 +135,6 @@ func (vs versions[T]) insert(v version[T]) versions[T] {
 type Hierarchy struct {
 	seq           uint64
 	orgs          map[string]*Organization
-	orgOrder      []string
 	banOrg        map[string]string
 	bans          []string
 	costCenters   map[key]versions[CostCenter]
@@ -187,7 +186,6 @@ func (h *Hierarchy) RegisterOrganization(o Organization) (bool, error) {
 	}
 	h.seq++
 	h.orgs[o.ID] = &o
-	h.orgOrder = append(h.orgOrder, o.ID)
 	h.addBAN(o.BAN, o.ID)
 	return true, nil
 }
@@ -252,10 +250,6 @@ func (h *Hierarchy) Organization(id string) (*Organization, error) {
 	return nil, fmt.Errorf("%w: %q", ErrUnknownOrganization, id)
 }
 
-// Organizations returns the ids of the registered organizations in the
-// order they were registered.
-func (h *Hierarchy) Organizations() []string { return h.orgOrder }
-
 // BANs returns every BAN named so far (organization defaults and cost
 // centers' own), in the order they first appeared.
 func (h *Hierarchy) BANs() []string { return h.bans }
@@ -270,13 +264,13 @@ func (h *Hierarchy) OrganizationOfBAN(ban string) (string, bool) {
 // HasCostCenter reports whether the cost center was ever created in org.
 func (h *Hierarchy) HasCostCenter(org, id string) bool { return h.costCenterIDs[key{org, id}] }
 
-// Resolve returns where a charge of account (vendor, accountID) at instant
-// t goes (DESIGN.md 7.1): the provider registered for the account at t, its
-// workspace at t, that workspace's cost center at t, and that cost center's
-// BAN, else the organization's default BAN. A workspace or cost center not
-// (yet) in effect at t bills to the default BAN. The span is an interval
-// around t over which the answer, or the error, stays the same. The error
-// is ErrNoProvider or ErrUnknownOrganization.
+// Resolve returns where a charge of account (vendor, accountID) at instant t
+// goes (docs/architecture.md, "Attribution"): the provider registered for the
+// account at t, its workspace at t, that workspace's cost center at t, and
+// that cost center's BAN, else the organization's default BAN. A workspace or
+// cost center not (yet) in effect at t bills to the default BAN. The span is
+// an interval around t over which the answer, or the error, stays the same.
+// The error is ErrNoProvider or ErrUnknownOrganization.
 func (h *Hierarchy) Resolve(vendor, accountID string, t int64) (Attribution, Span, error) {
 	span := Span{From: Beginning, Until: End}
 	narrow := func(s Span) {

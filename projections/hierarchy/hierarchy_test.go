@@ -16,6 +16,15 @@ func at(s string) int64 {
 	return t.UnixNano()
 }
 
+func currency(t *testing.T, code string) money.Currency {
+	t.Helper()
+	c, err := money.ParseCurrency(code)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -29,7 +38,7 @@ func must(t *testing.T, err error) {
 func sample(t *testing.T) *Hierarchy {
 	t.Helper()
 	var h Hierarchy
-	if ok, err := h.RegisterOrganization(Organization{ID: "org1", BAN: "BAN-1", Currency: money.MustCurrency("USD")}); !ok || err != nil {
+	if ok, err := h.RegisterOrganization(Organization{ID: "org1", BAN: "BAN-1", Currency: currency(t, "USD")}); !ok || err != nil {
 		t.Fatalf("register: %v %v", ok, err)
 	}
 	must(t, h.AddCostCenter(CostCenter{OrgID: "org1", ID: "cc-default", Effective: Beginning}))
@@ -106,7 +115,7 @@ func TestResolveWithoutWorkspaceOrOrganization(t *testing.T) {
 	if _, _, err := h.Resolve("Azure", "sub", 0); !errors.Is(err, ErrUnknownOrganization) {
 		t.Fatalf("error = %v, want ErrUnknownOrganization", err)
 	}
-	if _, err := h.RegisterOrganization(Organization{ID: "org9", BAN: "BAN-9", Currency: money.MustCurrency("JPY")}); err != nil {
+	if _, err := h.RegisterOrganization(Organization{ID: "org9", BAN: "BAN-9", Currency: currency(t, "JPY")}); err != nil {
 		t.Fatal(err)
 	}
 	a, _, err := h.Resolve("AZURE", "sub", 0)

@@ -8,18 +8,20 @@ import (
 )
 
 // Allocate spreads amount over len(weights) shares in proportion to the
-// weights, in whole minor units of c, by the rule of DESIGN.md section 7.3:
-// every share is first the floor of its exact proportion; the units left
-// over go one each to the shares with the largest fractional remainders,
-// ties to the smaller index (callers order shares by account id, so the
-// tie goes to the smaller account id). If caps is not nil, no share exceeds
-// its cap: shares that would are set to their cap, and what they could not
-// take is spread over the others by the same rule, until it all fits.
+// weights, in whole minor units of c, by the rule of the month's bill
+// (docs/architecture.md, "The month's bill"): every share is first the floor
+// of its exact proportion; the units left over go one each to the shares with
+// the largest fractional remainders, ties to the smaller index (callers order
+// shares by account id, so the tie goes to the smaller account id). If caps
+// is not nil, no share exceeds its cap: shares that would are set to their
+// cap, and what they could not take is spread over the others by the same
+// rule, until it all fits.
 //
 // amount and caps must be whole numbers of minor units, amount and weights
 // not negative, and amount at most the sum of the caps (of shares with a
 // positive weight). The shares sum to amount exactly; a share with weight
-// zero is zero.
+// zero is zero. Allocate checks both before it returns: an error wrapping
+// ErrInvariant means its own arithmetic went wrong, whatever the input.
 func Allocate(amount *apd.Decimal, weights, caps []apd.Decimal, c Currency) ([]apd.Decimal, error) {
 	if caps != nil && len(caps) != len(weights) {
 		return nil, fmt.Errorf("%w: %d weights but %d caps", ErrAllocation, len(weights), len(caps))
@@ -76,7 +78,8 @@ func Allocate(amount *apd.Decimal, weights, caps []apd.Decimal, c Currency) ([]a
 		Sub(&left, &remaining, &spread)
 		leftover, err := left.Int64()
 		if err != nil || leftover < 0 || leftover > int64(len(active)) {
-			panic(fmt.Sprintf("money: allocation left %s units over %d shares", &left, len(active)))
+			// Each floor is less than one unit short of its exact share.
+			return nil, fmt.Errorf("%w: %s units left over %d shares", ErrInvariant, &left, len(active))
 		}
 		order := slices.Clone(active)
 		slices.SortStableFunc(order, func(a, b int) int {
@@ -120,7 +123,28 @@ func Allocate(amount *apd.Decimal, weights, caps []apd.Decimal, c Currency) ([]a
 			shares[i].SetFinite(0, -c.Digits())
 		}
 	}
+	if err := checkAllocation(amount, shares, caps); err != nil {
+		return nil, err
+	}
 	return shares, nil
+}
+
+// checkAllocation returns an error wrapping ErrInvariant unless the shares
+// sum to amount exactly and none exceeds its cap: the promise of Allocate,
+// which a bill relies on to balance. It costs a sum, next to the
+// divisions that made the shares.
+func checkAllocation(amount *apd.Decimal, shares, caps []apd.Decimal) error {
+	var sum apd.Decimal
+	for i := range shares {
+		Add(&sum, &sum, &shares[i])
+		if caps != nil && shares[i].Sign() > 0 && shares[i].Cmp(&caps[i]) > 0 {
+			return fmt.Errorf("%w: share %d is %s, above its cap %s", ErrInvariant, i, &shares[i], &caps[i])
+		}
+	}
+	if sum.Cmp(amount) != 0 {
+		return fmt.Errorf("%w: shares sum to %s, not %s", ErrInvariant, &sum, amount)
+	}
+	return nil
 }
 
 // toUnits sets d to x counted in minor units of c, or fails if x is not a

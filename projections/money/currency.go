@@ -49,16 +49,6 @@ func ParseCurrency(code string) (Currency, error) {
 	return Currency{code: code, digits: d}, nil
 }
 
-// MustCurrency is ParseCurrency for codes known good, such as constants in
-// tests; it panics on an error.
-func MustCurrency(code string) Currency {
-	c, err := ParseCurrency(code)
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
-
 // Code returns the ISO 4217 code ("USD"); empty for the zero Currency.
 func (c Currency) Code() string { return c.code }
 

@@ -104,9 +104,9 @@ func Sub(d, x, y *apd.Decimal) {
 }
 
 // Round sets d to x rounded half away from zero to the minor unit of c
-// (DESIGN.md section 7.2): 0.005 USD is 0.01, -0.005 USD is -0.01, 0.5 JPY
-// is 1. The result always has exactly c's minor-unit digits, and is never
-// minus zero.
+// (docs/architecture.md, "Rounding"): 0.005 USD is 0.01, -0.005 USD is -0.01,
+// 0.5 JPY is 1. The result always has exactly c's minor-unit digits, and is
+// never minus zero.
 func Round(d, x *apd.Decimal, c Currency) {
 	if _, err := integral.Quantize(d, x, -c.Digits()); err != nil {
 		panic(fmt.Sprintf("money: round %s to %d digits: %v", x, c.Digits(), err))

@@ -5,9 +5,10 @@
 //
 // It sits at the bottom of the projections: the billing fold parses each
 // usage cost once with ParseDecimal, keeps exact sums with Add, rounds a line
-// detail with Round (half away from zero to the currency's minor unit,
-// DESIGN.md section 7.2) and spreads intra-organization adjustments with
-// Allocate (section 7.3). Amounts are apd.Decimal values; arithmetic goes
-// through one exact context, so a sum never loses a digit, and rounding
-// happens only in the functions of this package that say how.
+// detail with Round, half away from zero to the currency's minor unit
+// (docs/architecture.md, "Rounding"), and spreads intra-organization
+// adjustments with Allocate (docs/architecture.md, "The month's bill").
+// Amounts are apd.Decimal values; arithmetic goes through one exact context,
+// so a sum never loses a digit, and rounding happens only in the functions of
+// this package that say how.
 package money

@@ -20,3 +20,9 @@ var ErrNotMinorUnits = errors.New("money: amount is not a whole number of minor 
 // ErrAllocation reports an allocation that cannot be made: a negative
 // amount or weight, or an amount larger than the sum of the caps.
 var ErrAllocation = errors.New("money: amount cannot be allocated")
+
+// ErrInvariant reports an allocation whose shares do not sum to its amount
+// or exceed their caps: a bug in Allocate, never bad input. Callers treat
+// it as a broken invariant (billing panics with an *InvariantError), not as
+// an allocation that cannot be made.
+var ErrInvariant = errors.New("money: allocation invariant broken")

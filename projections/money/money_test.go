@@ -11,6 +11,15 @@ import (
 	"github.com/cockroachdb/apd/v3"
 )
 
+// mustCurrency is ParseCurrency for the codes the tests know to be good.
+func mustCurrency(code string) Currency {
+	c, err := ParseCurrency(code)
+	if err != nil {
+		panic(err)
+	}
+	return c
+}
+
 func dec(t testing.TB, s string) apd.Decimal {
 	t.Helper()
 	var d apd.Decimal
@@ -112,7 +121,7 @@ func FuzzParseDecimal(f *testing.F) {
 		}
 		// Rounding never moves an amount by more than half a minor unit.
 		var r, diff apd.Decimal
-		Round(&r, &d, MustCurrency("USD"))
+		Round(&r, &d, mustCurrency("USD"))
 		Sub(&diff, &r, &d)
 		diff.Abs(&diff)
 		if diff.Cmp(apd.New(5, -3)) > 0 {
@@ -157,7 +166,7 @@ func TestRound(t *testing.T) {
 		t.Run(tt.in+tt.cur, func(t *testing.T) {
 			x := dec(t, tt.in)
 			var d apd.Decimal
-			Round(&d, &x, MustCurrency(tt.cur))
+			Round(&d, &x, mustCurrency(tt.cur))
 			if got := d.Text('f'); got != tt.want {
 				t.Fatalf("Round(%s %s) = %s, want %s", tt.in, tt.cur, got, tt.want)
 			}
@@ -228,7 +237,7 @@ func TestAllocate(t *testing.T) {
 			if tt.caps != nil {
 				caps = decs(t, tt.caps...)
 			}
-			got, err := Allocate(&amount, decs(t, tt.weights...), caps, MustCurrency(tt.cur))
+			got, err := Allocate(&amount, decs(t, tt.weights...), caps, mustCurrency(tt.cur))
 			if !errors.Is(err, tt.err) {
 				t.Fatalf("Allocate error = %v, want %v", err, tt.err)
 			}
@@ -244,7 +253,7 @@ func TestAllocate(t *testing.T) {
 // proportion by less than one cent when no cap binds.
 func TestAllocateProperties(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	usd := MustCurrency("USD")
+	usd := mustCurrency("USD")
 	for iter := range 2000 {
 		n := 1 + rng.IntN(12)
 		weights := make([]apd.Decimal, n)
@@ -286,10 +295,40 @@ func TestAllocateProperties(t *testing.T) {
 	}
 }
 
+// TestCheckAllocation: the check Allocate ends with refuses shares that do
+// not sum to the amount or exceed a cap, as ErrInvariant.
+func TestCheckAllocation(t *testing.T) {
+	tests := []struct {
+		name          string
+		amount        string
+		shares, caps  []string
+		wantInvariant bool
+	}{
+		{"balanced", "1.00", []string{"0.34", "0.33", "0.33"}, nil, false},
+		{"balanced within caps", "1.00", []string{"0.50", "0.50", "0.00"}, []string{"0.50", "0.60", "-1.00"}, false},
+		{"a cent short", "1.00", []string{"0.33", "0.33", "0.33"}, nil, true},
+		{"a cent over", "1.00", []string{"0.34", "0.34", "0.33"}, nil, true},
+		{"above its cap", "1.00", []string{"0.60", "0.40"}, []string{"0.50", "0.50"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			amount := dec(t, tt.amount)
+			var caps []apd.Decimal
+			if tt.caps != nil {
+				caps = decs(t, tt.caps...)
+			}
+			err := checkAllocation(&amount, decs(t, tt.shares...), caps)
+			if got := errors.Is(err, ErrInvariant); got != tt.wantInvariant {
+				t.Fatalf("checkAllocation = %v, want ErrInvariant: %v", err, tt.wantInvariant)
+			}
+		})
+	}
+}
+
 func ExampleAllocate() {
 	amount := apd.New(10000, -2) // 100.00
 	weights := []apd.Decimal{*apd.New(1, 0), *apd.New(1, 0), *apd.New(1, 0)}
-	shares, err := Allocate(amount, weights, nil, MustCurrency("USD"))
+	shares, err := Allocate(amount, weights, nil, mustCurrency("USD"))
 	if err != nil {
 		panic(err)
 	}
@@ -302,7 +341,7 @@ func ExampleRound() {
 	if err := ParseDecimal(&x, "-2.665"); err != nil {
 		panic(err)
 	}
-	Round(&d, &x, MustCurrency("USD"))
+	Round(&d, &x, mustCurrency("USD"))
 	fmt.Println(&d)
 	// Output: -2.67
 }

@@ -1,0 +1,157 @@
+package billing
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ledger-billing/ledger/projections/calendar"
+)
+
+// cycles is the cycle clock as the log tells it: the billing cycles closed,
+// the vendor cycles finalized, and the documents each froze.
+//
+// It owns these invariants (docs/architecture.md, "Documents"): billing
+// cycles close in month order, each once, so the closed months run without a
+// gap from firstClose to lastClosed; a vendor cycle is finalized once, and
+// only after its billing cycle closed; a frozen document is kept as issued,
+// one per BAN and month and view. CanClose and CanFinalize state the first
+// two, and Apply refuses what they refuse; available is the one rule for
+// which months a view has documents for.
+type cycles struct {
+	closes     map[calendar.Month]cycleEvent
+	finals     map[calendar.Month]cycleEvent
+	hasClosed  bool
+	firstClose calendar.Month
+	lastClosed calendar.Month
+
+	issued map[docKey]*Invoice // invoices, frozen at their close
+	vendor map[docKey]*Invoice // vendor views, frozen at their finalization
+}
+
+// cycleEvent is where and when a cycle event was applied.
+type cycleEvent struct {
+	pos uint64
+	at  time.Time
+}
+
+type docKey struct {
+	ban   string
+	month calendar.Month
+}
+
+func newCycles() cycles {
+	return cycles{
+		closes: make(map[calendar.Month]cycleEvent),
+		finals: make(map[calendar.Month]cycleEvent),
+		issued: make(map[docKey]*Invoice),
+		vendor: make(map[docKey]*Invoice),
+	}
+}
+
+// CanClose reports whether the billing cycle of m may close now: cycles
+// close in month order, each once. Ingestion calls it before appending a
+// BillingCycleClosed, and sends a refused one to the dead letters; Apply
+// refuses the same ones.
+func (p *Projection) CanClose(m calendar.Month) error { return p.cycles.canClose(m) }
+
+// CanFinalize reports whether the vendor cycle of m may be finalized now:
+// its billing cycle must be closed, and it is finalized once.
+func (p *Projection) CanFinalize(m calendar.Month) error { return p.cycles.canFinalize(m) }
+
+func (c *cycles) canClose(m calendar.Month) error {
+	if !m.Valid() {
+		return fmt.Errorf("%w: month %d", calendar.ErrMalformed, m)
+	}
+	if !c.hasClosed {
+		return nil
+	}
+	if m <= c.lastClosed {
+		return fmt.Errorf("%w: %s (closed at position %d)", ErrAlreadyClosed, m, c.closes[m].pos)
+	}
+	if m != c.lastClosed+1 {
+		return fmt.Errorf("%w: %s cannot close before %s", ErrOutOfOrder, m, c.lastClosed+1)
+	}
+	return nil
+}
+
+func (c *cycles) canFinalize(m calendar.Month) error {
+	if !m.Valid() {
+		return fmt.Errorf("%w: month %d", calendar.ErrMalformed, m)
+	}
+	if _, ok := c.closes[m]; !ok {
+		return fmt.Errorf("%w: %s must close before its vendor cycle is finalized", ErrNotClosed, m)
+	}
+	if f, ok := c.finals[m]; ok {
+		return fmt.Errorf("%w: %s (at position %d)", ErrAlreadyFinalized, m, f.pos)
+	}
+	return nil
+}
+
+// close records the close of m, which canClose allowed, and the invoices
+// it issued.
+func (c *cycles) close(m calendar.Month, e cycleEvent, issued []*Invoice) {
+	if !c.hasClosed {
+		c.firstClose = m
+	}
+	c.hasClosed, c.lastClosed = true, m
+	c.closes[m] = e
+	for _, inv := range issued {
+		c.issued[docKey{inv.BAN, m}] = inv
+	}
+}
+
+// finalize records the finalization of m, which canFinalize allowed, and
+// the vendor views it froze.
+func (c *cycles) finalize(m calendar.Month, e cycleEvent, views []*Invoice) {
+	c.finals[m] = e
+	for _, inv := range views {
+		c.vendor[docKey{inv.BAN, m}] = inv
+	}
+}
+
+// closed returns the close of m, if m is closed.
+func (c *cycles) closed(m calendar.Month) (cycleEvent, bool) {
+	e, ok := c.closes[m]
+	return e, ok
+}
+
+// finalized returns the finalization of m, if m is finalized.
+func (c *cycles) finalized(m calendar.Month) (cycleEvent, bool) {
+	e, ok := c.finals[m]
+	return e, ok
+}
+
+// nextToClose reports whether m is the month the next close will close:
+// its draft carries the updates of earlier months.
+func (c *cycles) nextToClose(m calendar.Month) bool { return !c.hasClosed || m == c.lastClosed+1 }
+
+// issuedInvoice returns the invoice of a BAN that the close of m issued.
+func (c *cycles) issuedInvoice(ban string, m calendar.Month) (*Invoice, bool) {
+	inv, ok := c.issued[docKey{ban, m}]
+	return inv, ok
+}
+
+// vendorView returns the vendor view of a BAN that the finalization of m
+// froze.
+func (c *cycles) vendorView(ban string, m calendar.Month) (*Invoice, bool) {
+	inv, ok := c.vendor[docKey{ban, m}]
+	return inv, ok
+}
+
+// available is the one rule for whether a view has documents for a month,
+// whatever the BAN: nil; ErrNotBilled for a billing cycle month before the
+// first close; a *NotFinalizedError for a vendor cycle month not finalized.
+// It agrees with Invoice and VendorView, which say the same per BAN.
+func (c *cycles) available(m calendar.Month, view View) error {
+	if view == VendorCycle {
+		if _, ok := c.finals[m]; ok {
+			return nil
+		}
+		_, closed := c.closes[m]
+		return notFinalized(m, closed)
+	}
+	if c.hasClosed && m < c.firstClose {
+		return fmt.Errorf("%w: %s is before %s; its charges are on the invoice of %s", ErrNotBilled, m, c.firstClose, c.firstClose)
+	}
+	return nil
+}
