@@ -35,7 +35,7 @@ func lineAmounts(lines []*billingv1.InvoiceLine) map[string]string {
 }
 
 // TestDemo checks the demo's documents against figures derived by hand
-// from its data (services/ctl/demo.go), by DESIGN.md 7.2 to 7.4.
+// from its data (services/ctl/demo.go), by the rules of docs/architecture.md ("Rounding" to "Documents").
 //
 // January, acme. Charges: prod 300.00 RI fee - 20.00 credit = 280.00;
 // staging 120.1234 + 129.8766 = 250.00; analytics 180.00 + 20.00 = 200.00;

@@ -41,7 +41,7 @@ func importFOCUS(t *testing.T, l *ledger, args ...string) importSummary {
 }
 
 // expectedTotals computes, from a FOCUS file and without the code under
-// test, each account's billed total by DESIGN.md 7.2: the exact sum per
+// test, each account's billed total by docs/architecture.md, "Rounding": the exact sum per
 // (account, service, region), rounded half away from zero to cents, then
 // summed per account.
 func expectedTotals(t *testing.T, path string) map[string]string {
@@ -166,7 +166,7 @@ func TestImportFOCUSSample(t *testing.T) {
 	for a, w := range want {
 		g, ok := got[a]
 		if !ok && w == "0.00" {
-			// An invoice leaves lines of zero out (DESIGN.md 7.4).
+			// An invoice leaves lines of zero out (docs/architecture.md, "Documents").
 			zero++
 			continue
 		}

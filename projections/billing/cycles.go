@@ -151,7 +151,7 @@ func (c *cycles) available(m calendar.Month, view View) error {
 		return notFinalized(m, closed)
 	}
 	if c.hasClosed && m < c.firstClose {
-		return fmt.Errorf("%w: %s is before %s; its charges are on the invoice of %s", ErrNotBilled, m, c.firstClose, c.firstClose)
+		return &NotBilledError{Month: m, FirstClose: c.firstClose}
 	}
 	return nil
 }

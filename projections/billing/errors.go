@@ -18,7 +18,8 @@ var (
 	// ErrUnknownCostCenter reports a cost center never created in the
 	// organization.
 	ErrUnknownCostCenter = errors.New("billing: unknown cost center")
-	// ErrNotBilled reports a month before the first closed billing cycle:
+	// ErrNotBilled reports a month before the first closed billing cycle
+	// (errors.As gives the *NotBilledError):
 	// it has no invoice of its own; its charges are on the first one.
 	ErrNotBilled = errors.New("billing: month precedes the first closed billing cycle")
 	// ErrNotFinalized reports a vendor view asked for before its vendor
@@ -79,6 +80,24 @@ func (e *NotFinalizedError) Error() string {
 
 // Is makes errors.Is(err, ErrNotFinalized) true.
 func (e *NotFinalizedError) Is(target error) bool { return target == ErrNotFinalized }
+
+// NotBilledError says which invoice carries the charges of a month before
+// the first closed billing cycle: that of the first close.
+type NotBilledError struct {
+	Month, FirstClose calendar.Month
+}
+
+func (e *NotBilledError) Error() string {
+	return fmt.Sprintf("%v: %s", ErrNotBilled, e.Detail())
+}
+
+// Detail is what the error adds to ErrNotBilled, as a clause.
+func (e *NotBilledError) Detail() string {
+	return fmt.Sprintf("%s is before %s; its charges are on the invoice of %s", e.Month, e.FirstClose, e.FirstClose)
+}
+
+// Is makes errors.Is(err, ErrNotBilled) true.
+func (e *NotBilledError) Is(target error) bool { return target == ErrNotBilled }
 
 func notFinalized(m calendar.Month, closed bool) error {
 	return &NotFinalizedError{Month: m, Closed: closed, AvailableFrom: (m + 1).Start().AddDate(0, 0, 9)}

@@ -105,7 +105,7 @@ func (p *Projection) Apply(pos uint64, msg proto.Message) (Applied, error) {
 		return Applied{}, fmt.Errorf("%w: %d, at %d", ErrStalePosition, pos, p.pos)
 	}
 	p.pos, p.started = pos, true
-	eventID, err := eventIDOf(msg)
+	eventID, err := EventID(msg)
 	if err != nil {
 		return Applied{}, err
 	}
@@ -164,7 +164,9 @@ func (p *Projection) Apply(pos uint64, msg proto.Message) (Applied, error) {
 
 type eventIDer interface{ GetEventId() string }
 
-func eventIDOf(msg proto.Message) (string, error) {
+// EventID returns the event_id of a message of the catalogue, the
+// idempotency key every message carries; ErrUnknownEvent for any other.
+func EventID(msg proto.Message) (string, error) {
 	if msg == nil {
 		return "", fmt.Errorf("%w: nil message", ErrUnknownEvent)
 	}

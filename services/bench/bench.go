@@ -34,6 +34,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ledger-billing/ledger/projections/billing"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/runner"
@@ -269,7 +270,7 @@ func waitIngested(ctx context.Context, js jetstream.JetStream, log *eventlog.Log
 	}
 	// The last billing event: the projections see only those (the raw
 	// appends of an earlier step are not theirs to wait for).
-	return log.Last(ctx, runner.EventTypePrefix)
+	return log.Last(ctx, billing.EventTypePrefix)
 }
 
 // rawPublish publishes the payloads to a stream of their own with nothing

@@ -154,8 +154,8 @@ func vendorView(d *daemon.Daemon, ban, month string) (*billing.Invoice, error) {
 
 func total(inv *billing.Invoice) string { return money.Format(&inv.Total, inv.Currency) }
 
-// TestWorkedExampleThroughNATS publishes DESIGN.md 7.4's first worked
-// example as a metering service would, in JSON and protobuf, and checks the
+// TestWorkedExampleThroughNATS publishes the worked example of
+// docs/architecture.md, "Documents", as a metering service would, in JSON and protobuf, and checks the
 // invoices, the vendor view and the InvoiceIssued announcements.
 func TestWorkedExampleThroughNATS(t *testing.T) {
 	d := daemontest.Start(t, daemontest.Config(t.TempDir()))

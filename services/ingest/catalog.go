@@ -9,6 +9,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -59,6 +60,7 @@ func kindOf(subject string) (*kind, bool) {
 
 // Identity is where and as what an accepted message is stored.
 type Identity struct {
+	Key     string    // the message's event_id, its idempotency key
 	Stream  string    // one stream per message, appended with no_stream
 	EventID uuid.UUID // the store's event id
 	Type    string    // the protobuf full name
@@ -74,7 +76,11 @@ var namespace = uuid.MustParse("3f1f4f7c-6a0b-5d1e-9c1a-4c6c2b8e0a51")
 // the id is a UUIDv5 of the type, the message's event_id and a SHA-256 of
 // its deterministic encoding, so a redelivery, in JSON or binary, is the
 // same event, and another message reusing the event_id is not.
-func identify(k *kind, msg proto.Message, eventID, month string) (Identity, error) {
+func identify(k *kind, msg proto.Message, month string) (Identity, error) {
+	eventID, err := billing.EventID(msg)
+	if err != nil {
+		return Identity{}, fmt.Errorf("ingest: %w", err)
+	}
 	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
 	if err != nil {
 		return Identity{}, fmt.Errorf("ingest: encode: %w", err)
@@ -86,7 +92,7 @@ func identify(k *kind, msg proto.Message, eventID, month string) (Identity, erro
 	if k.Cycle {
 		key = month
 	}
-	return Identity{Stream: k.category + "-" + key, EventID: id, Type: typ, Data: data}, nil
+	return Identity{Key: eventID, Stream: k.category + "-" + key, EventID: id, Type: typ, Data: data}, nil
 }
 
 // printable reports whether s has no control characters, which have no

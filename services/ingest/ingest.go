@@ -267,7 +267,7 @@ func (i *Ingester) ingest(ctx context.Context, msg jetstream.Msg) (uint64, *Reje
 	if rej != nil {
 		return 0, rej, nil
 	}
-	id, err := identify(k, pm, eventIDOf(pm), monthOf(pm))
+	id, err := identify(k, pm, monthOf(pm))
 	if err != nil {
 		return 0, reject(wire.CodeUndecodable, "%v", err), nil
 	}
@@ -395,7 +395,7 @@ func (i *Ingester) notePosition(pos uint64) {
 }
 
 func (i *Ingester) conflict(ctx context.Context, k *kind, id Identity, pm proto.Message) (*Rejection, error) {
-	eventID := eventIDOf(pm)
+	eventID := id.Key
 	if !k.Cycle {
 		return reject(wire.CodeConflict, "event_id %s was already used by a different %s message; a retry must repeat the message exactly", quote(eventID), id.Type), nil
 	}
@@ -420,7 +420,7 @@ func (i *Ingester) storedEventID(ctx context.Context, k *kind, stream string) (s
 	if err := proto.Unmarshal(ev.Data, stored); err != nil {
 		return "", fmt.Errorf("decode %s: %w", stream, err)
 	}
-	return eventIDOf(stored), nil
+	return billing.EventID(stored)
 }
 
 // retry runs op until it succeeds, rejects, or ctx ends, waiting with

@@ -364,12 +364,7 @@ func checkRecord(c *checker, f string, r *billingv1.UsageRecord) {
 	c.optional(f+".commitment_id", r.CommitmentId)
 }
 
-// eventIDOf and monthOf read the fields every message has or cycles have.
-func eventIDOf(msg proto.Message) string {
-	type withEventID interface{ GetEventId() string }
-	return msg.(withEventID).GetEventId()
-}
-
+// monthOf reads the month of a cycle message; "" for other messages.
 func monthOf(msg proto.Message) string {
 	type withMonth interface{ GetMonth() string }
 	if m, ok := msg.(withMonth); ok {

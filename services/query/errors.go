@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -202,9 +201,11 @@ func reached(_ protoreflect.Message, err error) string {
 	return fmt.Sprintf("they are at position %d", pe.pos)
 }
 
-// notBilled keeps what the projection adds to ErrNotBilled: which month's
-// invoice carries the charges. Should its text change shape, all of it is
-// kept.
+// notBilled says which month's invoice carries the charges.
 func notBilled(_ protoreflect.Message, err error) string {
-	return strings.TrimPrefix(err.Error(), billing.ErrNotBilled.Error()+": ")
+	var nb *billing.NotBilledError
+	if !errors.As(err, &nb) {
+		return ""
+	}
+	return nb.Detail()
 }

@@ -99,8 +99,9 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 	return r
 }
 
-// categories name the store stream of each message type (DESIGN.md
-// section 5): <category>-<event_id>, or <category>-<month> for cycles.
+// categories name the store stream of each message type (docs/architecture.md,
+// "Events and their streams"): <category>-<event_id>, or <category>-<month>
+// for cycles.
 var categories = map[protoreflect.FullName]string{
 	"billing.v1.OrganizationRegistered":          "org",
 	"billing.v1.CostCenterCreated":               "org",

@@ -17,7 +17,7 @@ import (
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
-// history appends the worked examples of DESIGN.md 7.4 and a few more
+// history appends the worked examples of docs/architecture.md ("Documents") and a few more
 // events, asking the service along the way what only the middle of the
 // history shows, and returns the position of the last event.
 //
@@ -116,7 +116,7 @@ func history(t *testing.T, r *rig) (last uint64) {
 }
 
 // TestBillingService calls every RPC through the generated client and
-// checks the answers against DESIGN.md's worked examples, exactly, and
+// checks the answers against the worked examples of docs/architecture.md, exactly, and
 // against golden files.
 func TestBillingService(t *testing.T) {
 	r := newRig(t, rigOptions{})

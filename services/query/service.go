@@ -4,7 +4,9 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -75,11 +77,25 @@ func (s *Service) read(ctx context.Context, req request, invalid error, fn func(
 	if err := s.wait(ctx, req.GetMinPosition()); err != nil {
 		return 0, s.status(req, err)
 	}
-	pos, err := s.runner.Read(fn)
+	pos, err := s.readRecovering(fn)
 	if err != nil {
 		return 0, s.status(req, err)
 	}
 	return pos, nil
+}
+
+// readRecovering is runner.Read, with a panic of the rules (a broken
+// invariant: billing.InvariantError) turned into an error for this call
+// alone, which the status table answers INTERNAL and logs: one document
+// that does not foot must not take the service down for every caller.
+func (s *Service) readRecovering(fn func(*billing.Projection) error) (pos uint64, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			s.logger.Error("query: the billing rules panicked answering a call", "panic", fmt.Sprint(p), "stack", string(debug.Stack()))
+			err = fmt.Errorf("query: %v", p)
+		}
+	}()
+	return s.runner.Read(fn)
 }
 
 // wait returns once the runner has caught up with the log and passed

@@ -34,9 +34,6 @@ import (
 	"github.com/ledger-billing/ledger/services/eventlog"
 )
 
-// EventTypePrefix selects Ledger's events in $all.
-const EventTypePrefix = "billing.v1."
-
 // Options configures a Runner. The zero value works.
 type Options struct {
 	// Logger; nil discards.
@@ -127,7 +124,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.advance(d.pos, d.caughtUp, start)
 		}
 	}()
-	err := r.log.Follow(follow, eventlog.FollowOptions{TypePrefix: EventTypePrefix}, func(d eventlog.Delivery) error {
+	err := r.log.Follow(follow, eventlog.FollowOptions{TypePrefix: billing.EventTypePrefix}, func(d eventlog.Delivery) error {
 		dd := decodedDelivery{event: d.Event, pos: d.Position, caughtUp: d.CaughtUp}
 		if d.Event != nil {
 			dd.msg, dd.err = billing.Decode(d.Event.Type, d.Event.Data)
