@@ -1,10 +1,7 @@
 package billing
 
 import (
-	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -18,9 +15,8 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 // ledger feeds a projection events at increasing positions, the way the
 // runner does, and keeps the history for replays.
@@ -187,24 +183,11 @@ func text(inv *Invoice) string {
 	return b.String()
 }
 
+// golden compares a rendering with its file in testdata/ (-update
+// rewrites it), through the test kit every package shares.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.MkdirAll("testdata", 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if got != string(want) {
-		t.Fatalf("%s differs from the golden file; got:\n%s\nwant:\n%s", name, got, want)
-	}
+	testkit.Golden(t, name, []byte(got))
 }
 
 func amt(t testing.TB, s string) *apd.Decimal {
