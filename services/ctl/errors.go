@@ -101,7 +101,7 @@ func (e *RejectedError) Error() string {
 			fmt.Fprintf(&b, "\n  ... and %d more (see the BILLING_DLQ stream)", len(e.Rejections)-i)
 			break
 		}
-		fmt.Fprintf(&b, "\n  %s: %s [%s]", r.Message, r.Reason, r.Code)
+		fmt.Fprintf(&b, "\n  %s: %s [%s]", escape(r.Message), escape(r.Reason), escape(r.Code))
 	}
 	return b.String()
 }

@@ -121,8 +121,8 @@ func (c *Client) Invoice(ctx context.Context, ban, monthText, view string, linea
 	if v == billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE {
 		title = "Vendor cycle view"
 	}
-	fmt.Fprintf(c.cfg.Out, "%s %s %s: %s\n", title, inv.GetBan(), inv.GetMonth(), invoiceState(inv, v))
-	fmt.Fprintf(c.cfg.Out, "Organization %s, amounts in %s.\n\n", inv.GetOrgId(), inv.GetCurrency())
+	fmt.Fprintf(c.cfg.Out, "%s %s %s: %s\n", title, escape(inv.GetBan()), escape(inv.GetMonth()), invoiceState(inv, v))
+	fmt.Fprintf(c.cfg.Out, "Organization %s, amounts in %s.\n\n", escape(inv.GetOrgId()), escape(inv.GetCurrency()))
 	return writeLines(c.cfg.Out, inv.GetLines(), inv.GetTotal(), false, lineage)
 }
 
@@ -221,7 +221,7 @@ func (c *Client) Usage(ctx context.Context, org, monthText, from, to, view strin
 			return c.printJSON(resp)
 		}
 		um := resp.GetMonth()
-		fmt.Fprintf(c.cfg.Out, "Usage of %s in %s, %s view.\n\n", um.GetOrgId(), um.GetMonth(), viewName(um.GetView()))
+		fmt.Fprintf(c.cfg.Out, "Usage of %s in %s, %s view.\n\n", escape(um.GetOrgId()), escape(um.GetMonth()), viewName(um.GetView()))
 		return writeLines(c.cfg.Out, um.GetLines(), um.GetTotal(), true, lineage)
 	}
 	from, to, err = c.monthRange(from, to)

@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"strconv"
 	"text/tabwriter"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/cockroachdb/apd/v3"
@@ -36,7 +38,48 @@ func (t *table) alignRight(cols ...int) *table {
 	return t
 }
 
-func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+// add appends a row. Every cell is escaped: names, aliases and
+// descriptions come from the history, which a careless or hostile
+// publisher wrote, and a newline, a tab or an ANSI escape sequence in one
+// must not garble the table or the terminal.
+func (t *table) add(cells ...string) {
+	for i := range cells {
+		cells[i] = escape(cells[i])
+	}
+	t.rows = append(t.rows, cells)
+}
+
+// escape writes the control characters of s (and bytes that are not
+// UTF-8) as Go escapes (\n, \x1b, \ufffd), leaving everything else as it is.
+func escape(s string) string {
+	clean := true
+	for _, r := range s {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError:
+			if _, size := utf8.DecodeRuneInString(s[i:]); size == 1 {
+				fmt.Fprintf(&b, "\\x%02x", s[i])
+				continue
+			}
+			b.WriteString(`\ufffd`)
+		case unicode.IsControl(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
 
 // write lays the table out with text/tabwriter. tabwriter aligns every
 // column to the left; right-aligned columns are padded here, to the width

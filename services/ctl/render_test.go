@@ -130,3 +130,32 @@ func TestProgressRedraws(t *testing.T) {
 	quiet.rows(1, 1)
 	quiet.done()
 }
+
+func TestEscape(t *testing.T) {
+	for in, want := range map[string]string{
+		"Production":            "Production",
+		"Ünïcödé ✓":             "Ünïcödé ✓",
+		"two\nlines":            `two\nlines`,
+		"tab\there":             `tab\there`,
+		"\x1b[31mred\x1b[0m":    `\x1b[31mred\x1b[0m`,
+		"bad \xff byte":         `bad \xff byte`,
+		"bell\a and del\x7f":    `bell\a and del\x7f`,
+		"next line \u0085 here": `next line \u0085 here`,
+	} {
+		if got := escape(in); got != want {
+			t.Errorf("escape(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestTableEscapesCells(t *testing.T) {
+	tb := newTable("NAME", "AMOUNT").alignRight(1)
+	tb.add("evil\x1b[2J\nname", "1.00 USD")
+	var out strings.Builder
+	if err := tb.write(&out); err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(out.String(), "\x1b") || strings.Count(out.String(), "\n") != 2 {
+		t.Fatalf("table holds raw control characters:\n%q", out.String())
+	}
+}
