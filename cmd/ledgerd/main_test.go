@@ -234,7 +234,7 @@ func waitDrained(t *testing.T, d *daemon.Daemon) {
 		}
 		return nil
 	})
-	last, err := testkit.Log(t, d.EventstoreURL()).Last(ctx, "")
+	last, err := testkit.Log(t, d.EventstoreURL()).Last(ctx, billing.EventTypePrefix)
 	if err != nil {
 		t.Fatal(err)
 	}

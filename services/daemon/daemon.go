@@ -152,7 +152,7 @@ func start(cfg Config) (d *Daemon, err error) {
 		return d, err
 	}
 
-	d.publisher = ingest.NewPublisher(d.js, d.log)
+	d.publisher = ingest.NewPublisher(d.js, d.evlog, d.log)
 	d.runner = runner.New(d.evlog, runner.Options{
 		Logger:     d.log,
 		Registerer: d.registry,

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
@@ -190,5 +191,40 @@ func TestCycleGuards(t *testing.T) {
 	wantIssued(t, d, "BAN-100", "2018-02", "0.00")
 	if _, err := vendorView(d, "BAN-100", "2018-02"); !errors.Is(err, billing.ErrNotFinalized) {
 		t.Errorf("vendor view of 2018-02 before the 10th: %v, want not finalized", err)
+	}
+}
+
+// TestForgedAnnouncementChangesNothing publishes, as anyone with access to
+// NATS could, an InvoiceIssued of a far month on a BAN's subject: the real
+// announcements of the BAN still go out.
+func TestForgedAnnouncementChangesNothing(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Config(t.TempDir()))
+	nc, js := testkit.JetStream(t, d.NATSURL())
+	issued := announcements(t, nc)
+	forged, err := protojson.Marshal(&billingv1.InvoiceIssued{Ban: "BAN-100", OrgId: "acme", Month: "9999-12", Total: usd("0.00")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.Publish(testkit.Context(t, 10*time.Second), wire.InvoiceIssuedSubject("BAN-100"), forged); err != nil {
+		t.Fatal(err)
+	}
+	seedOrganization(t, js)
+	publishProto(t, js, ec2("u-1", "2018-01-10T00:00:00Z", "7.25"))
+	publishProto(t, js, &billingv1.BillingCycleClosed{EventId: "c1", Month: "2018-01", ClosedAt: ts("2018-02-01T00:00:00Z")})
+	for {
+		msg, err := issued.NextMsg(20 * time.Second)
+		if err != nil {
+			t.Fatalf("no announcement of 2018-01 after a forged one of 9999-12: %v", err)
+		}
+		var got billingv1.InvoiceIssued
+		if err := protojson.Unmarshal(msg.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if got.Month == "2018-01" {
+			if got.GetTotal().GetAmount() != "7.25" {
+				t.Fatalf("announced %v", &got)
+			}
+			return
+		}
 	}
 }

@@ -122,7 +122,16 @@ func classify(err error) error {
 // First reads the first event of a stream: ErrStreamNotFound if it has
 // none, ErrStreamDeleted if it was deleted.
 func (l *Log) First(ctx context.Context, stream string) (Recorded, error) {
-	rs, err := l.client.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, 1)
+	return l.readOne(ctx, stream, esdb.ReadStreamOptions{})
+}
+
+// Latest reads the last event of a stream, with First's errors.
+func (l *Log) Latest(ctx context.Context, stream string) (Recorded, error) {
+	return l.readOne(ctx, stream, esdb.ReadStreamOptions{From: esdb.End{}, Direction: esdb.Backwards})
+}
+
+func (l *Log) readOne(ctx context.Context, stream string, opts esdb.ReadStreamOptions) (Recorded, error) {
+	rs, err := l.client.ReadStream(ctx, stream, opts, 1)
 	if err != nil {
 		return Recorded{}, fmt.Errorf("read %s: %w", stream, classify(err))
 	}
