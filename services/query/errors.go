@@ -31,6 +31,9 @@ var (
 	// ErrReplaying reports a call that ran out of time while the projections
 	// were still replaying the history.
 	ErrReplaying = errors.New("query: projections are replaying the history")
+	// ErrTooManyWaiters reports a call with a min_position not yet reached
+	// while waitersMax calls already wait for theirs.
+	ErrTooManyWaiters = errors.New("query: too many calls waiting for their min_position")
 )
 
 // rule is a row of the error table.
@@ -79,6 +82,8 @@ var rules = []rule{
 		says: "has no vendor cycle view yet", detail: availableFrom},
 	{err: ErrNotReached, code: codes.DeadlineExceeded, reason: wire.ReasonPositionNotReached, field: "min_position",
 		says: "was not reached in time", detail: reached},
+	{err: ErrTooManyWaiters, code: codes.ResourceExhausted, reason: wire.ReasonTooManyWaiters, field: "min_position",
+		says: fmt.Sprintf("is not reached yet, and %d calls already wait for theirs; retry later", waitersMax)},
 	{err: ErrReplaying, code: codes.Unavailable, reason: wire.ReasonReplaying,
 		says: "the projections are still replaying the history; retry, or ask another replica", detail: reached},
 	{err: context.Canceled, code: codes.Canceled, reason: wire.ReasonCanceled, says: "the call was canceled"},

@@ -33,3 +33,6 @@ func (s *Service) CacheLen() (n int, bytes int64) {
 	defer s.frozen.mu.RUnlock()
 	return len(s.frozen.byKey), s.frozen.bytes
 }
+
+// Waiting returns how many calls wait for their min_position now.
+func (s *Service) Waiting() int { return len(s.waiters) }

@@ -15,11 +15,16 @@ import (
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
-// waitMax bounds the wait for min_position of a call without a deadline:
-// a client that forgot one must not hold a goroutine, and a stream, for as
-// long as the position takes, which for a position from another cluster or
-// a typo is forever.
-const waitMax = 30 * time.Second
+// Bounds of the waits for min_position. waitMax caps each, whatever the
+// call's deadline: a client that forgot one, or set a day, must not hold a
+// goroutine and a stream for as long as the position takes, which for a
+// position from another cluster or a typo is forever. waitersMax caps how
+// many wait at once; the next call is RESOURCE_EXHAUSTED at once, so a
+// flood of waiting calls costs its sender, not the server's memory.
+const (
+	waitMax    = 60 * time.Second
+	waitersMax = 10_000
+)
 
 // Projections is what the service reads: the billing projection behind a
 // lock, and where it stands in the log. services/runner's Runner is the one
@@ -44,6 +49,7 @@ type Service struct {
 	runner  Projections
 	logger  *slog.Logger
 	waitMax time.Duration
+	waiters chan struct{} // one per call waiting for its min_position
 	// frozen holds the converted and encoded issued documents; see
 	// frozenCache.
 	frozen *frozenCache
@@ -55,7 +61,7 @@ func New(r Projections, logger *slog.Logger) *Service {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Service{runner: r, logger: logger, waitMax: waitMax, frozen: newFrozenCache(cacheBytesMax)}
+	return &Service{runner: r, logger: logger, waitMax: waitMax, waiters: make(chan struct{}, waitersMax), frozen: newFrozenCache(cacheBytesMax)}
 }
 
 // request is what every request of the service has.
@@ -99,7 +105,7 @@ func (s *Service) readRecovering(fn func(*billing.Projection) error) (pos uint64
 }
 
 // wait returns once the runner has caught up with the log and passed
-// minPos, within the call's deadline or, without one, waitMax. It waits
+// minPos, within the call's deadline and at most waitMax. It waits
 // for the catch-up even for minPos 0: an answer from part of the history
 // could be a draft of an invoice already issued, and a wrong invoice is
 // worse than a late one.
@@ -111,11 +117,17 @@ func (s *Service) readRecovering(fn func(*billing.Projection) error) (pos uint64
 // catch-up it is UNAVAILABLE instead: that replica is starting, and another
 // one, or the same one shortly, will answer.
 func (s *Service) wait(ctx context.Context, minPos uint64) error {
-	if _, ok := ctx.Deadline(); !ok {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, s.waitMax)
-		defer cancel()
+	if pos, caughtUp := s.runner.Progress(); caughtUp && pos >= minPos {
+		return nil // the common case: nothing to wait for, no slot taken
 	}
+	select {
+	case s.waiters <- struct{}{}:
+		defer func() { <-s.waiters }()
+	default:
+		return ErrTooManyWaiters
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.waitMax)
+	defer cancel()
 	err := s.runner.WaitFor(ctx, minPos)
 	if err == nil {
 		return nil

@@ -32,6 +32,7 @@ const (
 	ReasonNotFinalized        Reason = "NOT_FINALIZED"
 	ReasonPositionNotReached  Reason = "POSITION_NOT_REACHED"
 	ReasonReplaying           Reason = "REPLAYING"
+	ReasonTooManyWaiters      Reason = "TOO_MANY_WAITERS"
 	ReasonCanceled            Reason = "CANCELED"
 )
 
