@@ -28,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
@@ -306,7 +307,14 @@ func (d *Daemon) startGRPC(ctx context.Context) error {
 		return err
 	}
 	d.grpcAddr = lis.Addr().String()
-	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log))
+	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log),
+		// One client's connection must not hold every handler: calls past
+		// the bound wait in the client's transport, not in ledgerd.
+		grpc.MaxConcurrentStreams(grpcStreamsMax),
+		grpc.MaxRecvMsgSize(grpcRequestMax),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
+	)
 	d.servers.Go(func() {
 		if err := d.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			d.log.Error("ledgerd: gRPC server stopped", "err", err)
@@ -347,7 +355,16 @@ func (d *Daemon) startHTTP() error {
 		return err
 	}
 	d.httpAddr = lis.Addr().String()
-	d.http = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	d.http = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		// A CPU profile takes 30 s by default; a minute leaves it room
+		// and still frees a connection whose reader went away.
+		WriteTimeout:   time.Minute,
+		IdleTimeout:    2 * time.Minute,
+		MaxHeaderBytes: 64 << 10,
+	}
 	d.servers.Go(func() {
 		if err := d.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			d.log.Error("ledgerd: HTTP server stopped", "err", err)
@@ -439,6 +456,14 @@ func (d *Daemon) Close() {
 	d.lock.release()
 	d.log.Info("ledgerd: stopped")
 }
+
+// Bounds of the query service's connections: concurrent calls on one
+// connection, and the size of a request (the largest is a few hundred
+// bytes; gRPC's default would be 4 MB).
+const (
+	grpcStreamsMax = 256
+	grpcRequestMax = 64 << 10
+)
 
 // listen listens on addr, the value of --flag, or says in one sentence why
 // it cannot.

@@ -128,10 +128,18 @@ func newFilter(opts *api.ReadReq_Options_FilterOptions) (*filter, error) {
 	if expr == nil || (expr.Regex == "" && len(expr.Prefix) == 0) {
 		return nil, invalidArgument("filter: the expression has neither a regex nor prefixes")
 	}
+	if len(expr.Regex) > filterRegexMax {
+		// Compiling a regex costs memory in proportion to its size: a
+		// client could otherwise spend the server's memory for free.
+		return nil, invalidArgument("filter: the regex is %d bytes long; at most %d", len(expr.Regex), filterRegexMax)
+	}
+	if n, total := len(expr.Prefix), prefixesSize(expr.Prefix); n > filterPrefixesMax || total > filterPrefixBytesMax {
+		return nil, invalidArgument("filter: %d prefixes of %d bytes in all; at most %d prefixes of %d bytes", n, total, filterPrefixesMax, filterPrefixBytesMax)
+	}
 	if expr.Regex != "" {
 		re, err := regexp.Compile(expr.Regex)
 		if err != nil {
-			return nil, invalidArgument("filter: invalid regex %q: %v", expr.Regex, err)
+			return nil, invalidArgument("filter: invalid regex: %v", err)
 		}
 		f.re = re
 	}
@@ -165,4 +173,19 @@ func (f *filter) match(rec *api.ReadResp_ReadEvent_RecordedEvent) bool {
 		}
 	}
 	return false
+}
+
+// Bounds of a subscription's filter.
+const (
+	filterRegexMax       = 1 << 10
+	filterPrefixesMax    = 1000
+	filterPrefixBytesMax = 64 << 10
+)
+
+func prefixesSize(prefixes []string) int {
+	n := 0
+	for _, p := range prefixes {
+		n += len(p)
+	}
+	return n
 }

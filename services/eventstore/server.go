@@ -27,7 +27,8 @@ import (
 type Config struct {
 	// Dir is the data directory; it is created when absent.
 	Dir string
-	// MaxAppendSize bounds the bytes (data and custom metadata) of one
+	// MaxAppendSize bounds the bytes (every byte of every proposed event:
+	// id, metadata, custom metadata and data) of one
 	// append. Zero means KurrentDB's default of 1 MiB. Ledger raises it for
 	// large usage batches; a KurrentDB cluster needs the same setting.
 	MaxAppendSize int
@@ -170,7 +171,9 @@ func (s *Server) Append(call api.Streams_AppendServer) error {
 		if err != nil {
 			return fail(ctx, stream, err)
 		}
-		if size += ev.size(); size > s.maxAppendSize {
+		// Every byte counts, the id, type and metadata too: a limit on
+		// data alone would let an append carry any amount in its names.
+		if size += proto.Size(msg); size > s.maxAppendSize {
 			return fail(ctx, stream, maxAppendSizeError(s.maxAppendSize))
 		}
 		events = append(events, ev)

@@ -61,7 +61,10 @@ type proposedEvent struct {
 	data           []byte
 }
 
-func (e *proposedEvent) size() int { return len(e.data) + len(e.customMetadata) }
+// size is what the event adds to a write group: every byte it stores.
+func (e *proposedEvent) size() int {
+	return len(e.id) + len(e.eventType) + len(e.contentType) + len(e.customMetadata) + len(e.data)
+}
 
 // writeResult is where a write left its stream.
 type writeResult struct {
