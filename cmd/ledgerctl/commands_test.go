@@ -377,7 +377,7 @@ func TestUnreachable(t *testing.T) {
 		// With ledgerd's streams but no ledgerd consuming them, the
 		// publish is acknowledged and the wait for ledgerd runs out.
 		_, js := testkit.JetStream(t, ns.ClientURL())
-		if err := ingest.Setup(ctx, js, 1); err != nil {
+		if err := ingest.Setup(ctx, js, ingest.Streams{}); err != nil {
 			t.Fatal(err)
 		}
 		r = ctlEnv(ctx, "--nats", ns.ClientURL(), "--wait", "200ms", "cycle", "close", "2025-01")

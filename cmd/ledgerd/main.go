@@ -47,6 +47,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.NATSListen, "nats-listen", cfg.NATSListen, "embedded NATS client address")
 	fs.BoolVar(&cfg.NATSSync, "nats-sync", cfg.NATSSync, "embedded NATS: fsync every JetStream write, so an acknowledged publish survives power loss")
 	fs.IntVar(&cfg.NATSReplicas, "nats-replicas", cfg.NATSReplicas, "replicas of the JetStream streams ledgerd creates (3 on a NATS cluster)")
+	fs.DurationVar(&cfg.DLQMaxAge, "dlq-max-age", cfg.DLQMaxAge, "how long BILLING_DLQ keeps a dead letter, when ledgerd creates it")
 	fs.StringVar(&cfg.EventstoreURL, "eventstore-url", cfg.EventstoreURL, "KurrentDB connection string, e.g. esdb://node1:2113?tls=true (empty: embedded store)")
 	fs.StringVar(&cfg.EventstoreListen, "eventstore-listen", cfg.EventstoreListen, "embedded event store gRPC address")
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "gRPC query service address")

@@ -251,7 +251,7 @@ func waitAcks(ctx context.Context, js jetstream.JetStream) error {
 // everything published, and returns the store's head position then.
 func waitIngested(ctx context.Context, js jetstream.JetStream, log *eventlog.Log) (uint64, error) {
 	for {
-		cons, err := js.Consumer(ctx, wire.StreamIn, "ledger-ingest")
+		cons, err := js.Consumer(ctx, wire.StreamIn, wire.Consumer)
 		if err != nil {
 			return 0, fmt.Errorf("ledgerd's consumer: %w", err)
 		}

@@ -48,8 +48,9 @@ type Config struct {
 	DataDir          string
 	NATSURL          string // empty: embedded NATS
 	NATSListen       string
-	NATSSync         bool // embedded NATS: fsync every write
-	NATSReplicas     int  // replicas of the streams ledgerd creates
+	NATSSync         bool          // embedded NATS: fsync every write
+	NATSReplicas     int           // replicas of the streams ledgerd creates
+	DLQMaxAge        time.Duration // how long BILLING_DLQ keeps a dead letter
 	EventstoreURL    string
 	EventstoreListen string
 	GRPCListen       string
@@ -73,6 +74,7 @@ func Defaults() Config {
 		NATSListen:       "127.0.0.1:4222",
 		NATSSync:         true,
 		NATSReplicas:     1,
+		DLQMaxAge:        ingest.DLQMaxAgeDefault,
 		EventstoreListen: "127.0.0.1:2113",
 		GRPCListen:       "127.0.0.1:9090",
 		HTTPListen:       "127.0.0.1:8080",
@@ -298,7 +300,7 @@ func (d *Daemon) connectNATS(ctx context.Context) error {
 	}
 	setupCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	return ingest.Setup(setupCtx, d.js, d.cfg.NATSReplicas)
+	return ingest.Setup(setupCtx, d.js, ingest.Streams{Replicas: d.cfg.NATSReplicas, DLQMaxAge: d.cfg.DLQMaxAge})
 }
 
 func (d *Daemon) startGRPC(ctx context.Context) error {

@@ -228,3 +228,43 @@ func TestForgedAnnouncementChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestStreams checks the streams ledgerd creates: BILLING_IN holds a
+// message only until ledgerd has handled it, dead letters age out, and the
+// embedded NATS takes a message of wire.PayloadMax bytes.
+func TestStreams(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Config(t.TempDir()))
+	nc, js := testkit.JetStream(t, d.NATSURL())
+	if got := nc.MaxPayload(); got != wire.PayloadMax {
+		t.Errorf("max_payload %d, want %d", got, wire.PayloadMax)
+	}
+	ctx := testkit.Context(t, 30*time.Second)
+	in, err := js.Stream(ctx, wire.StreamIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := in.CachedInfo().Config.Retention; r != jetstream.WorkQueuePolicy {
+		t.Errorf("%s retention %v, want a work queue", wire.StreamIn, r)
+	}
+	dlq, err := js.Stream(ctx, wire.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if age := dlq.CachedInfo().Config.MaxAge; age != 90*24*time.Hour {
+		t.Errorf("%s max age %s, want 90 days", wire.StreamDLQ, age)
+	}
+	seedOrganization(t, js)
+	publishJSON(t, js, &billingv1.UsageReported{EventId: "bad"}) // no records: dead-lettered
+	publishProto(t, js, ec2("u-1", "2018-01-10T00:00:00Z", "7.25"))
+	deadLetters(t, js, 1)
+	testkit.Eventually(t, wire.StreamIn+" emptied once handled", func() error {
+		info, err := in.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs != 0 {
+			return fmt.Errorf("%d messages left", info.State.Msgs)
+		}
+		return nil
+	})
+}

@@ -123,16 +123,36 @@ func New(cfg Config) *Ingester {
 	return &Ingester{cfg: cfg, log: cfg.Logger, slots: make(chan struct{}, cfg.InFlightMax)}
 }
 
+// Streams configures the streams Setup creates. The zero value is one
+// replica and DLQMaxAgeDefault.
+type Streams struct {
+	Replicas int
+	// DLQMaxAge is how long a dead letter is kept: long enough for a
+	// publisher to notice and resend, short enough that a flood of bad
+	// input does not fill the disk for good.
+	DLQMaxAge time.Duration
+}
+
+// DLQMaxAgeDefault is Streams.DLQMaxAge's default: 90 days.
+const DLQMaxAgeDefault = 90 * 24 * time.Hour
+
 // Setup creates BILLING_IN, BILLING_DLQ and BILLING_OUT where absent, with
-// file storage and the given replicas. Existing streams are left as their
-// operators configured them.
-func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	if replicas <= 0 {
-		replicas = 1
+// file storage. BILLING_IN is a work queue: a message is kept until ledgerd
+// has handled it (stored or dead-lettered) and no longer, since the store
+// then holds it. Existing streams are left as their operators configured
+// them.
+func Setup(ctx context.Context, js jetstream.JetStream, opts Streams) error {
+	if opts.Replicas <= 0 {
+		opts.Replicas = 1
+	}
+	if opts.DLQMaxAge <= 0 {
+		opts.DLQMaxAge = DLQMaxAgeDefault
 	}
 	for _, cfg := range []jetstream.StreamConfig{
-		{Name: wire.StreamIn, Subjects: []string{wire.SubjectPrefix + ">"}, Description: "Ledger's input: metering messages"},
-		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQPrefix + ">"}, Description: "Ledger's dead letters: rejected input, byte for byte"},
+		{Name: wire.StreamIn, Subjects: []string{wire.SubjectPrefix + ">"}, Description: "Ledger's input: metering messages, until ledgerd has handled them",
+			Retention: jetstream.WorkQueuePolicy},
+		{Name: wire.StreamDLQ, Subjects: []string{wire.DLQPrefix + ">"}, Description: "Ledger's dead letters: rejected input, byte for byte",
+			MaxAge: opts.DLQMaxAge},
 		{Name: wire.StreamOut, Subjects: []string{wire.OutPrefix + ">"}, Description: "Ledger's output: invoices issued"},
 	} {
 		_, err := js.Stream(ctx, cfg.Name)
@@ -143,7 +163,7 @@ func Setup(ctx context.Context, js jetstream.JetStream, replicas int) error {
 			return fmt.Errorf("ingest: look up stream %s: %w", cfg.Name, err)
 		}
 		cfg.Storage = jetstream.FileStorage
-		cfg.Replicas = replicas
+		cfg.Replicas = opts.Replicas
 		if _, err := js.CreateStream(ctx, cfg); err != nil && !errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			return fmt.Errorf("ingest: create stream %s: %w", cfg.Name, err)
 		}

@@ -35,7 +35,7 @@ func newRig(t *testing.T) *rig {
 	r := &rig{js: js, store: testkit.StartStore(t, eventstore.Config{MaxAppendSize: 16 << 20})}
 	r.client = testkit.Client(t, r.store.URL())
 	ctx, cancel := context.WithCancel(context.Background())
-	if err := ingest.Setup(ctx, js, 1); err != nil {
+	if err := ingest.Setup(ctx, js, ingest.Streams{}); err != nil {
 		t.Fatal(err)
 	}
 	ing := ingest.New(ingest.Config{JetStream: js, Log: testkit.Log(t, r.store.URL()), RetryMax: 200 * time.Millisecond})
@@ -235,7 +235,7 @@ func TestStoreOutageIsRetried(t *testing.T) {
 		r.publishProto(t, usage(fmt.Sprintf("during-%d", i), record("r1", "111", "1.00")))
 	}
 	// Wait until the ingester has tried (the message is pending, unacked).
-	cons, err := r.js.Consumer(context.Background(), wire.StreamIn, "ledger-ingest")
+	cons, err := r.js.Consumer(context.Background(), wire.StreamIn, wire.Consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
