@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	grpcprom "github.com/grpc-ecosystem/go-grpc-middleware/providers/prometheus"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -171,6 +172,26 @@ func start(cfg Config) (d *Daemon, err error) {
 		Now:       cfg.Now,
 		ClockSkew: cfg.ClockSkew,
 	})
+	d.registry.MustRegister(ingest.NewConsumerCollector(d.js, wire.Consumer))
+	d.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "ledger_ready", Help: "1 when /readyz answers 200: the history replayed, and ingestion and the store working.",
+	}, func() float64 {
+		if ready, _ := d.readiness(); ready {
+			return 1
+		}
+		return 0
+	}))
+	for _, cause := range unreadyCauses {
+		d.registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "ledger_unready", Help: "1 for the cause /readyz answers 503 for: replaying, halted, ingestion (failing for 30 s) or store (failing for 30 s).",
+			ConstLabels: prometheus.Labels{"cause": cause},
+		}, func() float64 {
+			if _, _, c := d.unready(); c == cause {
+				return 1
+			}
+			return 0
+		}))
+	}
 	d.run(ctx, "runner", func() error { return d.runner.Run(ctx) })
 	d.run(ctx, "publisher", func() error { d.publisher.Run(ctx); return nil })
 	d.run(ctx, "ingest", func() error { return d.ingester.Run(ctx) })
@@ -309,7 +330,13 @@ func (d *Daemon) startGRPC(ctx context.Context) error {
 		return err
 	}
 	d.grpcAddr = lis.Addr().String()
+	// Calls by method and code, with latency histograms: what operators
+	// alert on (deploy/prometheus/alerts.yml).
+	calls := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
+	d.registry.MustRegister(calls)
 	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log),
+		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor()),
+		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor()),
 		// One client's connection must not hold every handler: calls past
 		// the bound wait in the client's transport, not in ledgerd.
 		grpc.MaxConcurrentStreams(grpcStreamsMax),
@@ -317,6 +344,7 @@ func (d *Daemon) startGRPC(ctx context.Context) error {
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionIdle: 15 * time.Minute, Time: time.Minute, Timeout: 20 * time.Second}),
 	)
+	calls.InitializeMetrics(d.grpc)
 	d.servers.Go(func() {
 		if err := d.grpc.Serve(lis); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
 			d.log.Error("ledgerd: gRPC server stopped", "err", err)
@@ -331,20 +359,11 @@ func (d *Daemon) startHTTP() error {
 		fmt.Fprintln(w, "ok")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		pos, ready := d.runner.Progress()
-		if halt := d.runner.Halted(); halt != nil {
-			// Still serving what it had, but no longer billing: a balancer
-			// must send readers elsewhere, and an operator must look.
-			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "halted at position %d: %v\n", pos, halt)
-			return
-		}
+		ready, why := d.readiness()
 		if !ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
-			fmt.Fprintf(w, "replaying the history: at position %d\n", pos)
-			return
 		}
-		fmt.Fprintf(w, "ready at position %d\n", pos)
+		fmt.Fprintln(w, why)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
 	// Profiles, for the performance work the benchmarks call for; the
@@ -388,6 +407,40 @@ func (d *Daemon) Publish(ctx context.Context, msg proto.Message) error {
 	}
 	_, err = d.js.Publish(ctx, subject, data)
 	return err
+}
+
+// OutageMax is how long ingestion or the store may keep failing before
+// /readyz says so: long enough to ride out a leader election or a
+// reconnect, short enough that a full disk or a lost store is noticed.
+const OutageMax = 30 * time.Second
+
+// Causes of unreadiness, as the ledger_unready metric labels them.
+var unreadyCauses = []string{"replaying", "halted", "ingestion", "store"}
+
+// readiness says whether ledgerd answers from the whole history and keeps
+// billing, and if not why, in a sentence; cause is one of unreadyCauses.
+func (d *Daemon) readiness() (ready bool, why string) {
+	_, why, cause := d.unready()
+	return cause == "", why
+}
+
+func (d *Daemon) unready() (pos uint64, why, cause string) {
+	pos, caughtUp := d.runner.Progress()
+	if halt := d.runner.Halted(); halt != nil {
+		// Still serving what it had, but no longer billing: a balancer
+		// must send readers elsewhere, and an operator must look.
+		return pos, fmt.Sprintf("halted at position %d: %v", pos, halt), "halted"
+	}
+	if !caughtUp {
+		return pos, fmt.Sprintf("replaying the history: at position %d", pos), "replaying"
+	}
+	if dur, err := d.ingester.Outage(); err != nil && dur > OutageMax {
+		return pos, fmt.Sprintf("ingestion has been failing for %s: %v", dur.Round(time.Second), err), "ingestion"
+	}
+	if dur, err := d.runner.Outage(); err != nil && dur > OutageMax {
+		return pos, fmt.Sprintf("the event store subscription has been failing for %s: %v", dur.Round(time.Second), err), "store"
+	}
+	return pos, fmt.Sprintf("ready at position %d", pos), ""
 }
 
 // Ready reports whether the projections have replayed the history.

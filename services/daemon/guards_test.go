@@ -3,12 +3,18 @@ package daemon_test
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 
@@ -264,6 +270,52 @@ func TestStreams(t *testing.T) {
 		}
 		if info.State.Msgs != 0 {
 			return fmt.Errorf("%d messages left", info.State.Msgs)
+		}
+		return nil
+	})
+}
+
+// TestOperatorMetrics: what operators alert on is in /metrics: dead letters
+// by code, the consumer's backlog, readiness and its cause, and gRPC calls
+// by method and code with latency histograms.
+func TestOperatorMetrics(t *testing.T) {
+	d := daemontest.Start(t, daemontest.Config(t.TempDir()))
+	daemontest.WaitReady(t, d)
+	_, js := testkit.JetStream(t, d.NATSURL())
+	publishJSON(t, js, &billingv1.UsageReported{EventId: "bad"})
+	deadLetters(t, js, 1)
+	conn, err := grpc.NewClient(d.GRPCAddr(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, err = billingv1.NewBillingServiceClient(conn).GetInvoice(testkit.Context(t, 10*time.Second), &billingv1.GetInvoiceRequest{Ban: "BAN-404", Month: "2018-01"})
+	if status.Code(err) != codes.NotFound {
+		t.Fatalf("GetInvoice of an unknown BAN: %v", err)
+	}
+	want := []string{
+		`ledger_ingest_dead_letters_total{code="missing_field"} 1`,
+		`ledger_ingest_terminated_total{code="missing_field"} 0`,
+		`ledger_ingest_consumer_pending_messages 0`,
+		`ledger_ingest_consumer_ack_pending_messages`,
+		`ledger_ingest_consumer_redelivered_messages`,
+		`ledger_ready 1`,
+		`ledger_unready{cause="halted"} 0`,
+		`ledger_unready{cause="ingestion"} 0`,
+		`grpc_server_handled_total{grpc_code="NotFound",grpc_method="GetInvoice",grpc_service="billing.v1.BillingService",grpc_type="unary"} 1`,
+		`grpc_server_handling_seconds_bucket{grpc_method="GetInvoice"`,
+	}
+	testkit.Eventually(t, "operator metrics", func() error {
+		resp, err := http.Get("http://" + d.HTTPAddr() + "/metrics")
+		if err != nil {
+			return err
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, w := range want {
+			if !strings.Contains(string(body), w) {
+				return fmt.Errorf("/metrics lacks %s", w)
+			}
 		}
 		return nil
 	})

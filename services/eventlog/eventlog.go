@@ -222,6 +222,9 @@ type FollowOptions struct {
 	TypePrefix string
 	// RetryMax bounds the wait between resubscriptions; default 5 s.
 	RetryMax time.Duration
+	// Outage, if set, records the subscription's drops and is cleared
+	// once a subscription delivers again, for readiness.
+	Outage *retry.Outage
 }
 
 // Follow subscribes to $all and calls fn for every delivery, in order, until
@@ -235,8 +238,18 @@ func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(Delivery) 
 	}
 	pos := opts.From
 	backoff := retry.New(0, retryMax)
+	// An outage is cleared on the first delivery after a drop: checking a
+	// flag per event costs a replay nothing, a mutex per event would.
+	dropped := false
+	deliver := func(d Delivery) error {
+		if dropped {
+			dropped = false
+			opts.Outage.Clear()
+		}
+		return fn(d)
+	}
 	for {
-		progressed, err := l.followOnce(ctx, opts.TypePrefix, &pos, fn)
+		progressed, err := l.followOnce(ctx, opts.TypePrefix, &pos, deliver)
 		var stop *callbackError
 		if errors.As(err, &stop) {
 			return stop.err
@@ -246,6 +259,10 @@ func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(Delivery) 
 		}
 		if progressed {
 			backoff.Reset()
+		}
+		if opts.Outage != nil {
+			opts.Outage.Fail(err)
+			dropped = true
 		}
 		l.log.Warn("eventlog: subscription dropped; subscribing again", "from", pos, "err", err, "in", backoff.Next())
 		if err := backoff.Wait(ctx); err != nil {

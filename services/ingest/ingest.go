@@ -95,6 +95,23 @@ type Ingester struct {
 
 	slots    chan struct{}  // one per handler in flight
 	inFlight sync.WaitGroup // the handlers in flight
+
+	// Outages of what ingestion depends on, for readiness.
+	natsOutage, storeOutage retry.Outage
+}
+
+// Outage reports how long ingestion has kept failing to fetch from NATS or
+// to write to the store, and why; zero and nil while it works.
+func (i *Ingester) Outage() (time.Duration, error) {
+	nd, nerr := i.natsOutage.For()
+	sd, serr := i.storeOutage.For()
+	switch {
+	case nerr != nil && nd >= sd:
+		return nd, fmt.Errorf("fetching from NATS: %w", nerr)
+	case serr != nil:
+		return sd, fmt.Errorf("writing to the event store: %w", serr)
+	}
+	return 0, nil
 }
 
 // New returns an Ingester; Run starts it.
@@ -196,9 +213,11 @@ func (i *Ingester) Run(ctx context.Context) error {
 				break
 			}
 			i.log.Warn("ingest: fetch failed", "err", err)
+			i.natsOutage.Fail(err)
 			_ = backoff.Wait(ctx)
 			continue
 		}
+		i.natsOutage.Clear()
 		backoff.Reset()
 		i.dispatch(ctx, msgs)
 	}
@@ -450,9 +469,14 @@ func (i *Ingester) retry(ctx context.Context, msg jetstream.Msg, op func() (*Rej
 	backoff := retry.New(0, i.cfg.RetryMax)
 	for {
 		rej, err := op()
-		if err == nil || ctx.Err() != nil {
+		if err == nil {
+			i.storeOutage.Clear()
+			return rej, nil
+		}
+		if ctx.Err() != nil {
 			return rej, err
 		}
+		i.storeOutage.Fail(err)
 		i.cfg.Metrics.storeRetry()
 		i.log.Warn("ingest: store unavailable; retrying", "subject", msg.Subject(), "err", err, "in", backoff.Next())
 		_ = msg.InProgress()

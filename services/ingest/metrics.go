@@ -1,10 +1,15 @@
 package ingest
 
 import (
+	"context"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // Metrics counts what ingestion does. A nil *Metrics counts nothing, so
@@ -37,6 +42,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}),
 	}
 	reg.MustRegister(m.messages, m.records, m.deadLetters, m.terminated, m.retries)
+	// Every code from zero: a rule on the increase of a series that does
+	// not exist yet would never fire.
+	for _, code := range wire.Codes {
+		m.deadLetters.WithLabelValues(code)
+		m.terminated.WithLabelValues(code)
+	}
 	return m
 }
 
@@ -66,4 +77,53 @@ func (m *Metrics) storeRetry() {
 	if m != nil {
 		m.retries.Inc()
 	}
+}
+
+// ConsumerCollector reports the durable consumer's backlog on each scrape:
+// messages not yet delivered, delivered but not acknowledged, and
+// redelivered. A growing backlog, or redeliveries, is what an operator
+// alerts on before a publisher notices.
+type ConsumerCollector struct {
+	js                               jetstream.JetStream
+	consumer                         string
+	pending, ackPending, redelivered *prometheus.Desc
+}
+
+// NewConsumerCollector returns the collector of consumer on BILLING_IN.
+func NewConsumerCollector(js jetstream.JetStream, consumer string) *ConsumerCollector {
+	return &ConsumerCollector{
+		js: js, consumer: consumer,
+		pending:     prometheus.NewDesc("ledger_ingest_consumer_pending_messages", "Messages of BILLING_IN not yet delivered to ledgerd.", nil, nil),
+		ackPending:  prometheus.NewDesc("ledger_ingest_consumer_ack_pending_messages", "Messages delivered to ledgerd and not yet acknowledged.", nil, nil),
+		redelivered: prometheus.NewDesc("ledger_ingest_consumer_redelivered_messages", "Messages delivered more than once and not yet acknowledged.", nil, nil),
+	}
+}
+
+// Describe implements prometheus.Collector.
+func (c *ConsumerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.pending
+	ch <- c.ackPending
+	ch <- c.redelivered
+}
+
+// consumerInfoWait bounds a scrape's look at the consumer: a scrape must
+// answer even when NATS does not.
+const consumerInfoWait = 2 * time.Second
+
+// Collect implements prometheus.Collector. When NATS does not answer, the
+// metrics are absent from the scrape rather than stale.
+func (c *ConsumerCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), consumerInfoWait)
+	defer cancel()
+	cons, err := c.js.Consumer(ctx, wire.StreamIn, c.consumer)
+	if err != nil {
+		return
+	}
+	info, err := cons.Info(ctx)
+	if err != nil {
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(c.pending, prometheus.GaugeValue, float64(info.NumPending))
+	ch <- prometheus.MustNewConstMetric(c.ackPending, prometheus.GaugeValue, float64(info.NumAckPending))
+	ch <- prometheus.MustNewConstMetric(c.redelivered, prometheus.GaugeValue, float64(info.NumRedelivered))
 }

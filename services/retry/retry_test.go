@@ -47,3 +47,26 @@ func TestWaitEndsWithContext(t *testing.T) {
 		t.Fatalf("Wait on an ended context = %v, want context.Canceled", err)
 	}
 }
+
+func TestOutage(t *testing.T) {
+	var o Outage
+	if d, err := o.For(); d != 0 || err != nil {
+		t.Fatalf("a new outage: %v, %v", d, err)
+	}
+	first := errors.New("first")
+	o.Fail(first)
+	d1, err := o.For()
+	if err != first {
+		t.Fatalf("after a failure: %v", err)
+	}
+	second := errors.New("second")
+	o.Fail(second)
+	d2, err := o.For()
+	if err != second || d2 < d1 {
+		t.Fatalf("the outage runs from the first failure with the last error: %v after %v, %v", d2, d1, err)
+	}
+	o.Clear()
+	if d, err := o.For(); d != 0 || err != nil {
+		t.Fatalf("after Clear: %v, %v", d, err)
+	}
+}

@@ -32,6 +32,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/retry"
 )
 
 // Options configures a Runner. The zero value works.
@@ -65,7 +66,13 @@ type Runner struct {
 	caughtUp bool   // the live end of the log was reached at least once
 	halt     *HaltError
 	changed  chan struct{}
+
+	outage retry.Outage // of the store subscription
 }
+
+// Outage reports how long the subscription to the store has kept
+// dropping, and why; zero and nil while it delivers.
+func (r *Runner) Outage() (time.Duration, error) { return r.outage.For() }
 
 // HaltError says which event halted the runner and why.
 type HaltError struct {
@@ -124,7 +131,7 @@ func (r *Runner) Run(ctx context.Context) error {
 			r.advance(d.pos, d.caughtUp, start)
 		}
 	}()
-	err := r.log.Follow(follow, eventlog.FollowOptions{TypePrefix: billing.EventTypePrefix}, func(d eventlog.Delivery) error {
+	err := r.log.Follow(follow, eventlog.FollowOptions{TypePrefix: billing.EventTypePrefix, Outage: &r.outage}, func(d eventlog.Delivery) error {
 		dd := decodedDelivery{event: d.Event, pos: d.Position, caughtUp: d.CaughtUp}
 		if d.Event != nil {
 			dd.msg, dd.err = billing.Decode(d.Event.Type, d.Event.Data)

@@ -68,6 +68,13 @@ const (
 	CodeCycleNotEnded = "CYCLE_NOT_ENDED"
 )
 
+// Codes lists every Billing-Error-Code, so that metrics start at zero for
+// each.
+var Codes = []string{
+	CodeUnknownSubject, CodeUndecodable, CodeMissingField, CodeInvalidField,
+	CodeTooManyRecords, CodeConflict, CodeCycleOrder, CodeCycleNotClosed, CodeCycleNotEnded,
+}
+
 // Input is one message type that ledgerd takes on billing.in.<Token>.
 type Input struct {
 	Token string // the subject's last token, the message name in snake case
