@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -304,6 +307,14 @@ func TestOperatorMetrics(t *testing.T) {
 		`ledger_unready{cause="ingestion"} 0`,
 		`grpc_server_handled_total{grpc_code="NotFound",grpc_method="GetInvoice",grpc_service="billing.v1.BillingService",grpc_type="unary"} 1`,
 		`grpc_server_handling_seconds_bucket{grpc_method="GetInvoice"`,
+	}
+	// Every metric the alert rules use is one ledgerd exports.
+	rules, err := os.ReadFile(filepath.Join("..", "..", "deploy", "prometheus", "alerts.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`\b(?:ledger|grpc_server)_[a-z_]+`).FindAllString(string(rules), -1) {
+		want = append(want, name)
 	}
 	testkit.Eventually(t, "operator metrics", func() error {
 		resp, err := http.Get("http://" + d.HTTPAddr() + "/metrics")
