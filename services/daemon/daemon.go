@@ -6,6 +6,7 @@
 package daemon
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -63,6 +65,9 @@ type Config struct {
 	// ClockSkew is how far ahead of ledgerd's clock a cycle message may be:
 	// a month closes only once it has ended by Now plus ClockSkew.
 	ClockSkew time.Duration
+	// OutageMax is how long ingestion or the store may keep failing before
+	// /readyz answers 503; zero is OutageMaxDefault.
+	OutageMax time.Duration
 	// Now is the time source of the cycle clock and of the cycle guards;
 	// nil is time.Now.
 	Now func() time.Time
@@ -91,6 +96,9 @@ type Daemon struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	lock     *dataDirLock // held from start to the end of Close
+	// diskWasFull is set by whoever finds the data directory's disk full,
+	// and cleared once the watchdog has restarted the embedded JetStream.
+	diskWasFull atomic.Bool
 
 	nats      *server.Server // nil with an external NATS
 	natsURL   string
@@ -191,6 +199,9 @@ func start(cfg Config) (d *Daemon, err error) {
 			}
 			return 0
 		}))
+	}
+	if d.nats != nil {
+		d.run(ctx, "jetstream-watchdog", func() error { d.watchJetStream(ctx); return nil })
 	}
 	d.run(ctx, "runner", func() error { return d.runner.Run(ctx) })
 	d.run(ctx, "publisher", func() error { d.publisher.Run(ctx); return nil })
@@ -409,13 +420,18 @@ func (d *Daemon) Publish(ctx context.Context, msg proto.Message) error {
 	return err
 }
 
-// OutageMax is how long ingestion or the store may keep failing before
-// /readyz says so: long enough to ride out a leader election or a
+// OutageMaxDefault is how long ingestion or the store may keep failing
+// before /readyz says so: long enough to ride out a leader election or a
 // reconnect, short enough that a full disk or a lost store is noticed.
-const OutageMax = 30 * time.Second
+const OutageMaxDefault = 30 * time.Second
 
 // Causes of unreadiness, as the ledger_unready metric labels them.
-var unreadyCauses = []string{"replaying", "halted", "ingestion", "store"}
+var unreadyCauses = []string{"replaying", "halted", "ingestion", "store", "disk"}
+
+// diskFreeMin is the free space under which the data directory's disk
+// counts as full: the embedded NATS and store need room to write, and
+// JetStream turns itself off when it has none.
+const diskFreeMin = 32 << 20
 
 // readiness says whether ledgerd answers from the whole history and keeps
 // billing, and if not why, in a sentence; cause is one of unreadyCauses.
@@ -434,11 +450,23 @@ func (d *Daemon) unready() (pos uint64, why, cause string) {
 	if !caughtUp {
 		return pos, fmt.Sprintf("replaying the history: at position %d", pos), "replaying"
 	}
-	if dur, err := d.ingester.Outage(); err != nil && dur > OutageMax {
+	outageMax := cmp.Or(d.cfg.OutageMax, OutageMaxDefault)
+	if dur, err := d.ingester.Outage(); err != nil && dur > outageMax {
 		return pos, fmt.Sprintf("ingestion has been failing for %s: %v", dur.Round(time.Second), err), "ingestion"
 	}
-	if dur, err := d.runner.Outage(); err != nil && dur > OutageMax {
+	if dur, err := d.runner.Outage(); err != nil && dur > outageMax {
 		return pos, fmt.Sprintf("the event store subscription has been failing for %s: %v", dur.Round(time.Second), err), "store"
+	}
+	if d.nats != nil || d.store != nil {
+		// A full disk stops the embedded parts before ledgerd sees a
+		// failure of its own: publishers' messages are refused, and
+		// nothing reaches ingestion to fail.
+		if free, full := d.diskFull(); full {
+			return pos, fmt.Sprintf("the disk of the data directory %s is full: %d bytes free", d.cfg.DataDir, free), "disk"
+		}
+		if d.nats != nil && d.diskWasFull.Load() {
+			return pos, "the embedded JetStream is restarting after a full disk", "disk"
+		}
 	}
 	return pos, fmt.Sprintf("ready at position %d", pos), ""
 }
@@ -510,6 +538,64 @@ func (d *Daemon) Close() {
 	d.servers.Wait()
 	d.lock.release()
 	d.log.Info("ledgerd: stopped")
+}
+
+// jetStreamCheckEvery is how often the watchdog looks at the embedded
+// JetStream and the disk under it.
+const jetStreamCheckEvery = 2 * time.Second
+
+// diskFull reports the free space of the data directory's disk, and
+// whether it is under diskFreeMin. A disk that cannot be asked is not
+// reported full.
+func (d *Daemon) diskFull() (free uint64, full bool) {
+	var fs syscall.Statfs_t
+	if err := syscall.Statfs(d.cfg.DataDir, &fs); err != nil {
+		return 0, false
+	}
+	free = fs.Bavail * uint64(fs.Bsize)
+	if free < diskFreeMin {
+		d.diskWasFull.Store(true)
+		return free, true
+	}
+	return free, false
+}
+
+// watchJetStream brings the embedded JetStream back after a full disk.
+// nats-server, out of space, either turns JetStream off or keeps a stream
+// that failed a write refusing every write after, and waits for an
+// operator's restart. ledgerd instead restarts JetStream (its streams
+// reload from disk) once the disk has room again, and turns it on if it is
+// off: freeing space is enough. Meanwhile /readyz says the disk is full,
+// and nothing acknowledged is lost.
+func (d *Daemon) watchJetStream(ctx context.Context) {
+	t := time.NewTicker(jetStreamCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, full := d.diskFull(); full {
+			continue
+		}
+		restart := d.diskWasFull.Load()
+		if !restart && d.nats.JetStreamEnabled() {
+			continue
+		}
+		if restart && d.nats.JetStreamEnabled() {
+			d.log.Warn("ledgerd: the data directory's disk has room again; restarting the embedded JetStream so that its streams write again")
+			if err := d.nats.ShutdownJetStream(); err != nil {
+				d.log.Warn("ledgerd: stopping the embedded JetStream failed", "err", err)
+			}
+		}
+		if err := d.nats.EnableJetStream(&server.JetStreamConfig{StoreDir: filepath.Join(d.cfg.DataDir, "nats")}); err != nil {
+			d.log.Warn("ledgerd: turning the embedded JetStream on again failed; will retry", "err", err)
+			continue
+		}
+		d.diskWasFull.Store(false)
+		d.log.Info("ledgerd: the embedded JetStream is on again")
+	}
 }
 
 // Bounds of the query service's connections: concurrent calls on one
