@@ -84,7 +84,7 @@ func TestStartFailures(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-		}, []string{"event store", "cannot be opened"}},
+		}, []string{"event store", "cannot be opened", "MANIFEST-"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
