@@ -39,7 +39,7 @@ type Reloader struct {
 	log   *slog.Logger
 
 	mu      sync.Mutex
-	checked time.Time   // last look at the files
+	checked time.Time    // last look at the files
 	stamp   [3]fileStamp // of the files as last loaded or last failed
 	cert    *tls.Certificate
 	pool    *x509.CertPool // of ClientCA; nil without one

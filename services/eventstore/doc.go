@@ -27,4 +27,13 @@
 // only after its group is synced, and readers never see past the last synced
 // position, so a crash at any moment loses nothing acknowledged and shows no
 // torn append: a Pebble batch is atomic.
+//
+// # Credentials
+//
+// With a Config.Password, every call must carry HTTP basic credentials of
+// User, as KurrentDB requires (the official client sends them from the
+// connection string's user:password@, and only over TLS); others are
+// answered UNAUTHENTICATED before any handler runs. ledgerd always sets a
+// password and TLS (docs/securing.md, "The event store's credentials");
+// tests of the store alone may leave both out.
 package eventstore

@@ -17,6 +17,9 @@ var (
 	ErrStreamDeleted        = errors.New("eventstore: stream is deleted")
 	ErrWrongExpectedVersion = errors.New("eventstore: wrong expected version")
 	ErrClosed               = errors.New("eventstore: store is closed")
+	// ErrPasswordWithoutTLS: the official client sends credentials only
+	// over TLS, so a password without TLS would lock every client out.
+	ErrPasswordWithoutTLS = errors.New("eventstore: a password needs TLS: the official client sends credentials only over TLS")
 )
 
 // wrongVersionError carries what a wrong-expected-version answer reports.

@@ -3,6 +3,7 @@ package eventstore
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -34,6 +36,16 @@ type Config struct {
 	MaxAppendSize int
 	// Logger receives the store's logs; nil discards them.
 	Logger *slog.Logger
+	// Password, when set, is required with User on every call, reads
+	// and subscriptions included, as KurrentDB requires credentials: a
+	// call without them, or with others, is answered UNAUTHENTICATED.
+	// Empty means no authentication, for tests that start the store on
+	// its own; ledgerd always sets one. The official client sends
+	// credentials only over TLS, so a Password needs TLS.
+	Password string
+	// TLS, when set, is the server's TLS configuration: the store then
+	// serves only TLS.
+	TLS *tls.Config
 }
 
 // DefaultMaxAppendSize is KurrentDB's default maximum append size.
@@ -69,6 +81,9 @@ func Open(cfg Config) (_ *Server, err error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Password != "" && cfg.TLS == nil {
+		return nil, ErrPasswordWithoutTLS
+	}
 	st, err := openStore(cfg.Dir, log)
 	if err != nil {
 		return nil, err
@@ -77,7 +92,15 @@ func Open(cfg Config) (_ *Server, err error) {
 	if s.maxAppendSize <= 0 {
 		s.maxAppendSize = DefaultMaxAppendSize
 	}
-	s.grpc = grpc.NewServer(
+	var security []grpc.ServerOption
+	if cfg.TLS != nil {
+		security = append(security, grpc.Creds(credentials.NewTLS(cfg.TLS)))
+	}
+	if cfg.Password != "" {
+		a := newAuth(cfg.Password, log.Warn)
+		security = append(security, grpc.ChainUnaryInterceptor(a.unary), grpc.ChainStreamInterceptor(a.stream))
+	}
+	s.grpc = grpc.NewServer(append(security,
 		// The client pings every 10 s by default, with or without calls in
 		// flight; a stricter policy would make the server drop it.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
@@ -85,7 +108,7 @@ func Open(cfg Config) (_ *Server, err error) {
 		grpc.MaxRecvMsgSize(maxReceiveBytes),
 		// Close closes the database after Stop: no handler may still read it.
 		grpc.WaitForHandlers(true),
-	)
+	)...)
 	api.RegisterStreamsServer(s.grpc, s)
 	return s, nil
 }

@@ -15,10 +15,12 @@ package testkit
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"io"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,8 +169,11 @@ func JetStream(t testing.TB, url string) (*nats.Conn, jetstream.JetStream) {
 
 // Store is the embedded event store, serving on a loopback address.
 type Store struct {
-	Dir    string
-	Addr   string
+	Dir  string
+	Addr string
+	// CAFile is the authority of the store's TLS certificate, when the
+	// kit made one (a store started with a Password).
+	CAFile string
 	t      testing.TB
 	cfg    eventstore.Config
 	srv    *eventstore.Server
@@ -177,13 +182,26 @@ type Store struct {
 
 // StartStore opens the embedded store in a temporary directory (cfg.Dir,
 // if set, instead) and serves it on a random loopback port; it stops when
-// the test ends.
+// the test ends. Without a Password it serves plaintext to anyone, as
+// most tests want; with one, and no TLS of the test's own, it serves TLS
+// with a certificate of a CA the kit makes (CAFile), and URL carries the
+// credentials, as ledgerd's own does.
 func StartStore(t testing.TB, cfg eventstore.Config) *Store {
 	t.Helper()
 	if cfg.Dir == "" {
 		cfg.Dir = t.TempDir()
 	}
 	s := &Store{Dir: cfg.Dir, t: t, cfg: cfg}
+	if cfg.Password != "" && cfg.TLS == nil {
+		ca := NewCA(t)
+		certFile, keyFile := ca.Issue("127.0.0.1", "localhost")
+		pair, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.cfg.TLS = &tls.Config{Certificates: []tls.Certificate{pair}}
+		s.CAFile = ca.File
+	}
 	s.start("127.0.0.1:0")
 	t.Cleanup(s.Stop)
 	return s
@@ -205,8 +223,26 @@ func (s *Store) start(addr string) {
 	go func() { served <- srv.Serve(lis) }()
 }
 
-// URL is the store's connection string for the official client.
-func (s *Store) URL() string { return "esdb://" + s.Addr + "?tls=false" }
+// URL is the store's connection string for the official client, with
+// the store's credentials when it has a password.
+func (s *Store) URL() string {
+	if s.cfg.Password == "" {
+		return s.URLAs(nil)
+	}
+	return s.URLAs(url.UserPassword(eventstore.User, s.cfg.Password))
+}
+
+// URLAs is the store's connection string with the credentials given (nil:
+// none), over TLS trusting CAFile when the store serves TLS.
+func (s *Store) URLAs(user *url.Userinfo) string {
+	u := url.URL{Scheme: "esdb", User: user, Host: s.Addr}
+	if s.cfg.TLS == nil {
+		u.RawQuery = "tls=false"
+	} else {
+		u.RawQuery = url.Values{"tls": {"true"}, "tlsCAFile": {s.CAFile}}.Encode()
+	}
+	return u.String()
+}
 
 // Stop closes the store, as a clean shutdown does, and fails the test if
 // closing or serving failed (Serve returns nil after Close); stopping
