@@ -24,6 +24,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/ledger-billing/ledger/services/retry"
+	"github.com/ledger-billing/ledger/services/secret"
 )
 
 // Errors of the log. Each wraps the client's error, so its text stays.
@@ -48,7 +49,9 @@ func Dial(url string, logger *slog.Logger) (*Log, error) {
 	}
 	conf, err := esdb.ParseConnectionString(url)
 	if err != nil {
-		return nil, fmt.Errorf("eventlog: connection string %q: %w", url, err)
+		// The parser's error may quote the URL, password and all: only
+		// its text goes on, redacted.
+		return nil, fmt.Errorf("eventlog: connection string %q: %s", secret.Redact(url), secret.Redact(err.Error(), url))
 	}
 	conf.Logger = func(level esdb.LogLevel, format string, args ...any) {
 		// The client logs every failed call as an error; callers see and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -119,5 +120,23 @@ func TestFollowStopsOnCallbackError(t *testing.T) {
 	})
 	if !errors.Is(err, boom) {
 		t.Fatalf("Follow = %v, want the callback's error", err)
+	}
+}
+
+// TestDialErrorHidesPassword: a connection string that does not parse is
+// reported without its password, which the parser's own error quotes.
+func TestDialErrorHidesPassword(t *testing.T) {
+	for _, bad := range []string{
+		"esdb://admin:hunter22@kurrent-1:port?tls=true",
+		"esdb://admin:hunter22@k1:2113,k2:x?tls=true",
+		"http://admin:hunter22@kurrent-1:2113",
+	} {
+		_, err := eventlog.Dial(bad, nil)
+		if err == nil {
+			t.Fatalf("Dial(%q) did not fail", bad)
+		}
+		if strings.Contains(err.Error(), "hunter22") {
+			t.Errorf("the error shows the password: %v", err)
+		}
 	}
 }
