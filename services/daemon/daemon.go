@@ -41,6 +41,7 @@ import (
 	"github.com/ledger-billing/ledger/services/ingest"
 	"github.com/ledger-billing/ledger/services/query"
 	"github.com/ledger-billing/ledger/services/runner"
+	"github.com/ledger-billing/ledger/services/secret"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -71,6 +72,11 @@ type Config struct {
 	// Now is the time source of the cycle clock and of the cycle guards;
 	// nil is time.Now.
 	Now func() time.Time
+	// AuthJWKS configures bearer-token authentication; non-empty, the
+	// query service and HTTP may listen beyond loopback (security.go).
+	AuthJWKS string
+	// Security: TLS, the store's and NATS's credentials (security.go).
+	Security
 }
 
 // Defaults returns the documented defaults.
@@ -96,6 +102,7 @@ type Daemon struct {
 	log      *slog.Logger
 	registry *prometheus.Registry
 	lock     *dataDirLock // held from start to the end of Close
+	sec      security
 	// diskWasFull is set by whoever finds the data directory's disk full,
 	// and cleared once the watchdog has restarted the embedded JetStream.
 	diskWasFull atomic.Bool
@@ -148,6 +155,9 @@ func start(cfg Config) (d *Daemon, err error) {
 			Name: "ledger_process_peak_rss_bytes",
 			Help: "Peak resident set size of the process (VmHWM), for memory benchmarks.",
 		}, peakRSS))
+	if err := d.secure(); err != nil {
+		return d, err
+	}
 	if d.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return d, err
 	}
@@ -216,7 +226,7 @@ func start(cfg Config) (d *Daemon, err error) {
 	if err := d.startHTTP(); err != nil {
 		return d, err
 	}
-	d.log.Info("ledgerd: started", "grpc", d.grpcAddr, "nats", d.natsURL, "eventstore", d.storeURL, "http", d.httpAddr, "data_dir", cfg.DataDir)
+	d.log.Info("ledgerd: started", "grpc", d.grpcAddr, "nats", secret.Redact(d.natsURL), "eventstore", secret.Redact(d.storeURL), "http", d.httpAddr, "data_dir", cfg.DataDir)
 	return d, nil
 }
 
@@ -237,14 +247,21 @@ func (d *Daemon) run(ctx context.Context, name string, fn func() error) {
 }
 
 func (d *Daemon) startStore() error {
+	var err error
 	if d.cfg.EventstoreURL != "" {
-		d.storeURL = d.cfg.EventstoreURL
-		return nil
+		d.storeURL, err = d.externalStoreURL()
+		return err
+	}
+	password, storeTLS, err := d.storeSecurity()
+	if err != nil {
+		return err
 	}
 	srv, err := eventstore.Open(eventstore.Config{
 		Dir:           filepath.Join(d.cfg.DataDir, "eventstore"),
 		MaxAppendSize: d.cfg.MaxAppendSize,
 		Logger:        d.log,
+		Password:      password,
+		TLS:           storeTLS,
 	})
 	if err != nil {
 		return fmt.Errorf("the embedded event store in %s cannot be opened: %w", filepath.Join(d.cfg.DataDir, "eventstore"), err)
@@ -254,7 +271,7 @@ func (d *Daemon) startStore() error {
 	if err != nil {
 		return err
 	}
-	d.storeURL = "esdb://" + lis.Addr().String() + "?tls=false"
+	d.storeURL = d.ownStoreURL(lis.Addr(), password)
 	d.servers.Go(func() {
 		if err := srv.Serve(lis); err != nil {
 			d.log.Error("ledgerd: event store stopped", "err", err)
@@ -301,7 +318,7 @@ func (d *Daemon) startNATS() error {
 		NoSigs:     true,
 		MaxPayload: wire.PayloadMax,
 	}
-	ns, err := server.NewServer(opts)
+	ns, err := server.NewServer(d.withNATSConfig(opts))
 	if err != nil {
 		return fmt.Errorf("the embedded NATS server cannot be configured: %w", err)
 	}
@@ -317,14 +334,18 @@ func (d *Daemon) startNATS() error {
 }
 
 func (d *Daemon) connectNATS(ctx context.Context) error {
-	nc, err := nats.Connect(d.natsURL,
+	security, err := d.natsClientOptions()
+	if err != nil {
+		return err
+	}
+	nc, err := nats.Connect(d.natsURL, append(security,
 		nats.Name("ledgerd"),
 		nats.MaxReconnects(-1), // a NATS restart must not end ingestion
 		nats.RetryOnFailedConnect(true),
 		nats.ReconnectWait(500*time.Millisecond),
-	)
+	)...)
 	if err != nil {
-		return fmt.Errorf("NATS at %s cannot be reached (--nats-url): %w", d.natsURL, err)
+		return fmt.Errorf("NATS at %s cannot be reached (--nats-url): %s", secret.Redact(d.natsURL), secret.Redact(err.Error(), d.natsURL))
 	}
 	d.nc = nc
 	if d.js, err = jetstream.New(nc); err != nil {
@@ -346,6 +367,7 @@ func (d *Daemon) startGRPC(ctx context.Context) error {
 	calls := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	d.registry.MustRegister(calls)
 	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log),
+		d.grpcCreds(),
 		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor()),
 		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor()),
 		// One client's connection must not hold every handler: calls past
@@ -367,7 +389,7 @@ func (d *Daemon) startGRPC(ctx context.Context) error {
 func (d *Daemon) startHTTP() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
-		fmt.Fprintln(w, "ok")
+		fmt.Fprint(w, d.healthz())
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
 		ready, why := d.readiness()
@@ -386,6 +408,7 @@ func (d *Daemon) startHTTP() error {
 	if err != nil {
 		return err
 	}
+	lis = d.httpListener(lis)
 	d.httpAddr = lis.Addr().String()
 	d.http = &http.Server{
 		Handler:           mux,
@@ -481,7 +504,8 @@ func (d *Daemon) Ready() bool {
 func (d *Daemon) Runner() *runner.Runner { return d.runner }
 
 // GRPCAddr, NATSURL, EventstoreURL and HTTPAddr say where the daemon
-// listens.
+// listens. EventstoreURL carries the store's password: log it only
+// through secret.Redact.
 func (d *Daemon) GRPCAddr() string      { return d.grpcAddr }
 func (d *Daemon) NATSURL() string       { return d.natsURL }
 func (d *Daemon) EventstoreURL() string { return d.storeURL }
