@@ -334,11 +334,11 @@ func (d *Daemon) startNATS() error {
 }
 
 func (d *Daemon) connectNATS(ctx context.Context) error {
-	security, err := d.natsClientOptions()
+	url, security, err := d.natsClient()
 	if err != nil {
 		return err
 	}
-	nc, err := nats.Connect(d.natsURL, append(security,
+	nc, err := nats.Connect(url, append(security,
 		nats.Name("ledgerd"),
 		nats.MaxReconnects(-1), // a NATS restart must not end ingestion
 		nats.RetryOnFailedConnect(true),

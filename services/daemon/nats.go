@@ -53,12 +53,25 @@ func (d *Daemon) withNATSConfig(own *server.Options) *server.Options {
 	return f
 }
 
-// natsClientOptions are how ledgerd's own connection authenticates
-// (--nats-creds, or --nats-user with --nats-password-file; a user and
-// password may instead be in --nats-url) and secures itself. With
-// --nats-config it connects to the embedded server in process: the
-// file's TLS is for the other clients (its certificate names the host,
-// not a pipe), and the client port may require what ledgerd cannot give.
+// natsClient is the URL ledgerd's own connection dials and the options
+// of how it authenticates (--nats-creds, or --nats-user with
+// --nats-password-file; a user and password may instead be in
+// --nats-url) and secures itself. With --nats-config it connects to the
+// embedded server in process, in plaintext: the file's TLS is for the
+// other clients (its certificate names the host, not a pipe), and the
+// client port may require what ledgerd cannot give.
+func (d *Daemon) natsClient() (string, []nats.Option, error) {
+	opts, err := d.natsClientOptions()
+	if err != nil {
+		return "", nil, err
+	}
+	if d.nats != nil && d.sec.natsFile != nil {
+		// A tls:// URL would make the client start TLS on the pipe.
+		return "nats://in-process", append(opts, nats.InProcessServer(d.nats)), nil
+	}
+	return d.natsURL, opts, nil
+}
+
 func (d *Daemon) natsClientOptions() ([]nats.Option, error) {
 	var opts []nats.Option
 	if d.cfg.NATSCreds != "" {
@@ -78,7 +91,7 @@ func (d *Daemon) natsClientOptions() ([]nats.Option, error) {
 		opts = append(opts, nats.UserInfo(d.cfg.NATSUser, password))
 	}
 	if d.nats != nil && d.sec.natsFile != nil {
-		return append(opts, nats.InProcessServer(d.nats)), nil
+		return opts, nil
 	}
 	if d.cfg.NATSTLSCA != "" || d.cfg.NATSTLSCert != "" {
 		tlsConfig, err := certs.ClientConfig(d.cfg.NATSTLSCA, d.cfg.NATSTLSCert, d.cfg.NATSTLSKey)
