@@ -419,6 +419,8 @@ func (d *Daemon) startHTTP() error {
 		WriteTimeout:   time.Minute,
 		IdleTimeout:    2 * time.Minute,
 		MaxHeaderBytes: 64 << 10,
+		// Failed TLS handshakes (scanners, plaintext clients) are noise.
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug),
 	}
 	d.servers.Go(func() {
 		if err := d.http.Serve(lis); err != nil && !errors.Is(err, http.ErrServerClosed) {
