@@ -77,6 +77,7 @@ func common(fs *flag.FlagSet, cfg *ctl.Config) {
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print JSON (protojson of the responses) instead of tables")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each query")
 	fs.DurationVar(&cfg.Wait, "wait", cfg.Wait, "bound on waiting for ledgerd to ingest what a command publishes")
+	securityFlags(fs, cfg)
 }
 
 // command is one subcommand: its words ("invoice get"), a synopsis of its
@@ -177,6 +178,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		Timeout: ctl.DefaultTimeout,
 		Wait:    ctl.DefaultWait,
 	}
+	securityFromEnvironment(&cfg)
 	global := flag.NewFlagSet("ledgerctl", flag.ContinueOnError)
 	global.SetOutput(stderr)
 	common(global, &cfg)

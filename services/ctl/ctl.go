@@ -20,6 +20,7 @@ package ctl
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -29,10 +30,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/certs"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -71,6 +74,20 @@ type Config struct {
 	Wait time.Duration
 	// Now is the time source (which months have ended); nil: time.Now.
 	Now func() time.Time
+
+	// TLS reaches the query service over TLS, trusting TLSCA (empty: the
+	// system's roots) and presenting TLSCert with TLSKey when given (a
+	// ledgerd with --tls-client-ca asks for one). TLSCA or TLSCert
+	// imply TLS.
+	TLS                    bool
+	TLSCA, TLSCert, TLSKey string
+	// NATSCreds is a NATS credentials file (user JWT and nkey seed);
+	// NATSTLSCA, NATSTLSCert and NATSTLSKey are TLS to NATS, as above
+	// (a tls:// URL alone uses the system's roots); a user and password
+	// go in the NATS URL. NATSInboxPrefix is the subject prefix of the
+	// replies ledgerctl receives, for a NATS user allowed to subscribe
+	// only to its own (deploy/nats/ledger-users.conf).
+	NATSCreds, NATSTLSCA, NATSTLSCert, NATSTLSKey, NATSInboxPrefix string
 }
 
 // Client runs ledgerctl's commands against one ledgerd. Its connections
@@ -84,6 +101,12 @@ type Client struct {
 	svc  billingv1.BillingServiceClient
 	nc   *nats.Conn
 	js   jetstream.JetStream
+
+	// refuse ends the publish in flight when NATS refuses it (see
+	// asyncError). Its own lock: NATS calls asyncError from its own
+	// goroutine, which mu's holders may wait on.
+	refuseMu sync.Mutex
+	refuse   context.CancelCauseFunc
 }
 
 // New returns a Client; Close releases its connections.
@@ -135,7 +158,15 @@ func (c *Client) service() (billingv1.BillingServiceClient, error) {
 	if c.svc != nil {
 		return c.svc, nil
 	}
-	conn, err := grpc.NewClient(c.cfg.GRPC, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	transport := insecure.NewCredentials()
+	if c.cfg.TLS || c.cfg.TLSCA != "" || c.cfg.TLSCert != "" {
+		tlsConfig, err := certs.ClientConfig(c.cfg.TLSCA, c.cfg.TLSCert, c.cfg.TLSKey)
+		if err != nil {
+			return nil, Usagef("--tls-ca, --tls-cert, --tls-key: %v", err)
+		}
+		transport = credentials.NewTLS(tlsConfig)
+	}
+	conn, err := grpc.NewClient(c.cfg.GRPC, grpc.WithTransportCredentials(transport))
 	if err != nil {
 		return nil, fmt.Errorf("ctl: --grpc %q: %w", c.cfg.GRPC, err)
 	}
@@ -152,14 +183,21 @@ func (c *Client) jetStream() (jetstream.JetStream, error) {
 	}
 	// No reconnect loop: a command either gets its acknowledgements or
 	// says why not; retrying is the person's call.
-	nc, err := nats.Connect(c.cfg.NATS, nats.Name("ledgerctl"), nats.Timeout(5*time.Second), nats.NoReconnect())
+	opts, err := c.natsOptions()
 	if err != nil {
-		return nil, &UnreachableError{What: "NATS", Addr: c.cfg.NATS, Err: err}
+		return nil, err
+	}
+	nc, err := nats.Connect(c.cfg.NATS, append(opts, nats.Name("ledgerctl"), nats.Timeout(5*time.Second), nats.NoReconnect(), nats.ErrorHandler(c.asyncError))...)
+	if err != nil {
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+			return nil, fmt.Errorf("NATS at %s refused ledgerctl's credentials (user:password@ in --nats, or --nats-creds)", c.natsAddr())
+		}
+		return nil, &UnreachableError{What: "NATS", Addr: c.natsAddr(), Err: err, Hint: tlsHint(err.Error(), "nats-")}
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
 		nc.Close()
-		return nil, fmt.Errorf("ctl: JetStream at %s: %w", c.cfg.NATS, err)
+		return nil, fmt.Errorf("ctl: JetStream at %s: %w", c.natsAddr(), err)
 	}
 	c.nc, c.js = nc, js
 	return js, nil
@@ -195,7 +233,7 @@ func (c *Client) queryError(err error) error {
 	if st, ok := status.FromError(err); ok {
 		switch st.Code() {
 		case codes.Unavailable:
-			return &UnreachableError{What: "ledgerd", Addr: c.cfg.GRPC, Err: err}
+			return &UnreachableError{What: "ledgerd", Addr: c.cfg.GRPC, Err: err, Hint: tlsHint(st.Message(), "")}
 		case codes.DeadlineExceeded:
 			return fmt.Errorf("ledgerd at %s did not answer within %s (--timeout): %w", c.cfg.GRPC, c.cfg.Timeout, err)
 		}

@@ -52,9 +52,15 @@ type UnreachableError struct {
 	What string // "ledgerd" or "NATS"
 	Addr string
 	Err  error
+	// Hint, when set, says why instead of asking whether ledgerd runs:
+	// something answered, but the TLS handshake failed.
+	Hint string
 }
 
 func (e *UnreachableError) Error() string {
+	if e.Hint != "" {
+		return fmt.Sprintf("cannot reach %s at %s: %s", e.What, e.Addr, e.Hint)
+	}
 	return fmt.Sprintf("cannot reach %s at %s (is `go run ./cmd/ledgerd` running?)", e.What, e.Addr)
 }
 

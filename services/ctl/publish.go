@@ -45,13 +45,15 @@ func (c *Client) publication(ctx context.Context) (*publication, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
 	defer cancel()
+	ctx, done := c.refusable(ctx)
+	defer done()
 	dlq, err := js.Stream(ctx, wire.StreamDLQ)
 	if err != nil {
-		return nil, c.streamError(wire.StreamDLQ, err)
+		return nil, c.refusedOr(ctx, c.streamError(wire.StreamDLQ, err))
 	}
 	info, err := dlq.Info(ctx)
 	if err != nil {
-		return nil, c.streamError(wire.StreamDLQ, err)
+		return nil, c.refusedOr(ctx, c.streamError(wire.StreamDLQ, err))
 	}
 	return &publication{c: c, js: js, dlqStart: info.State.LastSeq, sent: make(map[sentKey]string)}, nil
 }
@@ -60,9 +62,9 @@ func (c *Client) publication(ctx context.Context) (*publication, error) {
 func (c *Client) streamError(stream string, err error) error {
 	if errors.Is(err, jetstream.ErrStreamNotFound) || errors.Is(err, nats.ErrNoResponders) ||
 		errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) {
-		return fmt.Errorf("NATS at %s has no JetStream stream %s: is ledgerd running against this NATS? (it creates the stream): %w", c.cfg.NATS, stream, err)
+		return fmt.Errorf("NATS at %s has no JetStream stream %s: is ledgerd running against this NATS? (it creates the stream): %w", c.natsAddr(), stream, err)
 	}
-	return fmt.Errorf("JetStream stream %s at %s: %w", stream, c.cfg.NATS, err)
+	return fmt.Errorf("JetStream stream %s at %s: %w", stream, c.natsAddr(), err)
 }
 
 // publish sends one input message as protobuf binary on its subject and
@@ -79,8 +81,13 @@ func (p *publication) publish(ctx context.Context, msg proto.Message) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.c.cfg.Timeout)
 	defer cancel()
+	ctx, done := p.c.refusable(ctx)
+	defer done()
 	ack, err := p.js.Publish(ctx, subject, data)
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, nats.ErrPermissionViolation) {
+			return fmt.Errorf("NATS at %s refused to let this user publish %s on %s: %w%s", p.c.natsAddr(), describe(msg), subject, cause, inboxHint(cause))
+		}
 		if errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrNoStreamResponse) {
 			return p.c.streamError(wire.StreamIn, err)
 		}
@@ -122,11 +129,16 @@ func (p *publication) await(ctx context.Context, progress func(done, total int))
 	}
 	ctx, cancel := context.WithTimeout(ctx, p.c.cfg.Wait)
 	defer cancel()
+	ctx, done := p.c.refusable(ctx)
+	defer done()
 	var floor uint64
 	var lastErr error
 	err := poll(ctx, func(ctx context.Context) (bool, error) {
+		if err := p.c.refusedOr(ctx, nil); err != nil {
+			return false, err
+		}
 		if p.c.nc.IsClosed() {
-			return false, &UnreachableError{What: "NATS", Addr: p.c.cfg.NATS, Err: nats.ErrConnectionClosed}
+			return false, &UnreachableError{What: "NATS", Addr: p.c.natsAddr(), Err: nats.ErrConnectionClosed}
 		}
 		cons, err := p.js.Consumer(ctx, wire.StreamIn, wire.Consumer)
 		if err != nil {
@@ -151,12 +163,15 @@ func (p *publication) await(ctx context.Context, progress func(done, total int))
 		return floor >= p.last, nil
 	})
 	if err != nil {
+		if refused := p.c.refusedOr(ctx, nil); refused != nil {
+			return refused
+		}
 		if ctx.Err() != nil {
 			why := fmt.Sprintf("its ingestion consumer %s has acknowledged BILLING_IN up to sequence %d, the last message is at %d", wire.Consumer, floor, p.last)
 			if lastErr != nil {
 				why = fmt.Sprintf("consumer %s of BILLING_IN: %v", wire.Consumer, lastErr)
 			}
-			return notIngested("ledgerd has not ingested the messages: waited %s (--wait) and %s; is ledgerd running against %s?", p.c.cfg.Wait, why, p.c.cfg.NATS)
+			return notIngested("ledgerd has not ingested the messages: waited %s (--wait) and %s; is ledgerd running against %s?", p.c.cfg.Wait, why, p.c.natsAddr())
 		}
 		return err
 	}
