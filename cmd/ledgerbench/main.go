@@ -5,7 +5,10 @@
 // directory:
 //
 //	go run ./cmd/ledgerd --data-dir /tmp/bench-data &
-//	go run ./cmd/ledgerbench --records 1000000
+//	go run ./cmd/ledgerbench --data-dir /tmp/bench-data --records 1000000
+//
+// It reads the embedded store directly, with the password and
+// certificate ledgerd keeps in its data directory.
 package main
 
 import (
@@ -19,13 +22,15 @@ import (
 	"time"
 
 	"github.com/ledger-billing/ledger/services/bench"
+	"github.com/ledger-billing/ledger/services/daemon"
 )
 
 func main() {
 	cfg := bench.Config{Progress: os.Stderr}
 	flag.StringVar(&cfg.GRPC, "grpc", "127.0.0.1:9090", "ledgerd's gRPC address")
 	flag.StringVar(&cfg.NATS, "nats", "nats://127.0.0.1:4222", "ledgerd's NATS")
-	flag.StringVar(&cfg.Eventstore, "eventstore", "esdb://127.0.0.1:2113?tls=false", "ledgerd's event store")
+	flag.StringVar(&cfg.Eventstore, "eventstore", "", "ledgerd's event store (default: its embedded store on 127.0.0.1:2113, with the password and certificate in --data-dir)")
+	dataDir := flag.String("data-dir", "./ledger-data", "ledgerd's data directory, for the embedded store's password and certificate")
 	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "ledgerd's HTTP address (for /metrics)")
 	flag.IntVar(&cfg.Records, "records", 1_000_000, "usage records to ingest")
 	flag.IntVar(&cfg.Batch, "batch", 1000, "records per UsageReported message")
@@ -42,6 +47,14 @@ func main() {
 			os.Exit(2)
 		}
 		cfg.Concurrency = append(cfg.Concurrency, c)
+	}
+	if cfg.Eventstore == "" {
+		url, err := daemon.StoreURL(*dataDir, "127.0.0.1:2113")
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "ledgerbench: %v (--data-dir, or --eventstore)\n", err)
+			os.Exit(2)
+		}
+		cfg.Eventstore = url
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()

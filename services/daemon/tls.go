@@ -115,14 +115,30 @@ func (d *Daemon) ownStoreURL(addr net.Addr, password string) string {
 		}
 	}
 	_, port, _ := net.SplitHostPort(addr.String())
-	caFile, err := filepath.Abs(filepath.Join(d.cfg.DataDir, StoreCertFile))
+	return storeURL(d.cfg.DataDir, net.JoinHostPort(host, port), password)
+}
+
+// StoreURL is the connection string of the embedded store of a ledgerd
+// whose data directory is dataDir and whose store listens at addr (its
+// --eventstore-listen), with the password ledgerd generated there and
+// its certificate: for tools on the same machine, such as ledgerbench.
+func StoreURL(dataDir, addr string) (string, error) {
+	password, err := secret.ReadFile(filepath.Join(dataDir, StorePasswordFile))
 	if err != nil {
-		caFile = filepath.Join(d.cfg.DataDir, StoreCertFile)
+		return "", fmt.Errorf("the event store's password in %s: %w", dataDir, err)
+	}
+	return storeURL(dataDir, addr, password), nil
+}
+
+func storeURL(dataDir, addr, password string) string {
+	caFile, err := filepath.Abs(filepath.Join(dataDir, StoreCertFile))
+	if err != nil {
+		caFile = filepath.Join(dataDir, StoreCertFile)
 	}
 	u := url.URL{
 		Scheme:   "esdb",
 		User:     url.UserPassword(eventstore.User, password),
-		Host:     net.JoinHostPort(host, port),
+		Host:     addr,
 		RawQuery: url.Values{"tls": {"true"}, "tlsCAFile": {caFile}}.Encode(),
 	}
 	return u.String()
