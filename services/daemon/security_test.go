@@ -134,6 +134,10 @@ func TestTLSOnEveryListener(t *testing.T) {
 		t.Fatal(err)
 	}
 	user := url.UserPassword(eventstore.User, strings.TrimSpace(string(password))).String()
+	storeURL, err := daemon.StoreURL(cfg.DataDir, addr)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx := testkit.Context(t, 30*time.Second)
 	for name, tc := range map[string]struct {
 		url string
@@ -143,6 +147,7 @@ func TestTLSOnEveryListener(t *testing.T) {
 		// gets it; one that connects by IP gets the store's own.
 		"the operator's certificate, by name": {"esdb://" + user + "@" + strings.Replace(addr, "127.0.0.1", "localhost", 1) + "?tls=true&tlsCAFile=" + url.QueryEscape(ca.File), true},
 		"the store's own certificate":         {"esdb://" + user + "@" + addr + "?tls=true&tlsCAFile=" + url.QueryEscape(filepath.Join(cfg.DataDir, daemon.StoreCertFile)), true},
+		"daemon.StoreURL":                     {storeURL, true},
 		"plaintext":                           {"esdb://" + user + "@" + addr + "?tls=false&maxDiscoverAttempts=1", false},
 		"no credentials":                      {"esdb://" + addr + "?tls=true&tlsCAFile=" + url.QueryEscape(ca.File), false},
 	} {
