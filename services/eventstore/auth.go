@@ -14,6 +14,8 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 )
 
 // User is the name of the embedded store's one user. It is KurrentDB's
@@ -33,19 +35,26 @@ var (
 // wrong password retries, and each retry is a refused call.
 const authLogEvery = 10 * time.Second
 
+// drainWithin bounds how long a refused append is read before its answer
+// (see stream).
+const drainWithin = 10 * time.Second
+
 // auth checks HTTP basic credentials on every call, as KurrentDB does:
 // "authorization: Basic base64(user:password)" in the call's metadata.
 type auth struct {
 	want [sha256.Size]byte // of "User:password"
 	log  func(msg string, args ...any)
+	// drainMax bounds the bytes of a refused append read before its
+	// answer: the largest append accepted.
+	drainMax int
 
 	mu      sync.Mutex
 	logged  time.Time
 	refused int // since the last line
 }
 
-func newAuth(password string, log func(string, ...any)) *auth {
-	return &auth{want: sha256.Sum256([]byte(User + ":" + password)), log: log}
+func newAuth(password string, drainMax int, log func(string, ...any)) *auth {
+	return &auth{want: sha256.Sum256([]byte(User + ":" + password)), log: log, drainMax: drainMax}
 }
 
 // check returns nil for a call with the right credentials. It compares
@@ -102,9 +111,31 @@ func (a *auth) unary(ctx context.Context, req any, _ *grpc.UnaryServerInfo, hand
 	return handler(ctx, req)
 }
 
-func (a *auth) stream(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
+func (a *auth) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 	if err := a.check(ss.Context()); err != nil {
+		if info.IsClientStream {
+			a.drain(ss)
+		}
 		return err
 	}
 	return handler(srv, ss)
+}
+
+// drain reads a refused append to its end, or to drainMax bytes or
+// drainWithin, before the refusal is sent. The official client sends
+// every event before it reads the answer, and reports a stream the
+// server ended early as "EOF", not as the UNAUTHENTICATED it was: it
+// must be able to send them. The bounds keep a client without
+// credentials from sending more than an append could; one that stops
+// sending altogether waits on its own deadline (the official client's is
+// 10 s), as an append that stalls does.
+func (a *auth) drain(ss grpc.ServerStream) {
+	start := time.Now()
+	for n := 0; n <= a.drainMax && time.Since(start) < drainWithin; {
+		var m emptypb.Empty // any message: its fields are kept unknown, and counted
+		if err := ss.RecvMsg(&m); err != nil {
+			return
+		}
+		n += proto.Size(&m)
+	}
 }

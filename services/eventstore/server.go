@@ -97,7 +97,7 @@ func Open(cfg Config) (_ *Server, err error) {
 		security = append(security, grpc.Creds(credentials.NewTLS(cfg.TLS)))
 	}
 	if cfg.Password != "" {
-		a := newAuth(cfg.Password, log.Warn)
+		a := newAuth(cfg.Password, s.maxAppendSize, log.Warn)
 		security = append(security, grpc.ChainUnaryInterceptor(a.unary), grpc.ChainStreamInterceptor(a.stream))
 	}
 	s.grpc = grpc.NewServer(append(security,
