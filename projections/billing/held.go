@@ -15,7 +15,8 @@ import (
 // unassigned (no provider at their instant) or the currency mismatches (in
 // another currency than their organization's). Anyone can send usage of an
 // account nobody registered, a million records of it, so a held charge must
-// cost what a billed one costs (DESIGN 6.1): about ten bytes.
+// cost what a billed one costs (DESIGN 6.1): an entry of a dozen bytes in a
+// packed log, and its share of a group.
 //
 // Per account it keeps groups, one per (month, service, region, currency),
 // each with the exact sum of its charges, the span of their instants and
