@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
@@ -86,7 +87,7 @@ func (e *DeniedError) Error() string {
 	case KindPath:
 		return fmt.Sprintf("role %s may not read %s", e.Role, e.Name)
 	}
-	return fmt.Sprintf("role %s may not call %s", e.Role, e.Name)
+	return fmt.Sprintf("role %s may not call %s", e.Role, strings.TrimPrefix(e.Name, "/"))
 }
 
 // Is matches ErrDenied.

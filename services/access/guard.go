@@ -2,6 +2,7 @@ package access
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -111,8 +112,15 @@ func (g *Guard) record(caller *Caller, kind, name, resource, outcome string, err
 		attrs = append(attrs, "resource", resource)
 	}
 	attrs = append(attrs, "outcome", outcome)
-	if err != nil {
-		attrs = append(attrs, "err", err)
+	var ue *UnauthenticatedError
+	switch {
+	case outcome == outcomeAllowed:
+		// What the handler answered; its error is the handler's to log.
+		attrs = append(attrs, "code", status.Code(err).String())
+	case errors.As(err, &ue) && ue.Err != nil:
+		attrs = append(attrs, "reason", ue.Reason, "cause", ue.Err.Error())
+	case err != nil:
+		attrs = append(attrs, "reason", status.Convert(err).Message())
 	}
 	g.log.Info("access", attrs...)
 }
@@ -242,14 +250,14 @@ func requestResource(r resource, req any) (orgID, logged string) {
 	switch r {
 	case ban:
 		if m, ok := req.(interface{ GetBan() string }); ok {
-			return "", "ban=" + cut(m.GetBan())
+			return "", "ban:" + cut(m.GetBan())
 		}
 	case org, orgOptional:
 		if m, ok := req.(interface{ GetOrgId() string }); ok {
 			if m.GetOrgId() == "" {
 				return "", ""
 			}
-			return m.GetOrgId(), "org=" + cut(m.GetOrgId())
+			return m.GetOrgId(), "org:" + cut(m.GetOrgId())
 		}
 	}
 	return "", ""
