@@ -1,6 +1,7 @@
 package daemon_test
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
+	reflectionpb "google.golang.org/grpc/reflection/grpc_reflection_v1"
 	"google.golang.org/grpc/status"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
@@ -97,6 +99,28 @@ func TestAuthentication(t *testing.T) {
 	withToken := metadata.AppendToOutgoingContext(ctx, token.Header, "Bearer "+tokens["operator"])
 	if _, err := svc.ListExceptions(withToken, &billingv1.ListExceptionsRequest{}); err != nil {
 		t.Errorf("ListExceptions as operator: %v", err)
+	}
+
+	// Server reflection, a stream, takes a token of any role.
+	for _, tc := range []struct {
+		ctx  context.Context
+		want codes.Code
+	}{
+		{ctx, codes.Unauthenticated},
+		{metadata.AppendToOutgoingContext(ctx, token.Header, "Bearer "+tokens["invoicing"]), codes.OK},
+	} {
+		stream, err := reflectionpb.NewServerReflectionClient(conn).ServerReflectionInfo(tc.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = stream.Send(&reflectionpb.ServerReflectionRequest{MessageRequest: &reflectionpb.ServerReflectionRequest_ListServices{}})
+		if err == nil {
+			_, err = stream.Recv()
+		}
+		if status.Code(err) != tc.want {
+			t.Errorf("reflection: %v, want %v", err, tc.want)
+		}
+		stream.CloseSend()
 	}
 
 	_, metrics := get(t, "/metrics", "operator")
