@@ -2,7 +2,6 @@ package access
 
 import (
 	"context"
-	"slices"
 
 	"github.com/ledger-billing/ledger/services/token"
 )
@@ -46,10 +45,4 @@ func Organizations(ctx context.Context) (orgs []string, limited bool) {
 		return nil, false
 	}
 	return c.Orgs, true
-}
-
-// Allows reports whether a call limited to orgs (see Organizations) may
-// read organization org.
-func Allows(orgs []string, limited bool, org string) bool {
-	return !limited || slices.Contains(orgs, org)
 }

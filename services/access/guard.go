@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -238,7 +239,7 @@ func allow(c *Caller, fullMethod string, row method, orgID string, lineageAsked 
 	if lineageAsked && !lineage[c.Role] {
 		return &DeniedError{Role: c.Role, Kind: KindLineage}
 	}
-	if r == theirs && (row.resource == org || row.resource == orgOptional && orgID != "") && !Allows(c.Orgs, true, orgID) {
+	if r == theirs && (row.resource == org || row.resource == orgOptional && orgID != "") && !slices.Contains(c.Orgs, orgID) {
 		return &DeniedError{Role: c.Role, Kind: KindOrganization}
 	}
 	return nil

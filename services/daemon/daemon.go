@@ -156,6 +156,9 @@ func start(cfg Config) (d *Daemon, err error) {
 			Name: "ledger_process_peak_rss_bytes",
 			Help: "Peak resident set size of the process (VmHWM), for memory benchmarks.",
 		}, peakRSS))
+	if err := d.startAccess(); err != nil {
+		return d, err
+	}
 	if d.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return d, err
 	}
@@ -217,9 +220,6 @@ func start(cfg Config) (d *Daemon, err error) {
 	if cfg.Clock {
 		c := clock.New(clock.Config{Cycles: d.runner, Publish: d.Publish, Now: cfg.Now, Logger: d.log})
 		d.run(ctx, "clock", func() error { return c.Run(ctx) })
-	}
-	if err := d.startAccess(); err != nil {
-		return d, err
 	}
 	if err := d.startGRPC(ctx); err != nil {
 		return d, err
