@@ -80,7 +80,7 @@ func (e *reportedError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 func common(fs *flag.FlagSet, cfg *ctl.Config) {
 	fs.StringVar(&cfg.GRPC, "grpc", cfg.GRPC, "ledgerd's gRPC query address (env LEDGERCTL_GRPC)")
 	fs.StringVar(&cfg.NATS, "nats", cfg.NATS, "NATS URL ledgerd ingests from (env LEDGERCTL_NATS)")
-	fs.Var(secret{&cfg.Token}, "token", "bearer token sent to ledgerd with every query (env LEDGERCTL_TOKEN)")
+	fs.Var(secret{&cfg.Token}, "token", "bearer `token` sent to ledgerd with every query (env LEDGERCTL_TOKEN)")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print JSON (protojson of the responses) instead of tables")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each query")
 	fs.DurationVar(&cfg.Wait, "wait", cfg.Wait, "bound on waiting for ledgerd to ingest what a command publishes")
