@@ -117,6 +117,14 @@ func (p *Projection) Currency(org string) (money.Currency, error) {
 	return o.Currency, nil
 }
 
+// OrganizationOfBAN returns the organization a BAN bills (the first that
+// named it), and whether any does. It computes nothing: the query service
+// asks it before it looks a document up, to decide whether the caller may
+// read the BAN at all (services/access).
+func (p *Projection) OrganizationOfBAN(ban string) (string, bool) {
+	return p.h.OrganizationOfBAN(ban)
+}
+
 // orgBANs returns the BANs of an organization, sorted.
 func (p *Projection) orgBANs(org string) ([]string, error) {
 	if _, err := p.h.Organization(org); err != nil {

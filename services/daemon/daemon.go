@@ -35,12 +35,14 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/services/access"
 	"github.com/ledger-billing/ledger/services/clock"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/ingest"
 	"github.com/ledger-billing/ledger/services/query"
 	"github.com/ledger-billing/ledger/services/runner"
+	"github.com/ledger-billing/ledger/services/token"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -71,6 +73,10 @@ type Config struct {
 	// Now is the time source of the cycle clock and of the cycle guards;
 	// nil is time.Now.
 	Now func() time.Time
+	// AuthJWKS (a file or an https URL), AuthIssuer and AuthAudience
+	// verify callers' bearer tokens (services/access); an empty AuthJWKS
+	// turns authentication off (see AuthConfigured).
+	AuthJWKS, AuthIssuer, AuthAudience string
 }
 
 // Defaults returns the documented defaults.
@@ -87,6 +93,7 @@ func Defaults() Config {
 		Clock:            true,
 		ClockSkew:        ingest.ClockSkewDefault,
 		MaxAppendSize:    16 << 20,
+		AuthAudience:     token.DefaultAudience,
 	}
 }
 
@@ -114,6 +121,7 @@ type Daemon struct {
 	httpAddr  string
 	grpc      *grpc.Server
 	grpcAddr  string
+	access    *access.Guard // nil: authentication off
 
 	cancel     context.CancelFunc
 	components sync.WaitGroup // ingestion, projections, clock, publisher
@@ -148,6 +156,9 @@ func start(cfg Config) (d *Daemon, err error) {
 			Name: "ledger_process_peak_rss_bytes",
 			Help: "Peak resident set size of the process (VmHWM), for memory benchmarks.",
 		}, peakRSS))
+	if err := d.startAccess(); err != nil {
+		return d, err
+	}
 	if d.lock, err = lockDataDir(cfg.DataDir); err != nil {
 		return d, err
 	}
@@ -346,8 +357,8 @@ func (d *Daemon) startGRPC(ctx context.Context) error {
 	calls := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	d.registry.MustRegister(calls)
 	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log),
-		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor()),
+		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor(), d.unaryAccess()),
+		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor(), d.streamAccess()),
 		// One client's connection must not hold every handler: calls past
 		// the bound wait in the client's transport, not in ledgerd.
 		grpc.MaxConcurrentStreams(grpcStreamsMax),
@@ -388,7 +399,7 @@ func (d *Daemon) startHTTP() error {
 	}
 	d.httpAddr = lis.Addr().String()
 	d.http = &http.Server{
-		Handler:           mux,
+		Handler:           d.httpAccess(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// A CPU profile takes 30 s by default; a minute leaves it room
