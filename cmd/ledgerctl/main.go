@@ -11,6 +11,11 @@
 //	ledgerctl dashboard --org ID [--cost-center ID] [--from YYYY-MM] [--to YYYY-MM]
 //	ledgerctl adjustments --org ID --month YYYY-MM [--kind inter|intra]
 //	ledgerctl exceptions [--org ID]
+//	ledgerctl auth init --dir DIR
+//	ledgerctl auth token --key DIR/signing-key.pem --role ROLE [--org ID ...] [--ttl 24h]
+//
+// Against a ledgerd that authenticates its callers, every query sends the
+// bearer token of --token, or of LEDGERCTL_TOKEN.
 //
 // This file only parses the command line and calls services/ctl, where
 // the commands are. It exits 0 on success, 1 when a command fails, and 2
@@ -29,6 +34,7 @@ import (
 	"syscall"
 
 	"github.com/ledger-billing/ledger/services/ctl"
+	"github.com/ledger-billing/ledger/services/token"
 )
 
 func main() {
@@ -74,6 +80,7 @@ func (e *reportedError) Error() string { return fmt.Sprintf("exit %d", e.code) }
 func common(fs *flag.FlagSet, cfg *ctl.Config) {
 	fs.StringVar(&cfg.GRPC, "grpc", cfg.GRPC, "ledgerd's gRPC query address (env LEDGERCTL_GRPC)")
 	fs.StringVar(&cfg.NATS, "nats", cfg.NATS, "NATS URL ledgerd ingests from (env LEDGERCTL_NATS)")
+	fs.Var(secret{&cfg.Token}, "token", "bearer `token` sent to ledgerd with every query (env LEDGERCTL_TOKEN)")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print JSON (protojson of the responses) instead of tables")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each query")
 	fs.DurationVar(&cfg.Wait, "wait", cfg.Wait, "bound on waiting for ledgerd to ingest what a command publishes")
@@ -169,12 +176,34 @@ var commands = []command{
 			org := fs.String("org", "", "only this organization's")
 			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.Exceptions(ctx, *org) }
 		}},
+	{name: "auth init", args: "--dir DIR", about: "write an Ed25519 signing key and its JWKS (for ledgerd --auth-jwks) into a directory",
+		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
+			dir := fs.String("dir", "", "directory to write "+token.KeyFile+" and "+token.JWKSFile+" into (required)")
+			return func(_ context.Context, c *ctl.Client, _ []string) error { return c.AuthInit(*dir) }
+		}},
+	{name: "auth token", args: "--key FILE --role ROLE [--org ID ...] [--ttl DURATION] [--issuer ISS] [--audience AUD] [--subject SUB]",
+		about: "print a bearer token signed with a key that auth init wrote",
+		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
+			var opt ctl.TokenOptions
+			fs.StringVar(&opt.Key, "key", "", "signing key file, "+token.KeyFile+" in the auth init directory (required)")
+			fs.StringVar(&opt.Role, "role", "", "operator, auditor, invoicing or org_admin (required)")
+			fs.Func("org", "with --role org_admin, an organization it administers; repeat for more", func(s string) error {
+				opt.Orgs = append(opt.Orgs, s)
+				return nil
+			})
+			fs.DurationVar(&opt.TTL, "ttl", ctl.DefaultTTL, "how long the token is valid")
+			fs.StringVar(&opt.Issuer, "issuer", ctl.DefaultIssuer, "issuer (iss): ledgerd's --auth-issuer")
+			fs.StringVar(&opt.Audience, "audience", token.DefaultAudience, "audience (aud): ledgerd's --auth-audience")
+			fs.StringVar(&opt.Subject, "subject", "", "who the token stands for (sub), as ledgerd's access log names it (default: the role)")
+			return func(_ context.Context, c *ctl.Client, _ []string) error { return c.AuthToken(opt) }
+		}},
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cfg := ctl.Config{
 		GRPC:    envOr("LEDGERCTL_GRPC", ctl.DefaultGRPC),
 		NATS:    envOr("LEDGERCTL_NATS", ctl.DefaultNATS),
+		Token:   os.Getenv("LEDGERCTL_TOKEN"),
 		Timeout: ctl.DefaultTimeout,
 		Wait:    ctl.DefaultWait,
 	}
@@ -277,6 +306,16 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// secret is a flag whose value help never prints: --token's default comes
+// from LEDGERCTL_TOKEN, and -h must not show a token to whoever watches.
+type secret struct{ p *string }
+
+func (s secret) String() string { return "" }
+func (s secret) Set(v string) error {
+	*s.p = v
+	return nil
 }
 
 func envOr(name, fallback string) string {

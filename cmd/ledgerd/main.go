@@ -54,6 +54,9 @@ func run(args []string) error {
 	fs.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "HTTP address of /healthz, /readyz and /metrics")
 	fs.BoolVar(&cfg.Clock, "clock", cfg.Clock, "close billing cycles on the 1st and finalize vendor cycles on the 10th (00:00 UTC)")
 	fs.DurationVar(&cfg.ClockSkew, "clock-skew", cfg.ClockSkew, "how far ahead of ledgerd's clock a publisher's may run: a month closes once it has ended by ledgerd's clock plus this")
+	fs.StringVar(&cfg.AuthJWKS, "auth-jwks", cfg.AuthJWKS, "JWKS of the keys that sign callers' bearer tokens: a file or an https URL (empty: no authentication, for loopback)")
+	fs.StringVar(&cfg.AuthIssuer, "auth-issuer", cfg.AuthIssuer, "the issuer (iss) bearer tokens must carry; required with --auth-jwks")
+	fs.StringVar(&cfg.AuthAudience, "auth-audience", cfg.AuthAudience, "an audience (aud) bearer tokens must carry")
 	securityFlags(fs, &cfg.Security)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fromEnvironment(fs); err != nil {

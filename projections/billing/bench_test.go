@@ -179,3 +179,159 @@ func BenchmarkBackDatedChange(b *testing.B) {
 		}
 	})
 }
+
+const (
+	heldAccounts = 1_000
+	heldRecords  = 1_000_000
+	heldBatch    = 1_000 // records per UsageReported
+	heldMonths   = 3
+)
+
+// heldHistory returns the usage of the held-usage benchmarks: 1,000,000
+// records of 1,000 accounts over three months, five services and four
+// regions, in messages of 1,000 records, each message spread over the
+// accounts as a metering service's batches are. With register, it also
+// returns an organization and a provider for every account, so that the
+// same records are billed rather than held.
+func heldHistory(register bool) (setup []proto.Message, msgs []*billingv1.UsageReported) {
+	rng := rand.New(rand.NewPCG(2018, 3))
+	if register {
+		o := org("org-held", "BAN-HELD", "USD")
+		o.EventId = "org-held"
+		setup = append(setup, o)
+		for a := range heldAccounts {
+			m := provider("org-held", fmt.Sprintf("p-%05d", a), "ws", "AWS", fmt.Sprintf("%012d", a), "")
+			m.EventId = "provider-" + m.ProviderId
+			setup = append(setup, m)
+		}
+	}
+	services := []string{"Amazon EC2", "Amazon S3", "Amazon RDS", "AWS Lambda", "Amazon CloudFront"}
+	regions := []string{"us-east-1", "eu-west-1", "ap-northeast-1", ""}
+	start := calendar.New(2018, time.January).Start()
+	hours := int(calendar.New(2018, time.January+heldMonths).Start().Sub(start).Hours())
+	for i := range heldRecords / heldBatch {
+		u := &billingv1.UsageReported{EventId: fmt.Sprintf("held-%05d", i)}
+		for j := range heldBatch {
+			at := start.Add(time.Duration(rng.IntN(hours)) * time.Hour)
+			u.Records = append(u.Records, &billingv1.UsageRecord{
+				RecordId:          fmt.Sprintf("r%d", j),
+				Vendor:            "AWS",
+				AccountId:         fmt.Sprintf("%012d", rng.IntN(heldAccounts)),
+				Service:           services[rng.IntN(len(services))],
+				Region:            regions[rng.IntN(len(regions))],
+				ChargeCategory:    "Usage",
+				ChargePeriodStart: timestamppb.New(at),
+				ChargePeriodEnd:   timestamppb.New(at.Add(time.Hour)),
+				Cost:              &billingv1.Money{Amount: fmt.Sprintf("%d.%08d", rng.IntN(100), rng.IntN(100_000_000)), Currency: "USD"},
+			})
+		}
+		msgs = append(msgs, u)
+	}
+	return setup, msgs
+}
+
+// BenchmarkFoldHeldUsage folds 1,000,000 usage records of 1,000 accounts
+// into a new projection per iteration, the accounts unregistered ("held":
+// every record waits as unassigned usage) or registered ("billed"), and
+// reports the live heap the fold added per record: held usage must cost
+// about what billed usage costs (DESIGN 6.1), whoever sends it. It also
+// reports the entries of the full exceptions list.
+func BenchmarkFoldHeldUsage(b *testing.B) {
+	for _, bc := range []struct {
+		name     string
+		register bool
+	}{{"held", false}, {"billed", true}} {
+		b.Run(bc.name, func(b *testing.B) {
+			setup, msgs := heldHistory(bc.register)
+			var perRecord float64
+			var entries int
+			b.ResetTimer()
+			for range b.N {
+				b.StopTimer()
+				p := New()
+				pos := uint64(0)
+				for _, m := range setup {
+					pos++
+					if _, err := p.Apply(pos, m); err != nil {
+						b.Fatal(err)
+					}
+				}
+				var before, after runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&before)
+				b.StartTimer()
+				for _, u := range msgs {
+					pos++
+					if _, err := p.Apply(pos, u); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				perRecord = (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / heldRecords
+				ex, err := p.Exceptions("")
+				if err != nil {
+					b.Fatal(err)
+				}
+				entries = len(ex)
+				runtime.KeepAlive(p)
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(heldRecords)*float64(b.N)/b.Elapsed().Seconds(), "records/s")
+			b.ReportMetric(perRecord, "B/record")
+			b.ReportMetric(float64(entries), "exceptions")
+		})
+	}
+}
+
+// BenchmarkListHeldExceptions lists the exceptions of 1,000,000 held
+// records: the work ListExceptions does under the projection's read lock.
+func BenchmarkListHeldExceptions(b *testing.B) {
+	_, msgs := heldHistory(false)
+	p := New()
+	for i, u := range msgs {
+		if _, err := p.Apply(uint64(i+1), u); err != nil {
+			b.Fatal(err)
+		}
+	}
+	msgs = nil
+	b.ResetTimer()
+	for range b.N {
+		if _, err := p.Exceptions(""); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkReleaseHeldUsage registers the 1,000 accounts of 1,000,000
+// held records, an organization then a provider for each: every record
+// leaves the unassigned usage for its cell, each at its own instant.
+func BenchmarkReleaseHeldUsage(b *testing.B) {
+	setup, _ := heldHistory(true)
+	_, msgs := heldHistory(false)
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		p := New()
+		pos := uint64(0)
+		for _, u := range msgs {
+			pos++
+			if _, err := p.Apply(pos, u); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		for _, m := range setup {
+			pos++
+			if _, err := p.Apply(pos, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StopTimer()
+		if ex, _ := p.Exceptions(""); len(ex) != 0 {
+			b.Fatalf("%d exceptions left after the registrations", len(ex))
+		}
+		b.StartTimer()
+	}
+}

@@ -43,12 +43,23 @@ const entryRoom = 16
 // doubling: there is one log per cell, millions of them, and most stay
 // short, so doubling would leave a third of their bytes unused.
 func (l chargeLog) add(monthStart, at int64, event uint32, amount *apd.Decimal) chargeLog {
+	return appendCharge(growLog(l), monthStart, at, event, amount)
+}
+
+// growLog makes room in l for an entry, growing it by an eighth.
+func growLog(l []byte) []byte {
 	if cap(l)-len(l) < entryRoom {
-		grown := make(chargeLog, len(l), len(l)+max(entryRoom, len(l)/8))
+		grown := make([]byte, len(l), len(l)+max(entryRoom, len(l)/8))
 		copy(grown, l)
 		l = grown
 	}
-	off := at - monthStart // >= 0: the cell's month is the month of at
+	return l
+}
+
+// appendCharge encodes one entry at the end of l: the offset of at from
+// monthStart (>= 0: the month is the month of at), the event, the amount.
+func appendCharge(l []byte, monthStart, at int64, event uint32, amount *apd.Decimal) []byte {
+	off := at - monthStart
 	l = binary.AppendUvarint(l, uint64(off/1e9))
 	l = binary.AppendUvarint(l, uint64(off%1e9))
 	l = binary.AppendUvarint(l, uint64(event))

@@ -32,7 +32,12 @@
 // cycle recomputes only the dirty ones, compares each with what was last
 // billed, and issues the differences as "Update to Previous Month's" lines.
 // Issued invoices and vendor views are frozen documents: queries return them
-// as they were.
+// as they were. Usage that waits for the hierarchy costs what billed usage
+// costs, whoever sends it (DESIGN 6.1): it is held per account in groups of
+// (month, service, region, currency) with their exact sums, which the
+// exceptions are listed from, beside a packed log of the same ten-byte
+// entries, from which each charge is attributed at its own instant when a
+// registration covers it.
 //
 // Attribution (docs/architecture.md, "Attribution") follows the hierarchy as
 // the log knows it at each position, whatever order its events arrive in. A

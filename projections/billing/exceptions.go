@@ -26,15 +26,15 @@ import (
 type exceptions struct {
 	invalid      map[invalidKey]*Exception
 	invalidOrder []*Exception
-	unassigned   pendingUsage
-	mismatched   pendingUsage
+	unassigned   heldUsage
+	mismatched   heldUsage
 }
 
 func newExceptions() exceptions {
 	return exceptions{
 		invalid:    make(map[invalidKey]*Exception),
-		unassigned: newPendingUsage(),
-		mismatched: newPendingUsage(),
+		unassigned: newHeldUsage(),
+		mismatched: newHeldUsage(),
 	}
 }
 
@@ -75,149 +75,109 @@ func (x *exceptions) invalidRecords(org string) []Exception {
 	return out
 }
 
-// pendingUsage holds charges that wait for the hierarchy: the unassigned
-// (no provider at their instant) and the currency mismatches (in another
-// currency than their organization's). They are aggregated per account,
-// month, service, region, instant, event and currency: the instant is kept
-// because the registration that will place them may start mid-month.
-type pendingUsage struct {
-	items     []pendingItem
-	idx       map[pendingKey]uint32
-	byAccount map[uint32][]uint32
-}
-
-func newPendingUsage() pendingUsage {
-	return pendingUsage{idx: make(map[pendingKey]uint32), byAccount: make(map[uint32][]uint32)}
-}
-
-type pendingKey struct {
-	acct     uint32
-	month    calendar.Month
-	svc      uint32
-	region   uint32
-	at       int64
-	event    uint32
-	currency uint32
-}
-
-type pendingItem struct {
-	key    pendingKey
-	amount apd.Decimal
-	done   bool
-}
-
-func (q *pendingUsage) add(k pendingKey, amount *apd.Decimal) {
-	i, ok := q.idx[k]
-	if !ok {
-		i = uint32(len(q.items))
-		q.items = append(q.items, pendingItem{key: k})
-		q.idx[k] = i
-		q.byAccount[k.acct] = append(q.byAccount[k.acct], i)
-	}
-	money.Add(&q.items[i].amount, &q.items[i].amount, amount)
-}
-
-// accountsWaiting returns the accounts with charges in q, in index order.
-func (q *pendingUsage) accountsWaiting() []uint32 {
-	accts := make([]uint32, 0, len(q.byAccount))
-	for a := range q.byAccount {
-		accts = append(accts, a)
-	}
-	slices.Sort(accts) // map order must not leak into the fold
-	return accts
-}
-
-// take removes from q the charges of account a that stays says no longer
-// wait, and returns them in the order they came.
-func (q *pendingUsage) take(a uint32, stays func(k *pendingKey) bool) []pendingItem {
-	waiting := q.byAccount[a]
-	if len(waiting) == 0 {
-		return nil
-	}
-	var leaving []pendingItem
-	rest := waiting[:0]
-	for _, i := range waiting {
-		it := &q.items[i]
-		if stays(&it.key) {
-			rest = append(rest, i)
-			continue
-		}
-		it.done = true
-		delete(q.idx, it.key)
-		leaving = append(leaving, *it)
-	}
-	if len(rest) == 0 {
-		delete(q.byAccount, a)
-	} else {
-		q.byAccount[a] = rest
-	}
-	if len(q.idx) == 0 {
-		q.items = q.items[:0] // everything left: drop the done items
-	}
-	return leaving
-}
-
-// each calls fn with every charge still waiting, in the order they came.
-func (q *pendingUsage) each(fn func(it *pendingItem)) {
-	for i := range q.items {
-		if !q.items[i].done {
-			fn(&q.items[i])
-		}
-	}
-}
-
 // retryUnassigned attributes again the unassigned charges of account a:
 // those that now have a provider go to their cell, or to the mismatches.
+//
+// Most retries move nothing (an organization's registration retries every
+// account waiting), so it first asks of each group whether all of it still
+// has no provider, with one resolution that interns nothing; only if not
+// does it read the charges, each resolved at its own instant.
 func (p *Projection) retryUnassigned(a uint32) {
-	p.recharge(a, p.exceptions.unassigned.take(a, func(k *pendingKey) bool {
-		_, err := p.resolve(a, k.at)
+	q := &p.exceptions.unassigned
+	stay := true
+	groups := q.groupsOf(a)
+	for i := range groups {
+		g := &groups[i]
+		span, err := p.peek(a, g.earliest)
+		if err == nil || !span.Contains(g.latest) {
+			stay = false
+			break
+		}
+	}
+	if stay {
+		return
+	}
+	p.recharge(q.take(a, func(at int64, _ uint32) bool {
+		_, err := p.resolve(a, at)
 		return err != nil
 	}))
 }
 
 // retryMismatched attributes again the mismatched charges of account a:
 // those that now go to an organization billed in their currency go to
-// their cell, those with no provider any more to the unassigned.
+// their cell, those with no provider any more to the unassigned. It is
+// asked only for the accounts of a provider just registered.
 func (p *Projection) retryMismatched(a uint32) {
-	p.recharge(a, p.exceptions.mismatched.take(a, func(k *pendingKey) bool {
-		tg, err := p.resolve(a, k.at)
-		return err == nil && p.ids.symbolName(k.currency) != p.orgOf(tg).currency.Code()
+	p.recharge(p.exceptions.mismatched.take(a, func(at int64, currency uint32) bool {
+		tg, err := p.resolve(a, at)
+		return err == nil && p.ids.symbolName(currency) != p.orgOf(tg).currency.Code()
 	}))
 }
 
-func (p *Projection) recharge(a uint32, leaving []pendingItem) {
+func (p *Projection) recharge(leaving []heldCharge) {
 	for i := range leaving {
-		k := &leaving[i].key
-		p.charge(a, k.month, k.svc, k.region, k.at, p.ids.symbolName(k.currency), &leaving[i].amount, k.event)
+		c := &leaving[i]
+		p.charge(c.key.acct, c.key.month, c.key.svc, c.key.region, c.at, p.ids.symbolName(c.key.currency), &c.amount, c.event)
 	}
+}
+
+// peek answers as resolve would whether account a has an attribution at t,
+// and over which span the answer holds, but interns no new attribution:
+// resolve interns them in the order it is asked, and a retry that looks
+// before it moves must not change that order. An error it remembers, as
+// resolve does.
+func (p *Projection) peek(a uint32, t int64) (hierarchy.Span, error) {
+	acc := &p.accounts[a]
+	if acc.gen == p.h.Generation() && acc.span.Contains(t) {
+		return acc.span, acc.err
+	}
+	k := p.ids.accountKey(a)
+	_, span, err := p.h.Resolve(k.vendorKey, k.accountID, t)
+	if err != nil {
+		acc.gen, acc.span, acc.err = p.h.Generation(), span, err
+	}
+	return span, err
 }
 
 // exceptionAggregate sums exceptions alike under one key, in the order
-// first seen.
+// first seen, naming the first event (in log order) of each.
+//
+// One event id per exception, not all of them: Exception (and the wire's
+// billingv1.Exception) has one event_id, and an exception that named every
+// event behind it would grow with the records again. The first is where
+// to start looking.
 type exceptionAggregate[K comparable] struct {
-	byKey map[K]*Exception
-	order []K
+	byKey map[K]int
+	list  []aggregated
 }
 
-// add adds amount to the exception of k, made by first if k is new.
-func (g *exceptionAggregate[K]) add(k K, first func() Exception, amount *apd.Decimal) {
+type aggregated struct {
+	e     Exception
+	event uint32
+}
+
+// add adds amount, of event ev, to the exception of k, made by first if k
+// is new.
+func (g *exceptionAggregate[K]) add(k K, first func() Exception, ev uint32, amount *apd.Decimal) {
 	if g.byKey == nil {
-		g.byKey = make(map[K]*Exception)
+		g.byKey = make(map[K]int)
 	}
-	e, ok := g.byKey[k]
+	i, ok := g.byKey[k]
 	if !ok {
-		x := first()
-		e = &x
-		g.byKey[k] = e
-		g.order = append(g.order, k)
+		i = len(g.list)
+		g.byKey[k] = i
+		g.list = append(g.list, aggregated{e: first(), event: ev})
 	}
-	money.Add(&e.Amount, &e.Amount, amount)
+	x := &g.list[i]
+	money.Add(&x.e.Amount, &x.e.Amount, amount)
+	x.event = min(x.event, ev)
 }
 
-func (g *exceptionAggregate[K]) list() []Exception {
-	out := make([]Exception, 0, len(g.order))
-	for _, k := range g.order {
-		out = append(out, *g.byKey[k])
+func (g *exceptionAggregate[K]) exceptions(ids *interner) []Exception {
+	out := make([]Exception, len(g.list))
+	for i := range g.list {
+		out[i] = g.list[i].e
+		out[i].EventID = ids.eventID(g.list[i].event)
 	}
 	return out
 }
@@ -241,36 +201,40 @@ func (p *Projection) listExceptions(org string) []Exception {
 
 // mismatchExceptions lists what is in another currency than its
 // organization's (of org, or of all if empty): usage, aggregated per
-// organization, account, month, event and currency; reconciliations; RI
-// benefits.
+// organization, account, month and currency; reconciliations; RI benefits.
 func (p *Projection) mismatchExceptions(org string) []Exception {
 	type key struct {
 		org      uint32
 		acct     uint32
 		month    calendar.Month
-		event    uint32
 		currency uint32
 	}
 	var agg exceptionAggregate[key]
-	p.exceptions.mismatched.each(func(it *pendingItem) {
-		acc := p.ids.accountKey(it.key.acct)
-		attr, _, err := p.h.Resolve(acc.vendorKey, acc.accountID, it.key.at)
-		if err != nil {
-			return // cannot happen: a change of attribution moves it to the unassigned
+	q := &p.exceptions.mismatched
+	for _, a := range q.accountsWaiting() {
+		acc := p.ids.accountKey(a)
+		orgAt := func(t int64) (hierarchy.Span, string) {
+			attr, span, err := p.h.Resolve(acc.vendorKey, acc.accountID, t)
+			if err != nil {
+				return span, "" // cannot happen: a change of attribution moves it to the unassigned
+			}
+			return span, attr.OrgID
 		}
-		if org != "" && attr.OrgID != org {
-			return
-		}
-		o := p.orgIdx[attr.OrgID]
-		agg.add(key{o, it.key.acct, it.key.month, it.key.event, it.key.currency}, func() Exception {
-			vendor, accountID := p.ids.accountName(it.key.acct)
-			cur := p.ids.symbolName(it.key.currency)
-			return Exception{Kind: CurrencyMismatch, OrgID: attr.OrgID, Vendor: vendor, AccountID: accountID,
-				Month: it.key.month, Currency: cur, EventID: p.ids.eventID(it.key.event),
-				Reason: fmt.Sprintf("usage in %s, organization %s is billed in %s", cur, attr.OrgID, p.orgs[o].currency.Code())}
-		}, &it.amount)
-	})
-	out := agg.list()
+		q.eachHeld(a, orgAt, func(g *heldGroup, orgID string, ev uint32, amount *apd.Decimal) {
+			if orgID == "" || org != "" && orgID != org {
+				return
+			}
+			o := p.orgIdx[orgID]
+			agg.add(key{o, a, g.key.month, g.key.currency}, func() Exception {
+				vendor, accountID := p.ids.accountName(a)
+				cur := p.ids.symbolName(g.key.currency)
+				return Exception{Kind: CurrencyMismatch, OrgID: orgID, Vendor: vendor, AccountID: accountID,
+					Month: g.key.month, Currency: cur,
+					Reason: fmt.Sprintf("usage in %s, organization %s is billed in %s", cur, orgID, p.orgs[o].currency.Code())}
+			}, ev, amount)
+		})
+	}
+	out := agg.exceptions(&p.ids)
 
 	// Reconciliations and RI benefits, one exception each.
 	p.adjustments.eachMismatchedRecon(org, func(r *recon) {
@@ -291,42 +255,49 @@ func (p *Projection) mismatchExceptions(org string) []Exception {
 }
 
 // pendingExceptions lists what waits for the hierarchy or an RI purchase,
-// aggregated per kind, account, month, event and currency.
+// aggregated per kind, account, month, currency and reason: at most one
+// exception per account, month, currency and reason, however many records
+// and messages are behind it.
 func (p *Projection) pendingExceptions() []Exception {
 	type key struct {
 		kind     ExceptionKind
 		acct     accountKey
 		month    calendar.Month
-		event    uint32
 		currency string
 		reason   string
 	}
 	var agg exceptionAggregate[key]
-	add := func(k key, vendor string, amount *apd.Decimal) {
+	add := func(k key, vendor string, ev uint32, amount *apd.Decimal) {
 		agg.add(k, func() Exception {
-			return Exception{Kind: k.kind, Vendor: vendor, AccountID: k.acct.accountID, Month: k.month, Currency: k.currency, Reason: k.reason, EventID: p.ids.eventID(k.event)}
-		}, amount)
+			return Exception{Kind: k.kind, Vendor: vendor, AccountID: k.acct.accountID, Month: k.month, Currency: k.currency, Reason: k.reason}
+		}, ev, amount)
 	}
-	p.exceptions.unassigned.each(func(it *pendingItem) {
-		acc := p.ids.accountKey(it.key.acct)
-		vendor, _ := p.ids.accountName(it.key.acct)
-		reason := "no provider registered for the account at the charge's start"
-		if _, _, err := p.h.Resolve(vendor, acc.accountID, it.key.at); err != nil { // the vendor as first given, for people
-			reason = err.Error()
+	q := &p.exceptions.unassigned
+	for _, a := range q.accountsWaiting() {
+		acc := p.ids.accountKey(a)
+		vendor, _ := p.ids.accountName(a)
+		reasonAt := func(t int64) (hierarchy.Span, string) {
+			_, span, err := p.h.Resolve(vendor, acc.accountID, t) // the vendor as first given, for people
+			if err != nil {
+				return span, err.Error()
+			}
+			return span, "no provider registered for the account at the charge's start"
 		}
-		add(key{UnassignedUsage, acc, it.key.month, it.key.event, p.ids.symbolName(it.key.currency), reason}, vendor, &it.amount)
-	})
+		q.eachHeld(a, reasonAt, func(g *heldGroup, reason string, ev uint32, amount *apd.Decimal) {
+			add(key{UnassignedUsage, acc, g.key.month, p.ids.symbolName(g.key.currency), reason}, vendor, ev, amount)
+		})
+	}
 	for _, r := range p.adjustments.waitingRecons() {
 		vendor, _ := p.ids.accountName(r.key.acct)
-		add(key{UnassignedUsage, p.ids.accountKey(r.key.acct), r.key.month, r.event, r.currency,
-			fmt.Sprintf("vendor reconciliation of %s waits: %s", p.ids.symbolName(r.key.svc), r.reason)}, vendor, &r.amount)
+		add(key{UnassignedUsage, p.ids.accountKey(r.key.acct), r.key.month, r.currency,
+			fmt.Sprintf("vendor reconciliation of %s waits: %s", p.ids.symbolName(r.key.svc), r.reason)}, vendor, r.event, &r.amount)
 	}
 	for _, b := range p.adjustments.pendingBenefits() {
 		vendor := ""
 		if ri := p.adjustments.ri(b.riID); ri != nil {
 			vendor = ri.vendor
 		}
-		add(key{PendingBenefit, accountKey{hierarchy.VendorKey(vendor), b.consumerID}, b.month, b.event, b.currency, b.reason}, vendor, &b.amount)
+		add(key{PendingBenefit, accountKey{hierarchy.VendorKey(vendor), b.consumerID}, b.month, b.currency, b.reason}, vendor, b.event, &b.amount)
 	}
-	return agg.list()
+	return agg.exceptions(&p.ids)
 }

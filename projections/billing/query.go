@@ -117,6 +117,14 @@ func (p *Projection) Currency(org string) (money.Currency, error) {
 	return o.Currency, nil
 }
 
+// OrganizationOfBAN returns the organization a BAN bills (the first that
+// named it), and whether any does. It computes nothing: the query service
+// asks it before it looks a document up, to decide whether the caller may
+// read the BAN at all (services/access).
+func (p *Projection) OrganizationOfBAN(ban string) (string, bool) {
+	return p.h.OrganizationOfBAN(ban)
+}
+
 // orgBANs returns the BANs of an organization, sorted.
 func (p *Projection) orgBANs(org string) ([]string, error) {
 	if _, err := p.h.Organization(org); err != nil {
@@ -304,6 +312,13 @@ func (p *Projection) Adjustments(org string, m calendar.Month, kind LineKind) ([
 // with org not empty those known to be the organization's (unassigned
 // usage has no organization, so it is only in the full list). Sorted by
 // month, kind, vendor, account and event.
+//
+// Waiting usage is listed per kind, (organization,) account, month,
+// currency and reason, with the first event behind it in log order: the
+// list grows with the accounts and months that wait, not with the records
+// (a million of them from a thousand messages is one exception per
+// account and month). Reconciliations and RI benefits in another currency
+// are listed one each, as they are kept.
 func (p *Projection) Exceptions(org string) ([]Exception, error) {
 	if org != "" {
 		if _, err := p.h.Organization(org); err != nil {

@@ -308,7 +308,7 @@ func (p *Projection) foldRecord(ev uint32, r *billingv1.UsageRecord) {
 func (p *Projection) charge(a uint32, m calendar.Month, svc, region uint32, t int64, currency string, amount *apd.Decimal, ev uint32) {
 	tg, err := p.resolve(a, t)
 	if err != nil {
-		p.exceptions.unassigned.add(pendingKey{acct: a, month: m, svc: svc, region: region, at: t, event: ev, currency: p.ids.symbol(currency)}, amount)
+		p.exceptions.unassigned.add(heldKey{acct: a, month: m, svc: svc, region: region, currency: p.ids.symbol(currency)}, p.monthStart(m), t, ev, amount)
 		return
 	}
 	p.addCharge(a, tg, m, svc, region, t, currency, amount, ev)
@@ -321,7 +321,7 @@ func (p *Projection) addCharge(a, tg uint32, m calendar.Month, svc, region uint3
 	if currency != org.currency.Code() {
 		// Not billable in this organization; it waits, listed as an
 		// exception, for a registration that puts it in one where it is.
-		p.exceptions.mismatched.add(pendingKey{acct: a, month: m, svc: svc, region: region, at: t, event: ev, currency: p.ids.symbol(currency)}, amount)
+		p.exceptions.mismatched.add(heldKey{acct: a, month: m, svc: svc, region: region, currency: p.ids.symbol(currency)}, p.monthStart(m), t, ev, amount)
 		return
 	}
 	k := cellKey{month: m, acct: a, target: tg, svc: svc, region: region}

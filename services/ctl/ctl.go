@@ -58,6 +58,9 @@ type Config struct {
 	GRPC string
 	// NATS is the URL of the NATS ledgerd ingests from; empty: DefaultNATS.
 	NATS string
+	// Token is the bearer token sent with every query, for a ledgerd that
+	// authenticates its callers (--auth-jwks); empty: none is sent.
+	Token string
 	// Out receives the command's result; nil discards.
 	Out io.Writer
 	// Err receives progress and notes; nil discards.
@@ -166,7 +169,11 @@ func (c *Client) service() (billingv1.BillingServiceClient, error) {
 		}
 		transport = credentials.NewTLS(tlsConfig)
 	}
-	conn, err := grpc.NewClient(c.cfg.GRPC, grpc.WithTransportCredentials(transport))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	if t := tokenOf(c.cfg.Token); t != "" {
+		opts = append(opts, grpc.WithPerRPCCredentials(bearer(t)))
+	}
+	conn, err := grpc.NewClient(c.cfg.GRPC, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("ctl: --grpc %q: %w", c.cfg.GRPC, err)
 	}
@@ -226,6 +233,9 @@ func call[Req, Resp any](ctx context.Context, c *Client, rpc func(billingv1.Bill
 // (projections replaying) carries an ErrorInfo that FromStatus recognizes;
 // a bare UNAVAILABLE is gRPC failing to connect.
 func (c *Client) queryError(err error) error {
+	if status.Code(err) == codes.Unauthenticated {
+		return &AuthError{Addr: c.cfg.GRPC, Sent: tokenOf(c.cfg.Token) != "", Err: wire.FromStatus(err)}
+	}
 	domain := wire.FromStatus(err)
 	if domain != err {
 		return &QueryError{Err: domain}

@@ -22,6 +22,8 @@ var (
 	ErrNotIngested = errors.New("ctl: ledgerd has not ingested the messages in time")
 	// ErrBadFile is matched by every *FileError.
 	ErrBadFile = errors.New("ctl: bad input file")
+	// ErrUnauthenticated is matched by every *AuthError.
+	ErrUnauthenticated = errors.New("ctl: ledgerd did not accept the caller's identity")
 )
 
 // Usagef returns an error matching ErrUsage whose message is the sentence
@@ -66,6 +68,30 @@ func (e *UnreachableError) Error() string {
 
 // Unwrap gives both ErrUnreachable and the cause.
 func (e *UnreachableError) Unwrap() []error { return []error{ErrUnreachable, e.Err} }
+
+// AuthError says that ledgerd wants a bearer token that was not sent, or
+// refused the one that was.
+type AuthError struct {
+	Addr string
+	// Sent says whether a token was sent.
+	Sent bool
+	Err  error
+}
+
+func (e *AuthError) Error() string {
+	if !e.Sent {
+		return fmt.Sprintf("ledgerd at %s requires a bearer token: give --token or set LEDGERCTL_TOKEN (ledgerctl auth token signs one) (UNAUTHENTICATED)", e.Addr)
+	}
+	msg := e.Err.Error()
+	var withStatus interface{ GRPCStatus() *status.Status }
+	if errors.As(e.Err, &withStatus) {
+		msg = withStatus.GRPCStatus().Message()
+	}
+	return fmt.Sprintf("ledgerd at %s refused the bearer token: %s (UNAUTHENTICATED)", e.Addr, msg)
+}
+
+// Unwrap gives ErrUnauthenticated and the cause.
+func (e *AuthError) Unwrap() []error { return []error{ErrUnauthenticated, e.Err} }
 
 // QueryError is a call the service answered with an error status. Its
 // message is the status message alone (the server's sentence naming the

@@ -35,6 +35,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/services/access"
 	"github.com/ledger-billing/ledger/services/clock"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
@@ -42,6 +43,7 @@ import (
 	"github.com/ledger-billing/ledger/services/query"
 	"github.com/ledger-billing/ledger/services/runner"
 	"github.com/ledger-billing/ledger/services/secret"
+	"github.com/ledger-billing/ledger/services/token"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -72,10 +74,12 @@ type Config struct {
 	// Now is the time source of the cycle clock and of the cycle guards;
 	// nil is time.Now.
 	Now func() time.Time
-	// AuthJWKS configures bearer-token authentication; non-empty, the
-	// query service and HTTP may listen beyond loopback (security.go).
-	AuthJWKS string
-	// Security: TLS, the store's and NATS's credentials (security.go).
+	// AuthJWKS (a file or an https URL), AuthIssuer and AuthAudience
+	// verify callers' bearer tokens (services/access); an empty AuthJWKS
+	// turns authentication off (see AuthConfigured).
+	AuthJWKS, AuthIssuer, AuthAudience string
+	// Security: TLS, the store's and NATS's credentials, the secure
+	// defaults (security.go).
 	Security
 }
 
@@ -93,6 +97,7 @@ func Defaults() Config {
 		Clock:            true,
 		ClockSkew:        ingest.ClockSkewDefault,
 		MaxAppendSize:    16 << 20,
+		AuthAudience:     token.DefaultAudience,
 	}
 }
 
@@ -121,6 +126,7 @@ type Daemon struct {
 	httpAddr  string
 	grpc      *grpc.Server
 	grpcAddr  string
+	access    *access.Guard // nil: authentication off
 
 	cancel     context.CancelFunc
 	components sync.WaitGroup // ingestion, projections, clock, publisher
@@ -156,6 +162,9 @@ func start(cfg Config) (d *Daemon, err error) {
 			Help: "Peak resident set size of the process (VmHWM), for memory benchmarks.",
 		}, peakRSS))
 	if err := d.secure(); err != nil {
+		return d, err
+	}
+	if err := d.startAccess(); err != nil {
 		return d, err
 	}
 	if d.lock, err = lockDataDir(cfg.DataDir); err != nil {
@@ -368,8 +377,8 @@ func (d *Daemon) startGRPC(ctx context.Context) error {
 	d.registry.MustRegister(calls)
 	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log),
 		d.grpcCreds(),
-		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor()),
-		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor()),
+		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor(), d.unaryAccess()),
+		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor(), d.streamAccess()),
 		// One client's connection must not hold every handler: calls past
 		// the bound wait in the client's transport, not in ledgerd.
 		grpc.MaxConcurrentStreams(grpcStreamsMax),
@@ -411,7 +420,7 @@ func (d *Daemon) startHTTP() error {
 	lis = d.httpListener(lis)
 	d.httpAddr = lis.Addr().String()
 	d.http = &http.Server{
-		Handler:           mux,
+		Handler:           d.httpAccess(mux),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// A CPU profile takes 30 s by default; a minute leaves it room

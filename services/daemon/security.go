@@ -120,8 +120,8 @@ func (d *Daemon) checkExposure() error {
 	cfg := d.cfg
 	tokens := "no authentication is configured (--auth-jwks); configure it, listen on loopback, or give --insecure to serve without it"
 	listeners := []exposure{
-		{"grpc-listen", cfg.GRPCListen, cfg.AuthJWKS != "", tokens},
-		{"http-listen", cfg.HTTPListen, cfg.AuthJWKS != "", tokens},
+		{"grpc-listen", cfg.GRPCListen, cfg.AuthConfigured(), tokens},
+		{"http-listen", cfg.HTTPListen, cfg.AuthConfigured(), tokens},
 	}
 	if cfg.NATSURL == "" {
 		listeners = append(listeners, exposure{"nats-listen", cfg.NATSListen, natsAuthenticates(d.sec.natsFile),

@@ -31,6 +31,14 @@
 // an answer would come from part of the history, and could show a draft for
 // an invoice already issued.
 //
+// Who may call what is services/access's, in front of this service
+// (DESIGN.md section 10). Two decisions need the projection and are made
+// here from the caller access puts in the context: an org_admin may read
+// only the BANs of its organizations, checked under the read lock before
+// the BAN's documents are looked up, with the same PERMISSION_DENIED for
+// another organization's BAN as for an unknown one; and ListExceptions
+// without an organization lists only its organizations' exceptions.
+//
 // Errors follow one table (errors.go): domain errors become gRPC codes with
 // a message naming the request field and its value, and a
 // google.rpc.ErrorInfo whose reason is stable, so that a client can match

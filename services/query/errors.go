@@ -15,6 +15,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/services/access"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -114,6 +115,12 @@ func (e *positionError) Unwrap() error { return e.err }
 // gets. An error outside the table is a bug or an outage: logged, and
 // INTERNAL without its text, which may say more than a client should see.
 func (s *Service) status(req protoreflect.ProtoMessage, err error) error {
+	// A denial is worded by services/access, the same whether its
+	// interceptor or this service decided it.
+	var denied *access.DeniedError
+	if errors.As(err, &denied) {
+		return denied.GRPCStatus().Err()
+	}
 	for i := range rules {
 		r := &rules[i]
 		if !errors.Is(err, r.err) {

@@ -48,6 +48,8 @@ type rigOptions struct {
 	waitMax time.Duration
 	// paused leaves the runner stopped until rig.start.
 	paused bool
+	// server are options of the query server (interceptors).
+	server []grpc.ServerOption
 }
 
 func newRig(t testing.TB, opts rigOptions) *rig {
@@ -79,7 +81,7 @@ func newRig(t testing.TB, opts rigOptions) *rig {
 		svc.SetWaitMax(opts.waitMax)
 	}
 	r.svc = svc
-	srv := query.NewServer(ctx, svc)
+	srv := query.NewServer(ctx, svc, opts.server...)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -7,12 +7,14 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"time"
 
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/access"
 )
 
 // Bounds of the waits for min_position. waitMax caps each, whatever the
@@ -152,6 +154,9 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 	resp := &billingv1.GetInvoiceResponse{}
 	var issued *billing.Invoice
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		if err := allowBAN(ctx, p, req.GetBan()); err != nil {
+			return err
+		}
 		inv, err := p.Invoice(req.GetBan(), m)
 		if err != nil {
 			return err
@@ -195,6 +200,9 @@ func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesR
 	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.ListInvoicesResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
+		if err := allowBAN(ctx, p, req.GetBan()); err != nil {
+			return err
+		}
 		list, err := p.Invoices(req.GetBan(), from, to)
 		if err != nil || len(list) == 0 {
 			return err
@@ -362,13 +370,20 @@ func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjust
 	return resp, nil
 }
 
-// ListExceptions lists the amounts that are on no invoice.
+// ListExceptions lists the amounts that are on no invoice. A caller
+// limited to some organizations (an org_admin) who names none gets theirs
+// alone: not the unassigned usage, which has no organization yet and may
+// well be another's.
 func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExceptionsRequest) (*billingv1.ListExceptionsResponse, error) {
 	resp := &billingv1.ListExceptionsResponse{}
+	orgs, limited := access.Organizations(ctx)
 	pos, err := s.read(ctx, req, nil, func(p *billing.Projection) error {
 		list, err := p.Exceptions(req.GetOrgId())
 		if err != nil {
 			return err
+		}
+		if limited {
+			list = slices.DeleteFunc(list, func(e billing.Exception) bool { return !slices.Contains(orgs, e.OrgID) })
 		}
 		resp.Exceptions = make([]*billingv1.Exception, len(list))
 		for i := range list {
@@ -381,4 +396,20 @@ func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExcepti
 	}
 	resp.Position = pos
 	return resp, nil
+}
+
+// allowBAN decides, under the read lock and before any lookup of the
+// BAN's documents, whether the call may read ban: a call limited to some
+// organizations (services/access) may read only their BANs, and gets the
+// same PERMISSION_DENIED for another organization's BAN as for one that
+// does not exist, so that it learns nothing of what exists (AIP-211).
+func allowBAN(ctx context.Context, p *billing.Projection, ban string) error {
+	orgs, limited := access.Organizations(ctx)
+	if !limited {
+		return nil
+	}
+	if org, ok := p.OrganizationOfBAN(ban); ok && slices.Contains(orgs, org) {
+		return nil
+	}
+	return access.Denied(ctx, access.KindBAN)
 }

@@ -34,6 +34,11 @@ const (
 	ReasonReplaying           Reason = "REPLAYING"
 	ReasonTooManyWaiters      Reason = "TOO_MANY_WAITERS"
 	ReasonCanceled            Reason = "CANCELED"
+	// ReasonUnauthenticated and ReasonPermissionDenied are services/access's
+	// answers: no valid bearer token, and a token whose role may not do
+	// what the call asks (DESIGN.md section 10).
+	ReasonUnauthenticated  Reason = "UNAUTHENTICATED"
+	ReasonPermissionDenied Reason = "PERMISSION_DENIED"
 )
 
 // FromStatus turns an error returned by a BillingService client into one
