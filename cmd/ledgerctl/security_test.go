@@ -10,6 +10,7 @@ import (
 	"github.com/ledger-billing/ledger/services/daemon"
 	"github.com/ledger-billing/ledger/services/daemon/daemontest"
 	"github.com/ledger-billing/ledger/services/testkit"
+	"github.com/ledger-billing/ledger/services/token"
 )
 
 // tlsLedgerd starts a ledgerd serving TLS with a certificate of ca, and
@@ -52,6 +53,22 @@ func TestTLS(t *testing.T) {
 		t.Setenv("LEDGERCTL_TLS_CA", ca.File)
 		if r := ctlEnv(t.Context(), "--grpc", grpcAddr, "exceptions"); r.code != 0 {
 			t.Fatalf("exit %d: %s", r.code, r.stderr)
+		}
+	})
+
+	t.Run("a bearer token over TLS", func(t *testing.T) {
+		issuer := testkit.NewIssuer(t)
+		cfg := daemontest.Config(t.TempDir())
+		cfg.TLSCert, cfg.TLSKey = ca.Issue("127.0.0.1")
+		cfg.AuthJWKS, cfg.AuthIssuer = issuer.JWKSPath, issuer.Name
+		authd := daemontest.Start(t, cfg)
+		r := ctlEnv(t.Context(), "--grpc", authd.GRPCAddr(), "--tls-ca", ca.File, "exceptions")
+		if r.code != 1 || !strings.Contains(r.stderr, "UNAUTHENTICATED") {
+			t.Errorf("without a token: exit %d, stderr %q", r.code, r.stderr)
+		}
+		r = ctlEnv(t.Context(), "--grpc", authd.GRPCAddr(), "--tls-ca", ca.File, "--token", issuer.Token(t, token.Operator), "exceptions")
+		if r.code != 0 {
+			t.Errorf("with a token: exit %d, stderr %q", r.code, r.stderr)
 		}
 	})
 

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/big"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -21,9 +22,11 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/status"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/certs"
@@ -31,6 +34,7 @@ import (
 	"github.com/ledger-billing/ledger/services/daemon/daemontest"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/testkit"
+	"github.com/ledger-billing/ledger/services/token"
 )
 
 // withTLS sets cfg to serve TLS with a certificate of ca for loopback,
@@ -434,4 +438,73 @@ func TestNoPasswordInLogs(t *testing.T) {
 		d.Close()
 		check(t, logs.String())
 	})
+}
+
+// bearerToken is a gRPC credential sending a bearer token.
+type bearerToken string
+
+func (b bearerToken) GetRequestMetadata(context.Context, ...string) (map[string]string, error) {
+	return map[string]string{"authorization": "Bearer " + string(b)}, nil
+}
+func (bearerToken) RequireTransportSecurity() bool { return true }
+
+// TestExposedWithTokens: with bearer tokens configured, gRPC and HTTP may
+// listen on every interface without --insecure and without a warning on
+// /healthz; over TLS a call needs a token. Without TLS ledgerd starts, but
+// warns that tokens would cross the network in the clear.
+func TestExposedWithTokens(t *testing.T) {
+	t.Parallel()
+	issuer := testkit.NewIssuer(t)
+	ca := testkit.NewCA(t)
+	var logs syncBuffer
+	cfg := daemontest.Config(t.TempDir())
+	cfg.GRPCListen, cfg.HTTPListen = "0.0.0.0:0", "0.0.0.0:0"
+	cfg.AuthJWKS, cfg.AuthIssuer = issuer.JWKSPath, issuer.Name
+	cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	withTLS(t, &cfg, ca)
+	d := daemontest.Start(t, cfg)
+	loopback := func(addr string) string { return "127.0.0.1:" + port(t, addr) }
+
+	if body, err := getHealthz(httpsClient(t, ca.File, "", ""), "https://"+loopback(d.HTTPAddr())); err != nil || body != "ok\n" {
+		t.Errorf("/healthz: %q, %v; want ok and no warning", body, err)
+	}
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("warnings at start:\n%s", logs.String())
+	}
+	conn, err := grpc.NewClient(loopback(d.GRPCAddr()), grpc.WithTransportCredentials(tlsCreds(t, ca.File, "", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx := testkit.Context(t, 30*time.Second)
+	svc := billingv1.NewBillingServiceClient(conn)
+	if _, err := svc.ListExceptions(ctx, &billingv1.ListExceptionsRequest{}); status.Code(err) != codes.Unauthenticated {
+		t.Errorf("a call without a token: %v, want UNAUTHENTICATED", err)
+	}
+	if _, err := svc.ListExceptions(ctx, &billingv1.ListExceptionsRequest{}, grpc.PerRPCCredentials(bearerToken(issuer.Token(t, token.Operator)))); err != nil {
+		t.Errorf("a call with an operator's token over TLS: %v", err)
+	}
+
+	t.Run("without TLS", func(t *testing.T) {
+		t.Parallel()
+		var logs syncBuffer
+		cfg := daemontest.Config(t.TempDir())
+		cfg.GRPCListen = "0.0.0.0:0"
+		cfg.AuthJWKS, cfg.AuthIssuer = issuer.JWKSPath, issuer.Name
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		daemontest.Start(t, cfg)
+		if !strings.Contains(logs.String(), "bearer tokens would cross the network in the clear") {
+			t.Errorf("no warning about tokens in the clear:\n%s", logs.String())
+		}
+	})
+}
+
+// port is the port of a listen address.
+func port(t *testing.T, addr string) string {
+	t.Helper()
+	_, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
