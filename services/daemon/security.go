@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strconv"
 	"strings"
 	"time"
 
@@ -103,7 +104,7 @@ func (d *Daemon) secure() error {
 
 // A listener and what it needs before it may leave loopback.
 type exposure struct {
-	flag, addr string
+	what, addr string // "--grpc-listen", "0.0.0.0:9090"
 	// authenticated says whether its callers must authenticate; refusal
 	// ends the sentence that refuses it otherwise.
 	authenticated bool
@@ -120,15 +121,19 @@ func (d *Daemon) checkExposure() error {
 	cfg := d.cfg
 	tokens := "no authentication is configured (--auth-jwks); configure it, listen on loopback, or give --insecure to serve without it"
 	listeners := []exposure{
-		{"grpc-listen", cfg.GRPCListen, cfg.AuthConfigured(), tokens},
-		{"http-listen", cfg.HTTPListen, cfg.AuthConfigured(), tokens},
+		{"--grpc-listen", cfg.GRPCListen, cfg.AuthConfigured(), tokens},
+		{"--http-listen", cfg.HTTPListen, cfg.AuthConfigured(), tokens},
 	}
 	if cfg.NATSURL == "" {
-		listeners = append(listeners, exposure{"nats-listen", cfg.NATSListen, natsAuthenticates(d.sec.natsFile),
+		listeners = append(listeners, exposure{"--nats-listen", cfg.NATSListen, natsAuthenticates(d.sec.natsFile),
 			"the embedded NATS has no users (--nats-config with users or accounts); configure them, listen on loopback, or give --insecure to serve without them"})
+		if addr := natsMonitoring(d.sec.natsFile, cfg.NATSListen); addr != "" {
+			listeners = append(listeners, exposure{"--nats-config's monitoring (http)", addr, false,
+				"NATS monitoring asks for no authentication; put it on loopback, or give --insecure to expose it anyway"})
+		}
 	}
 	if cfg.EventstoreURL == "" {
-		listeners = append(listeners, exposure{"eventstore-listen", cfg.EventstoreListen, false,
+		listeners = append(listeners, exposure{"--eventstore-listen", cfg.EventstoreListen, false,
 			"the embedded store serves ledgerd alone; listen on loopback, or give --insecure to expose it anyway"})
 	}
 	for _, l := range listeners {
@@ -136,9 +141,9 @@ func (d *Daemon) checkExposure() error {
 			continue
 		}
 		if !cfg.Insecure {
-			return fmt.Errorf("--%s %s is not a loopback address and %s", l.flag, l.addr, l.refusal)
+			return fmt.Errorf("%s %s is not a loopback address and %s", l.what, l.addr, l.refusal)
 		}
-		d.sec.insecure = append(d.sec.insecure, fmt.Sprintf("--%s %s", l.flag, l.addr))
+		d.sec.insecure = append(d.sec.insecure, l.what+" "+l.addr)
 	}
 	if len(d.sec.insecure) > 0 {
 		d.log.Warn("ledgerd: --insecure: listening beyond loopback without authentication: " + strings.Join(d.sec.insecure, ", "))
@@ -146,7 +151,7 @@ func (d *Daemon) checkExposure() error {
 	if d.sec.tls == nil {
 		for _, l := range listeners[:2] {
 			if l.authenticated && !isLoopback(l.addr) {
-				d.log.Warn("ledgerd: bearer tokens would cross the network in the clear: give --tls-cert and --tls-key", "flag", "--"+l.flag, "addr", l.addr)
+				d.log.Warn("ledgerd: bearer tokens would cross the network in the clear: give --tls-cert and --tls-key", "flag", l.what, "addr", l.addr)
 			}
 		}
 	}
@@ -164,10 +169,33 @@ func (d *Daemon) healthz() string {
 
 // natsAuthenticates reports whether a nats-server configuration makes
 // clients authenticate: users, nkeys, operator JWTs, a token or an
-// authorization callout.
+// authorization callout, and no no_auth_user to let anonymous clients in
+// as one of them.
 func natsAuthenticates(o *server.Options) bool {
-	return o != nil && (len(o.Users) > 0 || len(o.Nkeys) > 0 || len(o.TrustedOperators) > 0 || len(o.TrustedKeys) > 0 ||
-		o.Username != "" || o.Authorization != "" || o.AuthCallout != nil)
+	return o != nil && o.NoAuthUser == "" &&
+		(len(o.Users) > 0 || len(o.Nkeys) > 0 || len(o.TrustedOperators) > 0 || len(o.TrustedKeys) > 0 ||
+			o.Username != "" || o.Authorization != "" || o.AuthCallout != nil)
+}
+
+// natsMonitoring is the address of the monitoring endpoint a NATS
+// configuration opens (http or https), "" for none. Without a host of
+// its own it listens on the client address's, --nats-listen's.
+func natsMonitoring(o *server.Options, listen string) string {
+	if o == nil {
+		return ""
+	}
+	port := o.HTTPPort
+	if port == 0 {
+		port = o.HTTPSPort
+	}
+	if port == 0 {
+		return ""
+	}
+	host := o.HTTPHost
+	if host == "" {
+		host = hostOf(listen)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // isLoopback reports whether a listen address reaches this machine only:

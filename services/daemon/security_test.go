@@ -264,6 +264,7 @@ func TestExposureRefused(t *testing.T) {
 		{"HTTP without a host", func(c *daemon.Config) { c.HTTPListen = ":0" }, "--http-listen :0 is not a loopback address"},
 		{"NATS without users, tokens or not", func(c *daemon.Config) { c.NATSListen, c.AuthJWKS = "[::]:0", "jwks.json" }, "--nats-listen [::]:0 is not a loopback address and the embedded NATS has no users"},
 		{"the embedded store, tokens or not", func(c *daemon.Config) { c.EventstoreListen, c.AuthJWKS = "0.0.0.0:0", "jwks.json" }, "--eventstore-listen 0.0.0.0:0 is not a loopback address"},
+		{"NATS monitoring", func(c *daemon.Config) { c.NATSConfig = natsConfigFile(t, "http: \"0.0.0.0:18222\"\n") }, "--nats-config's monitoring (http) 0.0.0.0:18222 is not a loopback address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,6 +307,15 @@ func TestExposureRefused(t *testing.T) {
 			}
 		}
 	})
+}
+
+// natsConfigFile writes a NATS configuration for a test.
+func natsConfigFile(t *testing.T, text string) string {
+	path := filepath.Join(t.TempDir(), "nats.conf")
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // TestNATSWithUsersMayListenBeyondLoopback: the embedded NATS whose
