@@ -105,3 +105,35 @@ func TestReadFile(t *testing.T) {
 		t.Errorf("ReadFile = %q, %v", pw, err)
 	}
 }
+
+// FuzzRedact: whatever the user, password and text around it, a URL's
+// password never survives Redact in the URL, nor anywhere when the URL is
+// given.
+func FuzzRedact(f *testing.F) {
+	f.Add("admin", "s3cret", "esdb://", "@127.0.0.1:2113?tls=true", "parse ")
+	f.Add("ledgerd", "p%40ss", "nats://", "@nats-1:4222,nats://a:b@nats-2:4222", "")
+	f.Add("", "x", "tls://", "@h", "\"")
+	f.Fuzz(func(t *testing.T, user, password, scheme, rest, before string) {
+		if password == "" || strings.ContainsAny(password, "@/?# \t\n\"'") || strings.ContainsAny(user, ":@/?# \t\n\"'") ||
+			strings.Contains(password, Redacted) || strings.Contains(Redacted, password) || !strings.HasSuffix(scheme, "://") || !strings.HasPrefix(rest, "@") {
+			t.Skip()
+		}
+		authority := rest
+		if i := strings.IndexAny(rest, "/?# \t\n\"'"); i >= 0 {
+			authority = rest[:i]
+		}
+		if strings.Count(authority, "@") != 1 {
+			t.Skip() // another "@" would make it part of the password
+		}
+		raw := scheme + user + ":" + password + rest
+		text := before + raw
+		for _, got := range []string{Redact(text), Redact(text, raw)} {
+			if strings.Contains(got, scheme+user+":"+password+"@") {
+				t.Fatalf("Redact(%q) = %q keeps the password", text, got)
+			}
+		}
+		if got := Redact(text, raw); strings.Contains(got, password) {
+			t.Fatalf("Redact(%q, the URL) = %q keeps the password", text, got)
+		}
+	})
+}
