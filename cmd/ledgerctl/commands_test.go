@@ -91,6 +91,11 @@ func TestQueryCommands(t *testing.T) {
 			if err := protojson.Unmarshal([]byte(out), got); err != nil {
 				t.Fatalf("--json printed %q: %v", out, err)
 			}
+			// The positions may differ: after the demo, ledgerd records the
+			// invoices it announced in the store (announced-<ban>), and the
+			// two calls may fall on either side of those appends.
+			clearPosition(got)
+			clearPosition(want)
 			if !proto.Equal(got, want) {
 				t.Errorf("--json printed\n%s\nthe call answers\n%v", out, want)
 			}
@@ -99,6 +104,14 @@ func TestQueryCommands(t *testing.T) {
 				t.Errorf("--json with --lineage %v printed event_ids: %v", lineage, !lineage)
 			}
 		})
+	}
+}
+
+// clearPosition clears a response's position, the event-log position
+// its answer reflects.
+func clearPosition(m proto.Message) {
+	if fd := m.ProtoReflect().Descriptor().Fields().ByName("position"); fd != nil {
+		m.ProtoReflect().Clear(fd)
 	}
 }
 
