@@ -155,7 +155,7 @@ func (c *Client) backup(ctx context.Context, dir string) (*BackupSummary, error)
 	body := &stallReader{r: resp.Body, timer: stalled, after: c.cfg.Timeout}
 
 	prog := c.newProgress(0)
-	got, err := unpack(body, dir, want, func(files int, bytes int64) { prog.backup(files, bytes, want.bytes) })
+	got, err := unpack(body, dir, want, func(files int, bytes int64) { prog.backup(files, want.files, bytes, want.bytes) })
 	prog.done()
 	if err != nil {
 		if cause := context.Cause(ctx); cause != nil {
@@ -402,23 +402,25 @@ func (c *Client) reportBackup(s *BackupSummary) error {
 	return err
 }
 
-// backup shows a backup's progress: files and bytes unpacked of total.
-func (p *progress) backup(files int, done, total int64) {
-	if p == nil || !p.due(done == total) {
+// backup shows a backup's progress: files and bytes unpacked, of those
+// announced.
+func (p *progress) backup(files, totalFiles int, done, total int64) {
+	if p == nil || !p.due(files == totalFiles) {
 		return
 	}
-	p.draw(renderBackupProgress(files, done, total, p.now().Sub(p.start)))
+	p.draw(renderBackupProgress(files, totalFiles, done, total, p.now().Sub(p.start)))
 }
 
-// renderBackupProgress writes "[###-------]  10%  1.0 GiB of 10.0 GiB  3 files  80.0 MiB/s".
-func renderBackupProgress(files int, done, total int64, elapsed time.Duration) string {
+// renderBackupProgress writes
+// "[###-------]  10%  1.0 GiB of 10.0 GiB  3/12 files  80.0 MiB/s".
+func renderBackupProgress(files, totalFiles int, done, total int64, elapsed time.Duration) string {
 	fill, percent := int64(barWidth), int64(100)
 	if total > 0 {
 		fill, percent = done*barWidth/total, done*100/total
 	}
 	var b strings.Builder
 	b.WriteString("[" + strings.Repeat("#", int(fill)) + strings.Repeat("-", barWidth-int(fill)) + "]")
-	fmt.Fprintf(&b, " %3d%%  %s of %s  %s %s", percent, byteSize(done), byteSize(total), thousands(files), plural(files, "file", "files"))
+	fmt.Fprintf(&b, " %3d%%  %s of %s  %s/%s %s", percent, byteSize(done), byteSize(total), thousands(files), thousands(totalFiles), plural(totalFiles, "file", "files"))
 	if elapsed > 0 {
 		fmt.Fprintf(&b, "  %s/s", byteSize(int64(float64(done)/elapsed.Seconds())))
 	}

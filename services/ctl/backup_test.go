@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ledger-billing/ledger/services/wire"
 )
@@ -258,5 +259,12 @@ func TestByteSize(t *testing.T) {
 		if got := byteSize(n); got != want {
 			t.Errorf("byteSize(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+func TestRenderBackupProgress(t *testing.T) {
+	got := renderBackupProgress(3, 12, 1<<30, 4<<30, 2*time.Second)
+	if want := "[#######-----------------------]  25%  1.0 GiB of 4.0 GiB  3/12 files  512.0 MiB/s"; got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }

@@ -61,7 +61,7 @@ func (d *Daemon) serveBackup(w http.ResponseWriter, _ *http.Request) {
 		// client must see a broken backup as broken.
 		panic(http.ErrAbortHandler)
 	}
-	d.log.Info("ledgerd: backup delivered", "position", b.Position(), "files", b.Files(), "bytes", n, "took", time.Since(start))
+	d.log.Info("ledgerd: backup delivered", "position", b.Position(), "files", b.Files(), "tar_bytes", n, "took", time.Since(start))
 }
 
 // deadlineWriter gives every write of a long response its own deadline.
