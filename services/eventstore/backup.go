@@ -47,9 +47,11 @@ type backupFile struct {
 // empty store.
 func (b *Backup) Position() uint64 { return b.position }
 
-// Files is the number of files in the copy, and Bytes their total size:
-// what WriteTo writes, tar headers aside.
-func (b *Backup) Files() int   { return len(b.files) }
+// Files is the number of files in the copy.
+func (b *Backup) Files() int { return len(b.files) }
+
+// Bytes is the total size of the copy's files: what WriteTo writes, tar
+// headers aside.
 func (b *Backup) Bytes() int64 { return b.bytes }
 
 // Backup takes a consistent copy of the store while it serves. Pebble's
@@ -249,8 +251,8 @@ func (b *Backup) writeFile(tw *tar.Writer, f backupFile) error {
 		Name:     f.name,
 		Size:     f.size,
 		Mode:     0o600,
-		ModTime:  info.ModTime(),
-		Format:   tar.FormatPAX,
+		// Whole seconds: plain USTAR headers, which every tar reads.
+		ModTime: info.ModTime().Truncate(time.Second),
 	}
 	if err := tw.WriteHeader(hdr); err != nil {
 		return err
