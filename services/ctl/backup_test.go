@@ -27,7 +27,7 @@ type entry struct {
 	link     string
 }
 
-func tarOf(t *testing.T, entries ...entry) []byte {
+func tarOf(t testing.TB, entries ...entry) []byte {
 	t.Helper()
 	var b bytes.Buffer
 	tw := tar.NewWriter(&b)
@@ -63,7 +63,7 @@ func announcedFor(entries ...entry) backupAnnounced {
 }
 
 // files lists every path under root, relative, with "/" after directories.
-func files(t *testing.T, root string) []string {
+func files(t testing.TB, root string) []string {
 	t.Helper()
 	var out []string
 	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
@@ -133,7 +133,7 @@ func TestUnpackRefusesHostileTars(t *testing.T) {
 			if c.announced != nil {
 				want = *c.announced
 			}
-			_, err := unpack(bytes.NewReader(tarOf(t, entries...)), dir, want, func(int, int64) {})
+			_, err := unpack(bytes.NewReader(tarOf(t, entries...)), dir, want, true, func(int, int64) {})
 			if !errors.Is(err, ErrBadBackup) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("unpack: %v; want ErrBadBackup saying %q", err, c.want)
 			}
@@ -160,7 +160,7 @@ func TestUnpack(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var calls int
-	got, err := unpack(bytes.NewReader(tarOf(t, entries...)), dir, announcedFor(entries...), func(int, int64) { calls++ })
+	got, err := unpack(bytes.NewReader(tarOf(t, entries...)), dir, announcedFor(entries...), true, func(int, int64) { calls++ })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,4 +267,34 @@ func TestRenderBackupProgress(t *testing.T) {
 	if want := "[#######-----------------------]  25%  1.0 GiB of 4.0 GiB  3/12 files  512.0 MiB/s"; got != want {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
+}
+
+// FuzzUnpack: whatever the bytes, unpack writes nothing outside its
+// directory, never panics, and counts no more than announced.
+func FuzzUnpack(f *testing.F) {
+	f.Add(tarOf(f, entry{name: "000001.sst", typeflag: tar.TypeReg, body: "table"}))
+	f.Add(tarOf(f, entry{name: "../evil", typeflag: tar.TypeReg, body: "x"}))
+	f.Add(tarOf(f, entry{name: "/evil", typeflag: tar.TypeReg, body: "x"}))
+	f.Add(tarOf(f, entry{name: "link", typeflag: tar.TypeSymlink, link: ".."}, entry{name: "link/evil", typeflag: tar.TypeReg, body: "x"}))
+	f.Add(tarOf(f, entry{name: "a/", typeflag: tar.TypeDir}, entry{name: "a/b", typeflag: tar.TypeReg, body: "x"}))
+	want := backupAnnounced{files: 4, bytes: 1 << 10}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		parent := t.TempDir()
+		dir := filepath.Join(parent, "backup")
+		if err := os.Mkdir(dir, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		got, err := unpack(bytes.NewReader(data), dir, want, false, func(int, int64) {})
+		if got.files > want.files || got.bytes > want.bytes {
+			t.Fatalf("unpacked %+v, more than the %+v announced (err %v)", got, want, err)
+		}
+		for _, p := range files(t, parent) {
+			if !strings.HasPrefix(p, "backup/") {
+				t.Fatalf("written outside the directory: %s", p)
+			}
+			if info, err := os.Lstat(filepath.Join(parent, p)); err == nil && info.Mode()&fs.ModeSymlink != 0 {
+				t.Fatalf("a symbolic link was written: %s", p)
+			}
+		}
+	})
 }
