@@ -40,6 +40,7 @@ import (
 const (
 	DefaultGRPC = "127.0.0.1:9090"
 	DefaultNATS = "nats://127.0.0.1:4222"
+	DefaultHTTP = "127.0.0.1:8080"
 )
 
 // Defaults for the waits of Config.
@@ -58,6 +59,9 @@ type Config struct {
 	// Token is the bearer token sent with every query, for a ledgerd that
 	// authenticates its callers (--auth-jwks); empty: none is sent.
 	Token string
+	// HTTP is ledgerd's HTTP address, where backups are taken; empty:
+	// DefaultHTTP.
+	HTTP string
 	// Out receives the command's result; nil discards.
 	Out io.Writer
 	// Err receives progress and notes; nil discards.
@@ -96,6 +100,9 @@ func New(cfg Config) *Client {
 	}
 	if cfg.NATS == "" {
 		cfg.NATS = DefaultNATS
+	}
+	if cfg.HTTP == "" {
+		cfg.HTTP = DefaultHTTP
 	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard

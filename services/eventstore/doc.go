@@ -27,4 +27,11 @@
 // only after its group is synced, and readers never see past the last synced
 // position, so a crash at any moment loses nothing acknowledged and shows no
 // torn append: a Pebble batch is atomic.
+//
+// # Backups
+//
+// Server.Backup takes a consistent copy while the store serves: a Pebble
+// checkpoint beside the store's directory, which links the immutable
+// tables and copies the log, and which Open opens as it is. Backup.WriteTo
+// streams it as a tar; Close removes it. One backup runs at a time.
 package eventstore

@@ -17,6 +17,8 @@ var (
 	ErrStreamDeleted        = errors.New("eventstore: stream is deleted")
 	ErrWrongExpectedVersion = errors.New("eventstore: wrong expected version")
 	ErrClosed               = errors.New("eventstore: store is closed")
+	// ErrBackupInProgress refuses a backup while another one is open.
+	ErrBackupInProgress = errors.New("eventstore: a backup is already running; try again when it has finished")
 )
 
 // wrongVersionError carries what a wrong-expected-version answer reports.

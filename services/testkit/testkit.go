@@ -205,6 +205,10 @@ func (s *Store) start(addr string) {
 	go func() { served <- srv.Serve(lis) }()
 }
 
+// Server is the store's server, for what only an operator does (a
+// backup).
+func (s *Store) Server() *eventstore.Server { return s.srv }
+
 // URL is the store's connection string for the official client.
 func (s *Store) URL() string { return "esdb://" + s.Addr + "?tls=false" }
 
