@@ -1,6 +1,7 @@
 // Command ledgerctl is the command-line client of a running ledgerd
 // (docs/architecture.md, "The commands"): it publishes through NATS JetStream (--nats) and
-// queries the gRPC BillingService (--grpc).
+// queries the gRPC BillingService (--grpc); backups come from its HTTP
+// address (--http).
 //
 //	ledgerctl demo
 //	ledgerctl import focus FILE --org ID [--register]
@@ -16,6 +17,8 @@
 //
 // Against a ledgerd that authenticates its callers, every query sends the
 // bearer token of --token, or of LEDGERCTL_TOKEN.
+//
+//	ledgerctl backup DIR
 //
 // This file only parses the command line and calls services/ctl, where
 // the commands are. It exits 0 on success, 1 when a command fails, and 2
@@ -81,6 +84,7 @@ func common(fs *flag.FlagSet, cfg *ctl.Config) {
 	fs.StringVar(&cfg.GRPC, "grpc", cfg.GRPC, "ledgerd's gRPC query address (env LEDGERCTL_GRPC)")
 	fs.StringVar(&cfg.NATS, "nats", cfg.NATS, "NATS URL ledgerd ingests from (env LEDGERCTL_NATS)")
 	fs.Var(secret{&cfg.Token}, "token", "bearer `token` sent to ledgerd with every query (env LEDGERCTL_TOKEN)")
+	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "ledgerd's HTTP address, for backup (env LEDGERCTL_HTTP)")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print JSON (protojson of the responses) instead of tables")
 	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each query")
 	fs.DurationVar(&cfg.Wait, "wait", cfg.Wait, "bound on waiting for ledgerd to ingest what a command publishes")
@@ -197,6 +201,11 @@ var commands = []command{
 			fs.StringVar(&opt.Subject, "subject", "", "who the token stands for (sub), as ledgerd's access log names it (default: the role)")
 			return func(_ context.Context, c *ctl.Client, _ []string) error { return c.AuthToken(opt) }
 		}},
+	{name: "backup", args: "DIR", positional: 1,
+		about: "copy ledgerd's embedded event store, while it runs, into DIR (new or empty): a store directory to restore from",
+		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
+			return func(ctx context.Context, c *ctl.Client, args []string) error { return c.Backup(ctx, args[0]) }
+		}},
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -204,6 +213,7 @@ func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		GRPC:    envOr("LEDGERCTL_GRPC", ctl.DefaultGRPC),
 		NATS:    envOr("LEDGERCTL_NATS", ctl.DefaultNATS),
 		Token:   os.Getenv("LEDGERCTL_TOKEN"),
+		HTTP:    envOr("LEDGERCTL_HTTP", ctl.DefaultHTTP),
 		Timeout: ctl.DefaultTimeout,
 		Wait:    ctl.DefaultWait,
 	}

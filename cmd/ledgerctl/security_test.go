@@ -49,6 +49,20 @@ func TestTLS(t *testing.T) {
 			}
 		})
 	}
+	t.Run("backup over HTTPS", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "backup")
+		r := ctlEnv(t.Context(), "--http", d.HTTPAddr(), "--tls-ca", ca.File, "backup", dir)
+		if r.code != 0 {
+			t.Fatalf("exit %d, stderr %q", r.code, r.stderr)
+		}
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) == 0 {
+			t.Fatalf("the backup holds %d files (%v)", len(entries), err)
+		}
+		r = ctlEnv(t.Context(), "--http", d.HTTPAddr(), "backup", filepath.Join(t.TempDir(), "plain"))
+		if r.code != 1 || !strings.Contains(r.stderr, "HTTP request to an HTTPS server") {
+			t.Errorf("plaintext: exit %d, stderr %q", r.code, r.stderr)
+		}
+	})
 	t.Run("LEDGERCTL_TLS_CA", func(t *testing.T) {
 		t.Setenv("LEDGERCTL_TLS_CA", ca.File)
 		if r := ctlEnv(t.Context(), "--grpc", grpcAddr, "exceptions"); r.code != 0 {

@@ -51,7 +51,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.EventstoreURL, "eventstore-url", cfg.EventstoreURL, "KurrentDB connection string, e.g. esdb://node1:2113?tls=true (empty: embedded store)")
 	fs.StringVar(&cfg.EventstoreListen, "eventstore-listen", cfg.EventstoreListen, "embedded event store gRPC address")
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "gRPC query service address")
-	fs.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "HTTP address of /healthz, /readyz and /metrics")
+	fs.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "HTTP address of /healthz, /readyz, /metrics and POST /backup")
 	fs.BoolVar(&cfg.Clock, "clock", cfg.Clock, "close billing cycles on the 1st and finalize vendor cycles on the 10th (00:00 UTC)")
 	fs.DurationVar(&cfg.ClockSkew, "clock-skew", cfg.ClockSkew, "how far ahead of ledgerd's clock a publisher's may run: a month closes once it has ended by ledgerd's clock plus this")
 	fs.StringVar(&cfg.AuthJWKS, "auth-jwks", cfg.AuthJWKS, "JWKS of the keys that sign callers' bearer tokens: a file or an https URL (empty: no authentication, for loopback)")

@@ -35,7 +35,6 @@ import (
 	"google.golang.org/grpc/status"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
-	"github.com/ledger-billing/ledger/services/certs"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -43,6 +42,7 @@ import (
 const (
 	DefaultGRPC = "127.0.0.1:9090"
 	DefaultNATS = "nats://127.0.0.1:4222"
+	DefaultHTTP = "127.0.0.1:8080"
 )
 
 // Defaults for the waits of Config.
@@ -61,6 +61,9 @@ type Config struct {
 	// Token is the bearer token sent with every query, for a ledgerd that
 	// authenticates its callers (--auth-jwks); empty: none is sent.
 	Token string
+	// HTTP is ledgerd's HTTP address, where backups are taken; empty:
+	// DefaultHTTP.
+	HTTP string
 	// Out receives the command's result; nil discards.
 	Out io.Writer
 	// Err receives progress and notes; nil discards.
@@ -120,6 +123,9 @@ func New(cfg Config) *Client {
 	if cfg.NATS == "" {
 		cfg.NATS = DefaultNATS
 	}
+	if cfg.HTTP == "" {
+		cfg.HTTP = DefaultHTTP
+	}
 	if cfg.Out == nil {
 		cfg.Out = io.Discard
 	}
@@ -162,11 +168,9 @@ func (c *Client) service() (billingv1.BillingServiceClient, error) {
 		return c.svc, nil
 	}
 	transport := insecure.NewCredentials()
-	if c.cfg.TLS || c.cfg.TLSCA != "" || c.cfg.TLSCert != "" {
-		tlsConfig, err := certs.ClientConfig(c.cfg.TLSCA, c.cfg.TLSCert, c.cfg.TLSKey)
-		if err != nil {
-			return nil, Usagef("--tls-ca, --tls-cert, --tls-key: %v", err)
-		}
+	if tlsConfig, err := c.tlsConfig(); err != nil {
+		return nil, err
+	} else if tlsConfig != nil {
 		transport = credentials.NewTLS(tlsConfig)
 	}
 	opts := []grpc.DialOption{grpc.WithTransportCredentials(transport)}

@@ -24,6 +24,13 @@ var (
 	ErrBadFile = errors.New("ctl: bad input file")
 	// ErrUnauthenticated is matched by every *AuthError.
 	ErrUnauthenticated = errors.New("ctl: ledgerd did not accept the caller's identity")
+	// ErrBackupRefused reports that ledgerd answered a backup request with
+	// an error: another backup running, an external store.
+	ErrBackupRefused = errors.New("ctl: ledgerd refused the backup")
+	// ErrBadBackup reports a backup that cannot be unpacked safely or
+	// whole: a name outside its directory, a link, fewer or more files
+	// than announced.
+	ErrBadBackup = errors.New("ctl: bad backup")
 )
 
 // Usagef returns an error matching ErrUsage whose message is the sentence

@@ -2,6 +2,7 @@ package ctl
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +12,18 @@ import (
 	"github.com/ledger-billing/ledger/services/certs"
 	"github.com/ledger-billing/ledger/services/secret"
 )
+
+// tlsConfig is the TLS of ledgerd's gRPC and HTTP, nil for plaintext.
+func (c *Client) tlsConfig() (*tls.Config, error) {
+	if !c.cfg.TLS && c.cfg.TLSCA == "" && c.cfg.TLSCert == "" {
+		return nil, nil
+	}
+	cfg, err := certs.ClientConfig(c.cfg.TLSCA, c.cfg.TLSCert, c.cfg.TLSKey)
+	if err != nil {
+		return nil, Usagef("--tls-ca, --tls-cert, --tls-key: %v", err)
+	}
+	return cfg, nil
+}
 
 // natsAddr is the NATS URL as messages show it: without its password.
 func (c *Client) natsAddr() string { return secret.Redact(c.cfg.NATS) }
@@ -41,6 +54,8 @@ func tlsHint(msg, prefix string) string {
 	switch {
 	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") || strings.Contains(msg, "certificate"):
 		return fmt.Sprintf("the TLS handshake failed (%s); check --%stls-ca, --%stls-cert and --%stls-key", secret.Redact(msg), prefix, prefix, prefix)
+	case strings.Contains(msg, "HTTP response to HTTPS client"):
+		return fmt.Sprintf("it does not serve TLS: leave out --%stls-ca, --%stls-cert and --%stls-key", prefix, prefix, prefix)
 	case strings.Contains(msg, "server preface") || strings.Contains(msg, "secure connection"):
 		return fmt.Sprintf("it closed the connection at once: does it serve TLS? (--%stls-ca trusts its certificate)", prefix)
 	}

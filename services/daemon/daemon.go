@@ -408,6 +408,7 @@ func (d *Daemon) startHTTP() error {
 		fmt.Fprintln(w, why)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(d.registry, promhttp.HandlerOpts{}))
+	mux.HandleFunc("POST "+wire.BackupPath, d.serveBackup)
 	// Profiles, for the performance work the benchmarks call for; the
 	// listener is loopback by default.
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
@@ -539,7 +540,9 @@ func (d *Daemon) Wait(ctx context.Context) error {
 func (d *Daemon) Close() {
 	if d.http != nil {
 		shutdown, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		_ = d.http.Shutdown(shutdown)
+		if d.http.Shutdown(shutdown) != nil {
+			_ = d.http.Close() // a backup or a profile still streaming
+		}
 		cancel()
 	}
 	d.cancel() // health turns NOT_SERVING; ingestion and projections stop

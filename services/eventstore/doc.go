@@ -36,4 +36,11 @@
 // answered UNAUTHENTICATED before any handler runs. ledgerd always sets a
 // password and TLS (docs/securing.md, "The event store's credentials");
 // tests of the store alone may leave both out.
+//
+// # Backups
+//
+// Server.Backup takes a consistent copy while the store serves: a Pebble
+// checkpoint beside the store's directory, which links the immutable
+// tables and copies the log, and which Open opens as it is. Backup.WriteTo
+// streams it as a tar; Close removes it. One backup runs at a time.
 package eventstore

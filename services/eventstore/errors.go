@@ -20,6 +20,8 @@ var (
 	// ErrPasswordWithoutTLS: the official client sends credentials only
 	// over TLS, so a password without TLS would lock every client out.
 	ErrPasswordWithoutTLS = errors.New("eventstore: a password needs TLS: the official client sends credentials only over TLS")
+	// ErrBackupInProgress refuses a backup while another one is open.
+	ErrBackupInProgress = errors.New("eventstore: a backup is already running; try again when it has finished")
 )
 
 // wrongVersionError carries what a wrong-expected-version answer reports.

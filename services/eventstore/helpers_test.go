@@ -3,7 +3,6 @@ package eventstore_test
 import (
 	"context"
 	"errors"
-	"io"
 	"testing"
 	"time"
 
@@ -39,24 +38,11 @@ func errorCode(err error) esdb.ErrorCode {
 	return -1
 }
 
-// drain reads a read to its end; it fails the test on any error but the one wanted.
+// drain reads a read to its end (testkit.Drain); t is for the callers'
+// symmetry with the other helpers.
 func drain(t testing.TB, rs *esdb.ReadStream, err error) ([]*esdb.ResolvedEvent, error) {
 	t.Helper()
-	if err != nil {
-		return nil, err
-	}
-	defer rs.Close()
-	var out []*esdb.ResolvedEvent
-	for {
-		ev, err := rs.Recv()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				return out, nil
-			}
-			return out, err
-		}
-		out = append(out, ev)
-	}
+	return testkit.Drain(rs, err)
 }
 
 func readStream(t testing.TB, c *esdb.Client, stream string, opts esdb.ReadStreamOptions, count uint64) ([]*esdb.ResolvedEvent, error) {

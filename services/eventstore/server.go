@@ -63,6 +63,7 @@ type Server struct {
 	grpc          *grpc.Server
 	log           *slog.Logger
 	maxAppendSize int
+	backup        backupState
 	closeOnce     sync.Once
 	closeErr      error
 }
@@ -88,7 +89,8 @@ func Open(cfg Config) (_ *Server, err error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{store: st, log: log, maxAppendSize: cfg.MaxAppendSize}
+	s := &Server{store: st, log: log, maxAppendSize: cfg.MaxAppendSize, backup: backupState{dir: cfg.Dir}}
+	removeLeftoverBackup(cfg.Dir, log)
 	if s.maxAppendSize <= 0 {
 		s.maxAppendSize = DefaultMaxAppendSize
 	}
@@ -129,6 +131,7 @@ func (s *Server) Serve(lis net.Listener) error {
 func (s *Server) Close() error {
 	s.closeOnce.Do(func() {
 		s.grpc.Stop()
+		s.backup.close()
 		s.closeErr = s.store.close()
 	})
 	return s.closeErr

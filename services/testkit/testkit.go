@@ -223,6 +223,10 @@ func (s *Store) start(addr string) {
 	go func() { served <- srv.Serve(lis) }()
 }
 
+// Server is the store's server, for what only an operator does (a
+// backup).
+func (s *Store) Server() *eventstore.Server { return s.srv }
+
 // URL is the store's connection string for the official client, with
 // the store's credentials when it has a password.
 func (s *Store) URL() string {
@@ -300,7 +304,13 @@ func Client(t testing.TB, url string) *esdb.Client {
 // ReadStream reads up to count events of a stream with the official
 // client; the error is the client's (a *esdb.Error for a stream not found).
 func ReadStream(ctx context.Context, c *esdb.Client, stream string, count uint64) ([]*esdb.ResolvedEvent, error) {
-	rs, err := c.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, count)
+	return Drain(c.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, count))
+}
+
+// Drain reads a read of the official client to its end, and closes it:
+// Drain(c.ReadStream(...)) or Drain(c.ReadAll(...)). The error is the
+// client's, io.EOF excepted.
+func Drain(rs *esdb.ReadStream, err error) ([]*esdb.ResolvedEvent, error) {
 	if err != nil {
 		return nil, err
 	}
