@@ -13,6 +13,7 @@ import (
 
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
+	"github.com/ledger-billing/ledger/services/retry"
 	"github.com/ledger-billing/ledger/services/testkit"
 )
 
@@ -65,8 +66,9 @@ func TestFollowResubscribes(t *testing.T) {
 	got := make(chan string, 100)
 	caughtUp := make(chan struct{}, 10)
 	followed := make(chan error, 1)
+	var outage retry.Outage
 	go func() {
-		followed <- l.Follow(ctx, eventlog.FollowOptions{TypePrefix: "billing.v1.", RetryMax: 200 * time.Millisecond}, func(d eventlog.Delivery) error {
+		followed <- l.Follow(ctx, eventlog.FollowOptions{TypePrefix: "billing.v1.", RetryMax: 200 * time.Millisecond, Outage: &outage}, func(d eventlog.Delivery) error {
 			if d.Event != nil {
 				got <- string(d.Event.Data)
 			}
@@ -77,6 +79,13 @@ func TestFollowResubscribes(t *testing.T) {
 		})
 	}()
 	<-caughtUp
+	st.Stop()
+	testkit.Eventually(t, "the drop recorded as an outage", func() error {
+		if _, err := outage.For(); err == nil {
+			return errors.New("no outage recorded")
+		}
+		return nil
+	})
 	st.Restart()
 	for i := 5; i < 10; i++ {
 		if _, err := l.Append(ctx, fmt.Sprintf("s-%d", i), eventlog.NoStream, ev("billing.v1.Test", fmt.Sprint(i))); err != nil {
@@ -92,6 +101,9 @@ func TestFollowResubscribes(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("only %d deliveries", i)
 		}
+	}
+	if d, err := outage.For(); err != nil {
+		t.Errorf("after deliveries resumed, the outage of %s stands: %v", d, err)
 	}
 	cancel()
 	if err := <-followed; !errors.Is(err, context.Canceled) {
