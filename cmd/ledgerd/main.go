@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -33,10 +34,19 @@ func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
 		debug.SetGCPercent(defaultGCPercent)
 	}
-	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "ledgerd:", err)
-		os.Exit(1)
+	os.Exit(exitCode(run(os.Args[1:])))
+}
+
+// exitCode reports run's error, if any, and says how ledgerd exits: 1 for
+// any failure (one sentence on stderr), 0 for -h, which printed the usage
+// as asked.
+func exitCode(err error) int {
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return 0
 	}
+	fmt.Fprintln(os.Stderr, "ledgerd:", err)
+	return 1
 }
 
 func run(args []string) error {

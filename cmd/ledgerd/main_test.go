@@ -34,11 +34,7 @@ const childEnv = "LEDGERD_TEST_ARGS"
 
 func TestMain(m *testing.M) {
 	if args, ok := os.LookupEnv(childEnv); ok {
-		if err := run(strings.Fields(args)); err != nil {
-			fmt.Fprintln(os.Stderr, "ledgerd:", err)
-			os.Exit(1)
-		}
-		os.Exit(0)
+		os.Exit(exitCode(run(strings.Fields(args))))
 	}
 	os.Exit(m.Run())
 }

@@ -111,3 +111,11 @@ func TestStartFailures(t *testing.T) {
 		})
 	}
 }
+
+// TestHelp: -h prints the flags and is not a failure.
+func TestHelp(t *testing.T) {
+	code, stderr := runChild(t, "-h")
+	if code != 0 || !strings.Contains(stderr, "-data-dir") {
+		t.Fatalf("ledgerd -h: exit %d, stderr:\n%s", code, stderr)
+	}
+}
