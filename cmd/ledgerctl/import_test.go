@@ -239,7 +239,7 @@ func TestImportBatches(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	wantOut := fmt.Sprintf("Imported %s: 2,500 rows in 3 batches of UsageReported, for 2 accounts of organization initech.\n"+
+	wantOut := fmt.Sprintf("Imported %s (FOCUS 1.0): 2,500 rows in 3 batches of UsageReported, for 2 accounts of organization initech.\n"+
 		"ledgerd has stored and applied every message. Charges of 2024-08.\n\n"+
 		"Next, once the month is over and complete:\n  ledgerctl cycle close 2024-08\n  ledgerctl usage --org initech --month 2024-08\n", filepath.Base(path))
 	if r.stdout != wantOut {

@@ -107,7 +107,7 @@ var commands = []command{
 			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.Demo(ctx) }
 		}},
 	{name: "import focus", args: "FILE --org ID [--register] [--ban BAN] [--name NAME]", positional: 1,
-		about: "import the rows of a FOCUS 1.0 CSV file as usage",
+		about: "import the rows of a FOCUS 1.0 to 1.4 file (CSV, gzip-compressed CSV or Parquet) as usage",
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
 			var opt ctl.ImportOptions
 			fs.StringVar(&opt.Org, "org", "", "organization of the file's accounts (required)")

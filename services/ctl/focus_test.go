@@ -95,7 +95,7 @@ func TestFocusProblems(t *testing.T) {
 		{"empty cost", 8, "NULL", colBilledCost, "is empty"},
 		{"NaN cost", 8, "NaN", colBilledCost, "not a decimal"},
 		{"bad currency", 9, "dollars", colBillingCurrency, "not an ISO 4217"},
-		{"bad category", 7, "Refund", colChargeCategory, "not a FOCUS 1.0 charge category"},
+		{"bad category", 7, "Refund", colChargeCategory, "not a FOCUS charge category"},
 		{"bad start", 5, "18/09/2024", colChargePeriodStart, "not a date-time"},
 		{"empty start", 5, "", colChargePeriodStart, "is empty"},
 		{"end before start", 6, "2024-08-31 00:00:00", colChargePeriodEnd, "is before ChargePeriodStart"},
