@@ -147,6 +147,8 @@ type focusRow struct {
 	// invoiceID is the FOCUS InvoiceId (1.2 and later), kept in the
 	// import's lineage of the row's batch.
 	invoiceID string
+	// inRow says line counts the rows of a Parquet file.
+	inRow bool
 }
 
 // focusReader reads the rows of a FOCUS file, from whichever source
@@ -223,7 +225,16 @@ func (f *focusReader) next() (*focusRow, []RowProblem, error) {
 	if problem != nil {
 		return nil, []RowProblem{*problem}, nil
 	}
-	return f.row(line, cells)
+	row, problems, err := f.row(line, cells)
+	if f.rowName == "row-" {
+		for i := range problems {
+			problems[i].InRow = true
+		}
+		if row != nil {
+			row.inRow = true
+		}
+	}
+	return row, problems, err
 }
 
 // cell returns the value of a column, "" for NULL, an empty cell or a

@@ -187,7 +187,11 @@ func scanFOCUS(path string) (*scan, error) {
 		// ledgerd refuses a message whose record ids repeat; say which
 		// rows, rather than lose the batch to the dead letters.
 		if first, dup := batchIDs[rec.RecordId]; dup {
-			note(RowProblem{Line: row.line, Column: colID, Reason: fmt.Sprintf("%q repeats the Id of line %d", rec.RecordId, first)})
+			where := "line"
+			if row.inRow {
+				where = "row"
+			}
+			note(RowProblem{Line: row.line, InRow: row.inRow, Column: colID, Reason: fmt.Sprintf("%q repeats the Id of %s %d", rec.RecordId, where, first)})
 			continue
 		}
 		batchIDs[rec.RecordId] = row.line
