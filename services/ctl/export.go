@@ -57,7 +57,7 @@ func focusExportColumns(version string) []string {
 	return append(cols,
 		"BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd",
 		"ChargeCategory", "ChargeClass", "ChargeDescription", "ServiceName", "RegionId",
-		"BilledCost", "BillingCurrency", "x_EventIds")
+		"BilledCost", "EffectiveCost", "ListCost", "ContractedCost", "BillingCurrency", "x_EventIds")
 }
 
 // subAccountTypes are the vendors' names for what FOCUS calls a sub
@@ -196,7 +196,12 @@ func focusRows(inv *billingv1.Invoice, version, issuer string) ([][]string, erro
 			cells = append(cells,
 				stamp(m.Start()), stamp(m.End()), stamp(forMonth.Start()), stamp(forMonth.End()),
 				category, class, description, d.GetService(), d.GetRegion(),
-				d.GetAmount().GetAmount(), inv.GetCurrency(), strings.Join(d.GetEventIds(), " "))
+				// EffectiveCost, ListCost and ContractedCost: FOCUS requires
+				// them; Ledger re-bills what the vendor billed and knows no
+				// list price, discount or amortization of its own, so all
+				// three are the billed cost (README, "Export").
+				d.GetAmount().GetAmount(), d.GetAmount().GetAmount(), d.GetAmount().GetAmount(), d.GetAmount().GetAmount(),
+				inv.GetCurrency(), strings.Join(d.GetEventIds(), " "))
 			rows = append(rows, cells)
 		}
 	}
