@@ -3,15 +3,18 @@ package main
 import (
 	"compress/gzip"
 	"encoding/csv"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/parquet-go/parquet-go"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/testkit"
 )
 
 // readExport reads an exported CSV file as its header and rows.
@@ -245,5 +248,123 @@ func TestImportFOCUSForms(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestImportFOCUSVersions imports a generated FOCUS 1.2 file (gzip) and
+// then a 1.4 file (Parquet) whose Correction row belongs to the month
+// already closed: it is billed as late usage, an update line on the next
+// invoice. Damaged files are refused naming where, publishing nothing.
+func TestImportFOCUSVersions(t *testing.T) {
+	l := newLedger(t)
+	dir := t.TempDir()
+
+	// FOCUS 1.2, gzip-compressed, with InvoiceId and its account types.
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	w.Write([]string{"BillingAccountId", "BillingAccountType", "InvoiceId", "SubAccountId", "SubAccountName", "SubAccountType", "ProviderName", "PublisherName",
+		"ServiceName", "RegionId", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass", "BilledCost", "BillingCurrency", "x_Team"})
+	want := map[string][]string{}
+	for i := range 300 {
+		account, cost := "111", "0.25"
+		if i%3 == 0 {
+			account, cost = "222", "1.10"
+		}
+		want[account] = append(want[account], cost)
+		w.Write([]string{"B-1", "Billing Profile", "INV-2024-09", account, "Account " + account, "Account", "AWS", "AWS",
+			"Amazon S3", "us-east-1", fmt.Sprintf("2024-09-%02dT00:00:00Z", 1+i%28), "", "Usage", "", cost, "USD", "team"})
+	}
+	w.Flush()
+	gz := filepath.Join(dir, "v12.csv.gz")
+	f, err := os.Create(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	zw.Write([]byte(b.String()))
+	zw.Close()
+	f.Close()
+
+	s := importFOCUS(t, l, gz, "--org", "v", "--register")
+	if s.Rows != 300 || len(s.Lineage) != 1 || !slices.Equal(s.Lineage[0].InvoiceIDs, []string{"INV-2024-09"}) || s.FocusVersion != "1.2" {
+		t.Fatalf("summary %+v", s)
+	}
+	l.must(t, "cycle", "close", "2024-09")
+	got := chargesByAccount(issuedInvoice(t, l, "BAN-v", "2024-09"))
+	for account, costs := range want {
+		if w := sumDecimals(t, costs...); got[account] != w {
+			t.Errorf("2024-09, account %s: %s, want %s", account, got[account], w)
+		}
+	}
+
+	// FOCUS 1.4 as Parquet: October usage and a Correction of September.
+	type row14 struct {
+		InvoiceDetailID     string    `parquet:"InvoiceDetailId"`
+		SubAccountID        string    `parquet:"SubAccountId"`
+		ServiceProviderName string    `parquet:"ServiceProviderName"`
+		HostProviderName    string    `parquet:"HostProviderName"`
+		ServiceName         string    `parquet:"ServiceName"`
+		RegionID            string    `parquet:"RegionId"`
+		ChargePeriodStart   time.Time `parquet:"ChargePeriodStart,timestamp(millisecond)"`
+		ChargeCategory      string    `parquet:"ChargeCategory"`
+		ChargeClass         *string   `parquet:"ChargeClass,optional"`
+		BilledCost          float64   `parquet:"BilledCost"`
+		BillingCurrency     string    `parquet:"BillingCurrency"`
+	}
+	correction := "Correction"
+	pq := filepath.Join(dir, "v14.parquet")
+	if err := parquet.WriteFile(pq, []row14{
+		{"d-1", "111", "Amazon Web Services", "AWS", "Amazon S3", "us-east-1", time.Date(2024, 10, 2, 0, 0, 0, 0, time.UTC), "Usage", nil, 4.5, "USD"},
+		{"d-2", "111", "Amazon Web Services", "AWS", "Amazon S3", "us-east-1", time.Date(2024, 9, 15, 0, 0, 0, 0, time.UTC), "Usage", &correction, -1.25, "USD"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s = importFOCUS(t, l, pq, "--org", "v")
+	if s.Rows != 2 || s.FocusVersion != "1.4" {
+		t.Fatalf("summary %+v", s)
+	}
+	l.must(t, "cycle", "close", "2024-10")
+	oct := issuedInvoice(t, l, "BAN-v", "2024-10")
+	var update, charges string
+	for _, line := range oct.GetLines() {
+		switch line.GetKind() {
+		case billingv1.LineKind_LINE_KIND_PREVIOUS_MONTH_UPDATE:
+			update = line.GetForMonth() + " " + line.GetAmount().GetAmount()
+		case billingv1.LineKind_LINE_KIND_CHARGES:
+			charges = line.GetAmount().GetAmount()
+		}
+	}
+	if update != "2024-09 -1.25" || charges != "4.50" {
+		t.Errorf("October: update %q, charges %q; want the correction of 2024-09 as an update of -1.25 and 4.50 of charges", update, charges)
+	}
+
+	// Damaged files publish nothing.
+	_, js := testkit.JetStream(t, l.d.NATSURL())
+	stream, err := js.Stream(t.Context(), "BILLING_IN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	zb, _ := os.ReadFile(gz)
+	truncated := filepath.Join(dir, "truncated.csv.gz")
+	os.WriteFile(truncated, zb[:len(zb)/2], 0o644)
+	pb, _ := os.ReadFile(pq)
+	corrupt := filepath.Join(dir, "corrupt.parquet")
+	os.WriteFile(corrupt, pb[:len(pb)-40], 0o644)
+	for path, says := range map[string]string{truncated: "truncated", corrupt: "not a Parquet file"} {
+		r := l.ctl(t.Context(), "import", "focus", path, "--org", "v")
+		if r.code != 1 || !strings.Contains(r.stderr, path) || !strings.Contains(r.stderr, says) || !strings.Contains(r.stderr, "nothing was published") {
+			t.Errorf("%s: exit %d, stderr %q", filepath.Base(path), r.code, r.stderr)
+		}
+	}
+	after, err := stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State.Msgs != before.State.Msgs {
+		t.Errorf("BILLING_IN went from %d to %d messages with damaged files", before.State.Msgs, after.State.Msgs)
 	}
 }

@@ -21,6 +21,7 @@ import (
 
 // importSummary is the --json output of import focus.
 type importSummary struct {
+	FocusVersion           string   `json:"focus_version"`
 	Rows                   int      `json:"rows"`
 	Batches                int      `json:"batches"`
 	EventIDs               []string `json:"event_ids"`
@@ -28,6 +29,12 @@ type importSummary struct {
 	Accounts               int      `json:"accounts"`
 	RegisteredOrganization bool     `json:"registered_organization"`
 	RegisteredAccounts     int      `json:"registered_accounts"`
+	Lineage                []struct {
+		EventID    string   `json:"event_id"`
+		FirstRow   int      `json:"first_row"`
+		LastRow    int      `json:"last_row"`
+		InvoiceIDs []string `json:"invoice_ids"`
+	} `json:"lineage"`
 }
 
 func importFOCUS(t *testing.T, l *ledger, args ...string) importSummary {
