@@ -19,6 +19,7 @@ import (
 
 	"github.com/cockroachdb/apd/v3"
 	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/deprecated"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/money"
@@ -284,14 +285,20 @@ func TestParquetTypes(t *testing.T) {
 		ProviderName      string    `parquet:"ProviderName"`
 		ServiceName       string    `parquet:"ServiceName"`
 		ChargePeriodStart time.Time `parquet:"ChargePeriodStart,timestamp(millisecond)"`
-		ChargeCategory    string    `parquet:"ChargeCategory"`
-		BilledCost        int64     `parquet:"BilledCost,decimal(4:18)"`
-		EffectiveCost     float64   `parquet:"EffectiveCost"`
-		BillingCurrency   string    `parquet:"BillingCurrency"`
+		// The legacy INT96 timestamp, as Spark writes it.
+		ChargePeriodEnd deprecated.Int96 `parquet:"ChargePeriodEnd"`
+		ChargeCategory  string           `parquet:"ChargeCategory"`
+		BilledCost      int64            `parquet:"BilledCost,decimal(4:18)"`
+		EffectiveCost   float64          `parquet:"EffectiveCost"`
+		BillingCurrency string           `parquet:"BillingCurrency"`
 	}
 	path := filepath.Join(t.TempDir(), "typed.parquet")
 	start := time.Date(2024, 9, 3, 10, 0, 0, 0, time.UTC)
-	if err := parquet.WriteFile(path, []row{{"1", "AWS", "S3", start, "Usage", -12345, 0.1, "USD"}}); err != nil {
+	end := start.Add(time.Hour + 500*time.Millisecond)
+	days := end.Unix() / 86400
+	nanos := uint64(end.Sub(time.Unix(days*86400, 0)))
+	int96 := deprecated.Int96{uint32(nanos), uint32(nanos >> 32), uint32(days + 2440588)}
+	if err := parquet.WriteFile(path, []row{{"1", "AWS", "S3", start, int96, "Usage", -12345, 0.1, "USD"}}); err != nil {
 		t.Fatal(err)
 	}
 	_, rows, problems := readFile(t, path)
@@ -299,7 +306,7 @@ func TestParquetTypes(t *testing.T) {
 		t.Fatalf("rows %v, problems %v", rows, problems)
 	}
 	r := rows[0].record
-	if r.Cost.Amount != "-1.2345" || !r.ChargePeriodStart.AsTime().Equal(start) || r.RecordId != "row-1" {
+	if r.Cost.Amount != "-1.2345" || !r.ChargePeriodStart.AsTime().Equal(start) || !r.ChargePeriodEnd.AsTime().Equal(end) || r.RecordId != "row-1" {
 		t.Errorf("record %v", r)
 	}
 }

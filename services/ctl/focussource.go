@@ -165,6 +165,7 @@ type parquetSource struct {
 }
 
 type parquetLeaf struct {
+	name string
 	cell int // the index of the cell, -1 when not read
 	kind format.LogicalType
 	has  bool // kind is set
@@ -188,7 +189,7 @@ func newParquetReader(f *os.File, path string) (*focusReader, error) {
 	for _, path := range schema.Columns() {
 		leaf := parquetLeaf{cell: -1}
 		if len(path) == 1 {
-			leaf.cell = len(header)
+			leaf.cell, leaf.name = len(header), path[0]
 			header = append(header, path[0])
 			if col, ok := schema.Lookup(path...); ok {
 				if lt := col.Node.Type().LogicalType(); lt != nil {
@@ -233,7 +234,7 @@ func (s *parquetSource) next() (int, []string, *RowProblem, error) {
 		leaf := s.leaves[column]
 		v, err := parquetText(values[0], leaf)
 		if err != nil && problem == nil {
-			problem = &RowProblem{InRow: true, Line: s.row, Reason: err.Error()}
+			problem = &RowProblem{InRow: true, Line: s.row, Column: leaf.name, Reason: err.Error()}
 		}
 		s.cells[leaf.cell] = v
 		return true
@@ -253,12 +254,16 @@ func parquetText(v parquet.Value, leaf parquetLeaf) (string, error) {
 	lt := leaf.kind.Value
 	switch t := lt.(type) {
 	case *format.TimestampType:
-		var unit time.Duration = time.Microsecond
-		if t.Unit.Value != nil {
-			unit = t.Unit.Value.Duration()
+		var at time.Time
+		switch t.Unit.Value.(type) {
+		case *format.MilliSeconds:
+			at = time.UnixMilli(v.Int64())
+		case *format.NanoSeconds:
+			at = time.Unix(0, v.Int64())
+		default:
+			at = time.UnixMicro(v.Int64())
 		}
-		n := v.Int64()
-		return time.Unix(0, 0).Add(time.Duration(n) * unit).UTC().Format(time.RFC3339Nano), nil
+		return at.UTC().Format(time.RFC3339Nano), nil
 	case *format.DateType:
 		return time.Unix(int64(v.Int32())*86400, 0).UTC().Format("2006-01-02"), nil
 	case *format.DecimalType:
@@ -278,6 +283,14 @@ func parquetText(v parquet.Value, leaf parquetLeaf) (string, error) {
 		return scaled(&unscaled, int(t.Scale)), nil
 	}
 	switch v.Kind() {
+	case parquet.Int96:
+		// The legacy timestamp of Hive, Impala and Spark: nanoseconds of
+		// the day in the first 64 bits, the Julian day in the last 32.
+		w := v.Int96()
+		const unixJulianDay = 2440588
+		nanos := int64(w[1])<<32 | int64(w[0])
+		at := time.Unix((int64(w[2])-unixJulianDay)*86400, nanos)
+		return at.UTC().Format(time.RFC3339Nano), nil
 	case parquet.Boolean:
 		return strconv.FormatBool(v.Boolean()), nil
 	case parquet.Int32:
