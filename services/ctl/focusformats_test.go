@@ -415,6 +415,44 @@ func TestExportParquetReadBack(t *testing.T) {
 	}
 }
 
+// FuzzParquetSource feeds damaged Parquet files to the import's reader:
+// it must report them, never panic.
+func FuzzParquetSource(f *testing.F) {
+	dir := f.TempDir()
+	seed := filepath.Join(dir, "seed.parquet")
+	out, err := os.Create(seed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	if err := writeParquetText(out, []string{"SubAccountId", "ProviderName", "ServiceName", "ChargePeriodStart", "ChargeCategory", "BilledCost", "BillingCurrency"},
+		[][]string{{"1", "AWS", "S3", "2024-09-01", "Usage", "1.5", "USD"}, {"2", "Oracle", "Compute", "2024-09-02", "Usage", "", "USD"}}); err != nil {
+		f.Fatal(err)
+	}
+	out.Close()
+	b, err := os.ReadFile(seed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(b)
+	f.Add(b[:len(b)/2])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "f.parquet")
+		if err := os.WriteFile(path, append([]byte("PAR1"), data...), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, c, err := openFOCUS(path)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for range 100 {
+			if _, _, err := r.next(); err != nil {
+				return
+			}
+		}
+	})
+}
+
 // BenchmarkImportMillionRows reads a generated 1,000,000-row FOCUS file as
 // an import does (the checking pass, then the publishing pass building
 // every batch's message, without NATS) and reports the peak heap in use,

@@ -179,7 +179,7 @@ func newParquetReader(f *os.File, path string) (*focusReader, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
 	}
-	pf, err := parquet.OpenFile(f, info.Size())
+	pf, err := openParquet(f, info.Size())
 	if err != nil {
 		return nil, schemaProblem("not a Parquet file: " + err.Error())
 	}
@@ -204,12 +204,33 @@ func newParquetReader(f *os.File, path string) (*focusReader, error) {
 	return newFocusReaderOf(s, header, path, RowProblem{InRow: true})
 }
 
+// openParquet and readParquetRows call the Parquet library, turning a
+// panic into an error: the file comes from outside, and a damaged one
+// must be reported as such, not crash ledgerctl.
+func openParquet(r io.ReaderAt, size int64) (f *parquet.File, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			f, err = nil, fmt.Errorf("%v", p)
+		}
+	}()
+	return parquet.OpenFile(r, size)
+}
+
+func readParquetRows(r *parquet.Reader, rows []parquet.Row) (n int, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			n, err = 0, fmt.Errorf("%v", p)
+		}
+	}()
+	return r.ReadRows(rows)
+}
+
 func (s *parquetSource) next() (int, []string, *RowProblem, error) {
 	if s.at == s.n {
 		if s.done {
 			return 0, nil, nil, io.EOF
 		}
-		n, err := s.r.ReadRows(s.rows)
+		n, err := readParquetRows(s.r, s.rows)
 		s.n, s.at = n, 0
 		switch {
 		case errors.Is(err, io.EOF):
