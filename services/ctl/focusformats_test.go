@@ -154,7 +154,7 @@ func TestFocusSampleForms(t *testing.T) {
 			if a, b := usageBatch(got).EventId, usageBatch(want).EventId; a != b {
 				t.Errorf("event_id %s, the CSV's %s: the same rows would bill twice", a, b)
 			}
-			s, err := scanFOCUS(path)
+			s, err := scanFOCUS(path, nil)
 			if err != nil || s.rows != 1000 {
 				t.Fatalf("scan: %v, %+v", err, s)
 			}
@@ -239,7 +239,7 @@ func TestFocusDamagedFiles(t *testing.T) {
 	if err := os.WriteFile(truncated, b[:len(b)/2], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = scanFOCUS(truncated)
+	_, err = scanFOCUS(truncated, nil)
 	var fe *FileError
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "truncated") || fe.Problems[len(fe.Problems)-1].Line < 2 {
 		t.Errorf("truncated gzip: %v", err)
@@ -255,7 +255,7 @@ func TestFocusDamagedFiles(t *testing.T) {
 	if err := os.WriteFile(corrupt, b[:len(b)-100], 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := scanFOCUS(corrupt); !errors.As(err, &fe) || !strings.Contains(err.Error(), "not a Parquet file") {
+	if _, err := scanFOCUS(corrupt, nil); !errors.As(err, &fe) || !strings.Contains(err.Error(), "not a Parquet file") {
 		t.Errorf("corrupt Parquet: %v", err)
 	}
 
@@ -271,7 +271,7 @@ func TestFocusDamagedFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	_, err = scanFOCUS(bad)
+	_, err = scanFOCUS(bad, nil)
 	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "row 42, column BilledCost") {
 		t.Errorf("bad cell in Parquet: %v", err)
 	}
@@ -544,7 +544,7 @@ func BenchmarkImportMillionRows(b *testing.B) {
 				}
 			}
 		})
-		s, err := scanFOCUS(path)
+		s, err := scanFOCUS(path, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -584,3 +584,23 @@ func BenchmarkImportMillionRows(b *testing.B) {
 func itoa(i int) string { return strconv.Itoa(i) }
 
 func pad2(i int) string { return fmt.Sprintf("%02d", i) }
+
+// TestCheckingProgress checks that the first reading of a file shows how
+// many rows it has read, and that scanFOCUS reports every row.
+func TestCheckingProgress(t *testing.T) {
+	var b strings.Builder
+	p := &progress{w: &b, now: time.Now}
+	p.checked(1_234)
+	p.done()
+	if !strings.Contains(b.String(), "checking: 1,234 rows read") {
+		t.Errorf("progress %q", b.String())
+	}
+	path := filepath.Join(t.TempDir(), "f.csv")
+	if err := os.WriteFile(path, []byte(focusHeader+"\n1,n,AWS,S,,2024-09-01,,Usage,1,USD,,,,,\n2,n,AWS,S,,2024-09-01,,Usage,1,USD,,,,,\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	last := 0
+	if _, err := scanFOCUS(path, func(rows int) { last = rows }); err != nil || last != 2 {
+		t.Errorf("scan: %v, last count %d", err, last)
+	}
+}

@@ -113,7 +113,9 @@ func (c *Client) ImportFOCUS(ctx context.Context, path string, opt ImportOptions
 	if err := required("org", opt.Org); err != nil {
 		return err
 	}
-	s, err := scanFOCUS(path)
+	check := c.newProgress(0)
+	s, err := scanFOCUS(path, check.checked)
+	check.done()
 	if err != nil {
 		return err
 	}
@@ -144,8 +146,9 @@ func (c *Client) ImportFOCUS(ctx context.Context, path string, opt ImportOptions
 	return c.reportImport(summary)
 }
 
-// scanFOCUS reads a whole file once, checking every row.
-func scanFOCUS(path string) (*scan, error) {
+// scanFOCUS reads a whole file once, checking every row, and tells
+// checked (if not nil) how many it has read so far.
+func scanFOCUS(path string, checked func(rows int)) (*scan, error) {
 	r, f, err := openFOCUS(path)
 	if err != nil {
 		return nil, err
@@ -179,6 +182,9 @@ func scanFOCUS(path string) (*scan, error) {
 		}
 		n++
 		s.rows++
+		if checked != nil {
+			checked(s.rows)
+		}
 		if len(problems) > 0 {
 			note(problems...)
 			continue
