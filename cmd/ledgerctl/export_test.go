@@ -139,6 +139,45 @@ func TestExportFOCUS(t *testing.T) {
 		}
 	})
 
+	t.Run("vendor view to stdout", func(t *testing.T) {
+		const feb = "2025-02"
+		um, err := l.svc.GetUsageMonth(t.Context(), &billingv1.GetUsageMonthRequest{OrgId: inv.GetOrgId(), Month: feb, View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		postBill := 0
+		for _, line := range um.GetMonth().GetLines() {
+			if line.GetBan() == ban {
+				want = append(want, line.GetAmount().GetAmount())
+				if line.GetKind() == billingv1.LineKind_LINE_KIND_POST_BILL_UPDATE {
+					postBill++
+				}
+			}
+		}
+		out := l.must(t, "export", "focus", "--ban", ban, "--month", feb, "--view", "vendor", "--focus-version", "1.4")
+		path := filepath.Join(dir, "vendor.csv")
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		header, rows := readExport(t, path)
+		cost, class := slices.Index(header, "BilledCost"), slices.Index(header, "ChargeClass")
+		var costs []string
+		corrections := 0
+		for _, r := range rows {
+			costs = append(costs, r[cost])
+			if r[class] == "Correction" {
+				corrections++
+			}
+		}
+		if got, w := sumDecimals(t, costs...), sumDecimals(t, want...); got != w {
+			t.Errorf("the vendor view's rows sum to %s, its lines to %s", got, w)
+		}
+		if postBill == 0 || corrections < postBill {
+			t.Errorf("%d Correction rows for %d post-bill lines", corrections, postBill)
+		}
+	})
+
 	t.Run("round trip", func(t *testing.T) {
 		path := filepath.Join(dir, "inv-1.2.csv")
 		if _, err := os.Stat(path); err != nil {
