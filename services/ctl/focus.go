@@ -40,12 +40,9 @@ const (
 	// ProviderName and PublisherName; 1.4 dropped the latter two.
 	colServiceProviderName = "ServiceProviderName"
 	colHostProviderName    = "HostProviderName"
-	colPublisherName       = "PublisherName"
 	colInvoiceDetailID     = "InvoiceDetailId"
 	colBillingAccountType  = "BillingAccountType"
 	colSubAccountType      = "SubAccountType"
-	colBillingAccountID    = "BillingAccountId"
-	colBillingAccountName  = "BillingAccountName"
 )
 
 // focusRequired are the columns without which a row cannot be billed; the
