@@ -154,9 +154,7 @@ func (s *csvSource) next() (int, []string, *RowProblem, error) {
 // one (Tags as a map) is ignored as any unknown column is.
 type parquetSource struct {
 	r      *parquet.Reader
-	file   string
-	leaves []parquetLeaf // by column index; name "" for a nested column
-	width  int           // the number of top-level leaf columns
+	leaves []parquetLeaf // by column index
 	rows   []parquet.Row
 	n, at  int // rows in rows, and the next to return
 	row    int // rows returned so far
@@ -184,7 +182,7 @@ func newParquetReader(f *os.File, path string) (*focusReader, error) {
 		return nil, schemaProblem("not a Parquet file: " + err.Error())
 	}
 	schema := pf.Schema()
-	s := &parquetSource{r: parquet.NewReader(pf), file: path, rows: make([]parquet.Row, parquetBatchRows)}
+	s := &parquetSource{r: parquet.NewReader(pf), rows: make([]parquet.Row, parquetBatchRows)}
 	var header []string
 	for _, path := range schema.Columns() {
 		leaf := parquetLeaf{cell: -1}
@@ -199,8 +197,7 @@ func newParquetReader(f *os.File, path string) (*focusReader, error) {
 		}
 		s.leaves = append(s.leaves, leaf)
 	}
-	s.width = len(header)
-	s.cells = make([]string, s.width)
+	s.cells = make([]string, len(header))
 	return newFocusReaderOf(s, header, path, RowProblem{InRow: true})
 }
 
