@@ -417,6 +417,12 @@ func TestExportParquetReadBack(t *testing.T) {
 
 // FuzzParquetSource feeds damaged Parquet files to the import's reader:
 // it must report them, never panic.
+//
+// Not understood yet: under `go test -fuzz`, after some hundreds to
+// thousands of inputs the worker's memory grows to gigabytes and it stalls,
+// while the input it was on, replayed alone, returns at once. Look at the
+// Parquet library's buffer pools and at sizes it trusts from a file's
+// metadata before relying on long fuzzing runs.
 func FuzzParquetSource(f *testing.F) {
 	dir := f.TempDir()
 	seed := filepath.Join(dir, "seed.parquet")
