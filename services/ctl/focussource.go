@@ -210,7 +210,9 @@ func openParquet(r io.ReaderAt, size int64) (f *parquet.File, err error) {
 			f, err = nil, fmt.Errorf("%v", p)
 		}
 	}()
-	return parquet.OpenFile(r, size)
+	// The page index and bloom filters serve queries that skip rows; an
+	// import reads every row, so they would only cost memory.
+	return parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 }
 
 func readParquetRows(r *parquet.Reader, rows []parquet.Row) (n int, err error) {
