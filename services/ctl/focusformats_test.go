@@ -259,11 +259,25 @@ func TestFocusDamagedFiles(t *testing.T) {
 		t.Errorf("corrupt Parquet: %v", err)
 	}
 
+	noCost := filepath.Join(dir, "nocost.parquet")
+	f, err := os.Create(noCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writeParquetText(f, []string{"SubAccountId", "ProviderName", "ServiceName", "ChargePeriodStart", "ChargeCategory", "BillingCurrency"},
+		[][]string{{"1", "AWS", "S3", "2024-09-01", "Usage", "USD"}}); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	if _, err := scanFOCUS(noCost, nil); !errors.As(err, &fe) || !strings.Contains(err.Error(), "schema, column BilledCost: the header has no such column") {
+		t.Errorf("Parquet without BilledCost: %v", err)
+	}
+
 	header, rows := readCSVText(t, sample)
 	costCol := slices.Index(header, colBilledCost)
 	rows[41][costCol] = "12,5"
 	bad := filepath.Join(dir, "bad.parquet")
-	f, err := os.Create(bad)
+	f, err = os.Create(bad)
 	if err != nil {
 		t.Fatal(err)
 	}
