@@ -21,6 +21,7 @@ import (
 
 // importSummary is the --json output of import focus.
 type importSummary struct {
+	FocusVersion           string   `json:"focus_version"`
 	Rows                   int      `json:"rows"`
 	Batches                int      `json:"batches"`
 	EventIDs               []string `json:"event_ids"`
@@ -28,6 +29,12 @@ type importSummary struct {
 	Accounts               int      `json:"accounts"`
 	RegisteredOrganization bool     `json:"registered_organization"`
 	RegisteredAccounts     int      `json:"registered_accounts"`
+	Lineage                []struct {
+		EventID    string   `json:"event_id"`
+		FirstRow   int      `json:"first_row"`
+		LastRow    int      `json:"last_row"`
+		InvoiceIDs []string `json:"invoice_ids"`
+	} `json:"lineage"`
 }
 
 func importFOCUS(t *testing.T, l *ledger, args ...string) importSummary {
@@ -239,7 +246,7 @@ func TestImportBatches(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("exit %d: %s", r.code, r.stderr)
 	}
-	wantOut := fmt.Sprintf("Imported %s: 2,500 rows in 3 batches of UsageReported, for 2 accounts of organization initech.\n"+
+	wantOut := fmt.Sprintf("Imported %s (FOCUS 1.0): 2,500 rows in 3 batches of UsageReported, for 2 accounts of organization initech.\n"+
 		"ledgerd has stored and applied every message. Charges of 2024-08.\n\n"+
 		"Next, once the month is over and complete:\n  ledgerctl cycle close 2024-08\n  ledgerctl usage --org initech --month 2024-08\n", filepath.Base(path))
 	if r.stdout != wantOut {

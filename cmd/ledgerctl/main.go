@@ -5,6 +5,7 @@
 //
 //	ledgerctl demo
 //	ledgerctl import focus FILE --org ID [--register]
+//	ledgerctl export focus --ban BAN --month YYYY-MM [--view billing|vendor] [--format csv|parquet] [--focus-version 1.2|1.4] [-o FILE] [--issuer NAME]
 //	ledgerctl cycle close|finalize YYYY-MM
 //	ledgerctl invoice get --ban BAN --month YYYY-MM [--view billing|vendor] [--lineage]
 //	ledgerctl invoice list --ban BAN [--from YYYY-MM] [--to YYYY-MM]
@@ -107,7 +108,7 @@ var commands = []command{
 			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.Demo(ctx) }
 		}},
 	{name: "import focus", args: "FILE --org ID [--register] [--ban BAN] [--name NAME]", positional: 1,
-		about: "import the rows of a FOCUS 1.0 CSV file as usage",
+		about: "import the rows of a FOCUS 1.0 to 1.4 file (CSV, gzip-compressed CSV or Parquet) as usage",
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
 			var opt ctl.ImportOptions
 			fs.StringVar(&opt.Org, "org", "", "organization of the file's accounts (required)")
@@ -115,6 +116,19 @@ var commands = []command{
 			fs.StringVar(&opt.BAN, "ban", "", "with --register, the default BAN of an organization registered now (default BAN-<org>)")
 			fs.StringVar(&opt.Name, "name", "", "with --register, the name of an organization registered now (default its id)")
 			return func(ctx context.Context, c *ctl.Client, args []string) error { return c.ImportFOCUS(ctx, args[0], opt) }
+		}},
+	{name: "export focus", args: "--ban BAN --month YYYY-MM [--view billing|vendor] [--format csv|parquet] [--focus-version 1.2|1.4] [-o FILE] [--issuer NAME]",
+		about: "write an invoice as FOCUS rows, one per detail, with its lineage",
+		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
+			var opt ctl.ExportOptions
+			fs.StringVar(&opt.BAN, "ban", "", "Billing Account Number (required)")
+			fs.StringVar(&opt.Month, "month", "", "month, YYYY-MM (required)")
+			fs.StringVar(&opt.View, "view", "billing", "billing (the invoice) or vendor (the vendor cycle view)")
+			fs.StringVar(&opt.Format, "format", "csv", "csv or parquet")
+			fs.StringVar(&opt.Version, "focus-version", ctl.Focus12, "FOCUS version written: 1.2 or 1.4")
+			fs.StringVar(&opt.Output, "o", "", "file to write (default: standard output)")
+			fs.StringVar(&opt.Issuer, "issuer", ctl.DefaultIssuerName, "InvoiceIssuerName: who issues the invoice")
+			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.ExportFOCUS(ctx, opt) }
 		}},
 	{name: "cycle close", args: "YYYY-MM", positional: 1, about: "close the billing cycle of a month: its invoices are issued",
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {

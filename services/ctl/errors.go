@@ -162,16 +162,26 @@ type FileError struct {
 
 // RowProblem is one bad cell, or a bad row when Column is empty.
 type RowProblem struct {
-	Line   int // the line of the CSV file the row starts on
+	Line   int // the line of the CSV file the row starts on, or with InRow the row
 	Column string
 	Reason string
+	// InRow says Line counts the rows of a Parquet file, from 1, which
+	// has no lines; 0 is the file as a whole (its schema).
+	InRow bool
 }
 
 func (p RowProblem) String() string {
-	if p.Column == "" {
-		return fmt.Sprintf("line %d: %s", p.Line, p.Reason)
+	where := fmt.Sprintf("line %d", p.Line)
+	switch {
+	case p.InRow && p.Line == 0:
+		where = "schema"
+	case p.InRow:
+		where = fmt.Sprintf("row %d", p.Line)
 	}
-	return fmt.Sprintf("line %d, column %s: %s", p.Line, p.Column, p.Reason)
+	if p.Column == "" {
+		return fmt.Sprintf("%s: %s", where, p.Reason)
+	}
+	return fmt.Sprintf("%s, column %s: %s", where, p.Column, p.Reason)
 }
 
 func (e *FileError) Error() string {

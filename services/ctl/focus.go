@@ -1,7 +1,6 @@
 package ctl
 
 import (
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"io"
@@ -17,7 +16,8 @@ import (
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
-// The FOCUS 1.0 columns an import reads. Other columns are ignored.
+// The FOCUS columns an import reads. Other columns, x_ columns among
+// them, are ignored.
 const (
 	colSubAccountID         = "SubAccountId"
 	colSubAccountName       = "SubAccountName"
@@ -34,12 +34,56 @@ const (
 	colConsumedUnit         = "ConsumedUnit"
 	colChargeDescription    = "ChargeDescription"
 	colCommitmentDiscountID = "CommitmentDiscountId"
+	colChargeClass          = "ChargeClass"
+	colInvoiceID            = "InvoiceId"
+	// FOCUS 1.3 added ServiceProviderName and HostProviderName beside
+	// ProviderName and PublisherName; 1.4 dropped the latter two.
+	colServiceProviderName = "ServiceProviderName"
+	colHostProviderName    = "HostProviderName"
+	colInvoiceDetailID     = "InvoiceDetailId"
+	colBillingAccountType  = "BillingAccountType"
+	colSubAccountType      = "SubAccountType"
 )
 
-// focusRequired are the columns without which a row cannot be billed.
+// focusRequired are the columns without which a row cannot be billed; the
+// provider is ProviderName or, from FOCUS 1.3, ServiceProviderName
+// (checked apart).
 var focusRequired = []string{
-	colSubAccountID, colProviderName, colServiceName, colChargePeriodStart,
+	colSubAccountID, colServiceName, colChargePeriodStart,
 	colChargeCategory, colBilledCost, colBillingCurrency,
+}
+
+// FOCUS versions as recognised from a header's columns.
+const (
+	Focus10 = "1.0"
+	Focus11 = "1.1"
+	Focus12 = "1.2"
+	Focus13 = "1.3"
+	Focus14 = "1.4"
+)
+
+// focusVersion recognises the FOCUS version of a header by the columns
+// each version added or dropped: 1.4 drops ProviderName for
+// ServiceProviderName and adds InvoiceDetailId; 1.3 adds
+// ServiceProviderName and HostProviderName (or the allocation and
+// contract columns) beside ProviderName; 1.2 adds InvoiceId,
+// BillingAccountType and SubAccountType; 1.1 adds the capacity
+// reservation, SKU meter and subcategory columns. A file that has none of
+// them reads as 1.0. A version is the least that explains the columns: a
+// 1.2 export that omits every optional 1.2 column reads as 1.0, which
+// changes nothing in what is billed.
+func focusVersion(has func(string) bool) string {
+	switch {
+	case has(colInvoiceDetailID), has(colServiceProviderName) && !has(colProviderName):
+		return Focus14
+	case has(colServiceProviderName), has(colHostProviderName), has("ContractApplied"), has("AllocatedMethodId"):
+		return Focus13
+	case has(colInvoiceID), has(colBillingAccountType), has(colSubAccountType):
+		return Focus12
+	case has("CapacityReservationId"), has("SkuMeter"), has("ServiceSubcategory"), has("CommitmentDiscountQuantity"):
+		return Focus11
+	}
+	return Focus10
 }
 
 // vendors maps FOCUS ProviderName values, case-insensitively, to the
@@ -71,7 +115,8 @@ func Vendor(providerName string) string {
 	return name
 }
 
-// chargeCategories are FOCUS 1.0's ChargeCategory values, by lower case.
+// chargeCategories are FOCUS's ChargeCategory values (1.0 to 1.4), by
+// lower case.
 var chargeCategories = map[string]string{
 	"usage": "Usage", "purchase": "Purchase", "credit": "Credit", "tax": "Tax", "adjustment": "Adjustment",
 }
@@ -96,38 +141,69 @@ type focusRow struct {
 	// account that the import registers.
 	accountName string
 	month       calendar.Month
+	// invoiceID is the FOCUS InvoiceId (1.2 and later), kept in the
+	// import's lineage of the row's batch.
+	invoiceID string
+	// inRow says line counts the rows of a Parquet file.
+	inRow bool
 }
 
-// focusReader reads the rows of a FOCUS 1.0 CSV file.
+// focusReader reads the rows of a FOCUS file, from whichever source
+// (CSV, gzip-compressed CSV, Parquet) holds them.
 type focusReader struct {
-	r   *csv.Reader
-	col map[string]int
+	src     rowSource
+	col     map[string]int
+	version string
+	// rowName prefixes the record_id of a row without an Id: "line-" (of
+	// a CSV file) or "row-" (of a Parquet file), then its number.
+	rowName string
 }
 
-// newFocusReader reads the header. A missing required column is a
-// *FileError naming it.
+// rowSource yields the cells of a file's rows, each with where it is.
+// A row that cannot be read (not CSV, a truncated gzip stream) is a
+// problem without a column; an I/O error, an error; io.EOF at the end.
+type rowSource interface {
+	next() (line int, cells []string, problem *RowProblem, err error)
+}
+
+// newFocusReader reads the header of a CSV file. A missing required
+// column is a *FileError naming it.
 func newFocusReader(r io.Reader, file string) (*focusReader, error) {
-	cr := csv.NewReader(r)
-	cr.ReuseRecord = false
-	header, err := cr.Read()
-	if errors.Is(err, io.EOF) {
-		return nil, &FileError{File: file, Problems: []RowProblem{{Line: 1, Reason: "the file is empty; want a FOCUS 1.0 header line"}}}
-	}
+	src, header, err := newCSVSource(r, file)
 	if err != nil {
-		return nil, csvError(file, err)
+		return nil, err
 	}
-	f := &focusReader{r: cr, col: make(map[string]int, len(header))}
+	return newFocusReaderOf(src, header, file, RowProblem{Line: 1})
+}
+
+// newFocusReaderOf maps a header's columns and checks the required ones
+// are there; at says where a problem with the header is reported.
+func newFocusReaderOf(src rowSource, header []string, file string, at RowProblem) (*focusReader, error) {
+	f := &focusReader{src: src, col: make(map[string]int, len(header)), rowName: "line-"}
+	if at.InRow {
+		f.rowName = "row-"
+	}
 	for i, name := range header {
 		name = strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")) // a BOM, as spreadsheets write
 		if _, dup := f.col[name]; !dup {
 			f.col[name] = i
 		}
 	}
+	has := func(name string) bool { _, ok := f.col[name]; return ok }
+	f.version = focusVersion(has)
 	var missing []RowProblem
+	headerProblem := func(col, reason string) {
+		p := at
+		p.Column, p.Reason = col, reason
+		missing = append(missing, p)
+	}
 	for _, name := range focusRequired {
-		if _, ok := f.col[name]; !ok {
-			missing = append(missing, RowProblem{Line: 1, Column: name, Reason: "the header has no such column; FOCUS 1.0 requires it"})
+		if !has(name) {
+			headerProblem(name, "the header has no such column; FOCUS requires it")
 		}
+	}
+	if !has(colProviderName) && !has(colServiceProviderName) {
+		headerProblem(colProviderName, "the header has neither ProviderName (FOCUS 1.0 to 1.3) nor ServiceProviderName (1.3 and later)")
 	}
 	if len(missing) > 0 {
 		return nil, &FileError{File: file, Problems: missing}
@@ -135,28 +211,27 @@ func newFocusReader(r io.Reader, file string) (*focusReader, error) {
 	return f, nil
 }
 
-func csvError(file string, err error) error {
-	var pe *csv.ParseError
-	if errors.As(err, &pe) {
-		return &FileError{File: file, Problems: []RowProblem{{Line: pe.StartLine, Reason: "not CSV: " + pe.Err.Error()}}}
-	}
-	return fmt.Errorf("read %s: %w", file, err)
-}
-
 // next returns the next row, or io.EOF. A row with bad cells returns nil
-// and its problems; a line that is not CSV, a problem without a column;
-// anything else (an I/O error), an error.
+// and its problems; a row that cannot be read, a problem without a
+// column; anything else (an I/O error), an error.
 func (f *focusReader) next() (*focusRow, []RowProblem, error) {
-	cells, err := f.r.Read()
+	line, cells, problem, err := f.src.next()
 	if err != nil {
-		var pe *csv.ParseError
-		if errors.As(err, &pe) {
-			return nil, []RowProblem{{Line: pe.StartLine, Reason: "not CSV: " + pe.Err.Error()}}, nil
-		}
 		return nil, nil, err
 	}
-	line, _ := f.r.FieldPos(0)
-	return f.row(line, cells)
+	if problem != nil {
+		return nil, []RowProblem{*problem}, nil
+	}
+	row, problems, err := f.row(line, cells)
+	if f.rowName == "row-" {
+		for i := range problems {
+			problems[i].InRow = true
+		}
+		if row != nil {
+			row.inRow = true
+		}
+	}
+	return row, problems, err
 }
 
 // cell returns the value of a column, "" for NULL, an empty cell or a
@@ -198,22 +273,33 @@ func (f *focusReader) row(line int, cells []string) (*focusRow, []RowProblem, er
 		Description:  f.cell(cells, colChargeDescription),
 		CommitmentId: get(colCommitmentDiscountID, false),
 	}
-	row := &focusRow{line: line, record: r, accountName: f.cell(cells, colSubAccountName)}
+	row := &focusRow{line: line, record: r, accountName: f.cell(cells, colSubAccountName), invoiceID: get(colInvoiceID, false)}
 
-	if provider := get(colProviderName, true); provider != "" {
+	providerCol := colProviderName
+	if _, ok := f.col[colProviderName]; !ok {
+		providerCol = colServiceProviderName // FOCUS 1.4
+	}
+	if provider := get(providerCol, true); provider != "" {
 		r.Vendor = Vendor(provider)
 	}
 	if id := get(colID, false); id != "" {
 		r.RecordId, row.hasID = id, true
 	} else {
-		r.RecordId = fmt.Sprintf("line-%d", line)
+		r.RecordId = fmt.Sprintf("%s%d", f.rowName, line)
+	}
+	// A Correction (FOCUS 1.2 and later) is billed as any late usage: by
+	// its charge period, on the invoice of its month if still open, else
+	// as an "Update to Previous Month's" line of the next one. That is
+	// FOCUS's delta style of correction, which is Ledger's own.
+	if v := f.cell(cells, colChargeClass); v != "" && !strings.EqualFold(v, "Correction") {
+		bad(colChargeClass, "%q is not a FOCUS charge class (Correction, or empty)", v)
 	}
 	if v := f.cell(cells, colChargeCategory); v == "" {
 		bad(colChargeCategory, "is empty; a billed row needs it")
 	} else if cat, ok := chargeCategories[strings.ToLower(v)]; ok {
 		r.ChargeCategory = cat
 	} else {
-		bad(colChargeCategory, "%q is not a FOCUS 1.0 charge category (Usage, Purchase, Credit, Tax or Adjustment)", v)
+		bad(colChargeCategory, "%q is not a FOCUS charge category (Usage, Purchase, Credit, Tax or Adjustment)", v)
 	}
 
 	start, err := focusTime(f.cell(cells, colChargePeriodStart), true)

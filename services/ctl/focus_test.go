@@ -95,7 +95,7 @@ func TestFocusProblems(t *testing.T) {
 		{"empty cost", 8, "NULL", colBilledCost, "is empty"},
 		{"NaN cost", 8, "NaN", colBilledCost, "not a decimal"},
 		{"bad currency", 9, "dollars", colBillingCurrency, "not an ISO 4217"},
-		{"bad category", 7, "Refund", colChargeCategory, "not a FOCUS 1.0 charge category"},
+		{"bad category", 7, "Refund", colChargeCategory, "not a FOCUS charge category"},
 		{"bad start", 5, "18/09/2024", colChargePeriodStart, "not a date-time"},
 		{"empty start", 5, "", colChargePeriodStart, "is empty"},
 		{"end before start", 6, "2024-08-31 00:00:00", colChargePeriodEnd, "is before ChargePeriodStart"},
@@ -171,7 +171,7 @@ func TestScanFOCUS(t *testing.T) {
 	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := scanFOCUS(path)
+	_, err := scanFOCUS(path, nil)
 	var fe *FileError
 	if !errors.As(err, &fe) || !errors.Is(err, ErrBadFile) {
 		t.Fatalf("err %v, want a FileError", err)
@@ -189,7 +189,7 @@ func TestScanFOCUS(t *testing.T) {
 	if err := os.WriteFile(path, []byte(dup), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err = scanFOCUS(path)
+	_, err = scanFOCUS(path, nil)
 	if !errors.As(err, &fe) || len(fe.Problems) != 1 || fe.Problems[0].Line != 3 || !strings.Contains(fe.Problems[0].Reason, "line 2") {
 		t.Fatalf("err %v, want line 3 repeating the Id of line 2", err)
 	}

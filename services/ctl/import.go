@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -58,19 +57,26 @@ type ImportOptions struct {
 
 // ImportSummary is what ImportFOCUS did; it is the --json output.
 type ImportSummary struct {
-	File                   string   `json:"file"`
-	Org                    string   `json:"org_id"`
-	Rows                   int      `json:"rows"`
-	Batches                int      `json:"batches"`
-	EventIDs               []string `json:"event_ids"`
-	Months                 []string `json:"months"`
-	Accounts               int      `json:"accounts"`
-	RegisteredOrganization bool     `json:"registered_organization,omitempty"`
-	RegisteredAccounts     int      `json:"registered_accounts,omitempty"`
+	File string `json:"file"`
+	// FocusVersion is the FOCUS version recognised from the columns.
+	FocusVersion string   `json:"focus_version"`
+	Org          string   `json:"org_id"`
+	Rows         int      `json:"rows"`
+	Batches      int      `json:"batches"`
+	EventIDs     []string `json:"event_ids"`
+	// Lineage says, per batch, which rows of the file it carries and the
+	// InvoiceIds (FOCUS 1.2 and later) they name: an invoice detail's
+	// event_ids lead to the batches, and these to the source rows.
+	Lineage                []BatchLineage `json:"lineage"`
+	Months                 []string       `json:"months"`
+	Accounts               int            `json:"accounts"`
+	RegisteredOrganization bool           `json:"registered_organization,omitempty"`
+	RegisteredAccounts     int            `json:"registered_accounts,omitempty"`
 }
 
 // scan is what a first reading of a file finds.
 type scan struct {
+	version  string
 	rows     int
 	currency string
 	months   map[calendar.Month]bool
@@ -81,9 +87,12 @@ type account struct {
 	vendor, id, name string
 }
 
-// ImportFOCUS imports a FOCUS 1.0 CSV file as UsageReported messages of up
-// to BatchRecordsMax rows, and waits until ledgerd has stored them all and
-// its projections have applied them.
+// ImportFOCUS imports a FOCUS file (1.0 to 1.4, the version recognised
+// from its columns; CSV, gzip-compressed CSV or Parquet, recognised by its
+// first bytes) as UsageReported messages of up to BatchRecordsMax rows,
+// and waits until ledgerd has stored them all and its projections have
+// applied them. Memory does not grow with the file: rows are streamed, a
+// batch at a time.
 //
 // It reads the file twice. The first reading checks every row and
 // publishes nothing if one is bad: a bad row is reported by line and
@@ -104,11 +113,13 @@ func (c *Client) ImportFOCUS(ctx context.Context, path string, opt ImportOptions
 	if err := required("org", opt.Org); err != nil {
 		return err
 	}
-	s, err := scanFOCUS(path)
+	check := c.newProgress(0)
+	s, err := scanFOCUS(path, check.checked)
+	check.done()
 	if err != nil {
 		return err
 	}
-	summary := &ImportSummary{File: path, Org: opt.Org, Rows: s.rows, Accounts: len(s.accounts)}
+	summary := &ImportSummary{File: path, FocusVersion: s.version, Org: opt.Org, Rows: s.rows, Accounts: len(s.accounts)}
 	for m := range s.months {
 		summary.Months = append(summary.Months, m.String())
 	}
@@ -135,18 +146,15 @@ func (c *Client) ImportFOCUS(ctx context.Context, path string, opt ImportOptions
 	return c.reportImport(summary)
 }
 
-// scanFOCUS reads a whole file once, checking every row.
-func scanFOCUS(path string) (*scan, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, usage("import focus: %v", err)
-	}
-	defer f.Close()
-	r, err := newFocusReader(f, path)
+// scanFOCUS reads a whole file once, checking every row, and tells
+// checked (if not nil) how many it has read so far.
+func scanFOCUS(path string, checked func(rows int)) (*scan, error) {
+	r, f, err := openFOCUS(path)
 	if err != nil {
 		return nil, err
 	}
-	s := &scan{months: make(map[calendar.Month]bool)}
+	defer f.Close()
+	s := &scan{months: make(map[calendar.Month]bool), version: r.version}
 	ferr := &FileError{File: path}
 	note := func(ps ...RowProblem) {
 		for _, p := range ps {
@@ -174,6 +182,9 @@ func scanFOCUS(path string) (*scan, error) {
 		}
 		n++
 		s.rows++
+		if checked != nil {
+			checked(s.rows)
+		}
 		if len(problems) > 0 {
 			note(problems...)
 			continue
@@ -182,7 +193,11 @@ func scanFOCUS(path string) (*scan, error) {
 		// ledgerd refuses a message whose record ids repeat; say which
 		// rows, rather than lose the batch to the dead letters.
 		if first, dup := batchIDs[rec.RecordId]; dup {
-			note(RowProblem{Line: row.line, Column: colID, Reason: fmt.Sprintf("%q repeats the Id of line %d", rec.RecordId, first)})
+			where := "line"
+			if row.inRow {
+				where = "row"
+			}
+			note(RowProblem{Line: row.line, InRow: row.inRow, Column: colID, Reason: fmt.Sprintf("%q repeats the Id of %s %d", rec.RecordId, where, first)})
 			continue
 		}
 		batchIDs[rec.RecordId] = row.line
@@ -207,15 +222,11 @@ func scanFOCUS(path string) (*scan, error) {
 
 // publishFOCUS reads the file again and publishes its batches.
 func publishFOCUS(ctx context.Context, path string, pub *publication, prog *progress, summary *ImportSummary) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return fmt.Errorf("import focus: %w", err)
-	}
-	defer f.Close()
-	r, err := newFocusReader(f, path)
+	r, f, err := openFOCUS(path)
 	if err != nil {
 		return err
 	}
+	defer f.Close()
 	rows := 0
 	batch := make([]*focusRow, 0, BatchRecordsMax)
 	flush := func() error {
@@ -228,6 +239,7 @@ func publishFOCUS(ctx context.Context, path string, pub *publication, prog *prog
 		}
 		summary.Batches++
 		summary.EventIDs = append(summary.EventIDs, msg.EventId)
+		summary.Lineage = append(summary.Lineage, batchLineage(msg.EventId, batch))
 		rows += len(batch)
 		batch = batch[:0]
 		prog.rows(rows, summary.Batches)
@@ -259,6 +271,32 @@ func publishFOCUS(ctx context.Context, path string, pub *publication, prog *prog
 		return fmt.Errorf("%s changed while being imported: %d rows, then %d", path, summary.Rows, rows)
 	}
 	return nil
+}
+
+// BatchLineage is where one published batch came from.
+type BatchLineage struct {
+	EventID string `json:"event_id"`
+	// FirstRow and LastRow are the lines (CSV) or rows (Parquet) of the
+	// batch's first and last records.
+	FirstRow int `json:"first_row"`
+	LastRow  int `json:"last_row"`
+	// InvoiceIDs are the distinct InvoiceIds of the batch's rows, in order
+	// of first appearance; at most invoiceIDsMax.
+	InvoiceIDs []string `json:"invoice_ids,omitempty"`
+}
+
+// invoiceIDsMax bounds the InvoiceIds a batch's lineage lists: a file
+// names a handful, and the summary must not grow with a strange one.
+const invoiceIDsMax = 16
+
+func batchLineage(eventID string, rows []*focusRow) BatchLineage {
+	l := BatchLineage{EventID: eventID, FirstRow: rows[0].line, LastRow: rows[len(rows)-1].line}
+	for _, r := range rows {
+		if r.invoiceID != "" && len(l.InvoiceIDs) < invoiceIDsMax && !slices.Contains(l.InvoiceIDs, r.invoiceID) {
+			l.InvoiceIDs = append(l.InvoiceIDs, r.invoiceID)
+		}
+	}
+	return l
 }
 
 // usageBatch is the UsageReported of a batch of rows, with its event_id
@@ -362,8 +400,8 @@ func (c *Client) reportImport(s *ImportSummary) error {
 		return err
 	}
 	w := c.cfg.Out
-	fmt.Fprintf(w, "Imported %s: %s %s in %s %s of UsageReported, for %s %s of organization %s.\n",
-		filepath.Base(s.File), thousands(s.Rows), plural(s.Rows, "row", "rows"), thousands(s.Batches), plural(s.Batches, "batch", "batches"),
+	fmt.Fprintf(w, "Imported %s (FOCUS %s): %s %s in %s %s of UsageReported, for %s %s of organization %s.\n",
+		filepath.Base(s.File), s.FocusVersion, thousands(s.Rows), plural(s.Rows, "row", "rows"), thousands(s.Batches), plural(s.Batches, "batch", "batches"),
 		thousands(s.Accounts), plural(s.Accounts, "account", "accounts"), s.Org)
 	if s.RegisteredOrganization {
 		fmt.Fprintf(w, "Registered organization %s.\n", s.Org)

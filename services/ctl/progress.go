@@ -44,6 +44,15 @@ func (p *progress) rows(done, batches int) {
 	p.draw(renderProgress(done, p.total, batches, p.now().Sub(p.start)))
 }
 
+// checked shows how many rows the first reading of a file has checked:
+// the file's rows are not known before it ends.
+func (p *progress) checked(rows int) {
+	if p == nil || !p.due(false) {
+		return
+	}
+	p.draw(fmt.Sprintf("checking: %s rows read", thousands(rows)))
+}
+
 // ingested shows how many of the published messages ledgerd has taken.
 func (p *progress) ingested(done, total int) {
 	if p == nil || !p.due(done == total) {

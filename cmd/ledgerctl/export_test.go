@@ -1,0 +1,409 @@
+package main
+
+import (
+	"compress/gzip"
+	"encoding/csv"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parquet-go/parquet-go"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/testkit"
+)
+
+// readExport reads an exported CSV file as its header and rows.
+func readExport(t *testing.T, path string) ([]string, [][]string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	all, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return all[0], all[1:]
+}
+
+// TestExportFOCUS exports the demo's March invoice of BAN-1001, which has
+// update lines, as FOCUS 1.2 and 1.4 CSV and as Parquet: the columns, the
+// InvoiceId, BilledCost summing to the total, the lineage, and
+// Correction rows for the updates. Then it imports the export into a
+// fresh ledgerd and closes its months: the invoices there add up to the
+// same total.
+func TestExportFOCUS(t *testing.T) {
+	l := demoLedger(t)
+	const ban, month = "BAN-1001", "2025-03"
+	resp, err := l.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := resp.GetInvoice()
+	updates := 0
+	for _, line := range inv.GetLines() {
+		if line.GetKind() == billingv1.LineKind_LINE_KIND_PREVIOUS_MONTH_UPDATE {
+			updates += max(len(line.GetDetails()), 1)
+		}
+	}
+	if updates == 0 {
+		t.Fatal("the demo's March invoice has no update lines: the test needs one")
+	}
+	dir := t.TempDir()
+
+	for _, version := range []string{"1.2", "1.4"} {
+		t.Run("csv "+version, func(t *testing.T) {
+			path := filepath.Join(dir, "inv-"+version+".csv")
+			r := l.ctl(t.Context(), "export", "focus", "--ban", ban, "--month", month, "--focus-version", version, "-o", path, "--issuer", "Reseller Inc.")
+			if r.code != 0 || !strings.Contains(r.stderr, "Wrote "+path) {
+				t.Fatalf("exit %d, stderr %s", r.code, r.stderr)
+			}
+			header, rows := readExport(t, path)
+			col := func(name string) int {
+				i := slices.Index(header, name)
+				if i < 0 {
+					t.Fatalf("no column %s in %v", name, header)
+				}
+				return i
+			}
+			for _, name := range []string{"InvoiceId", "BillingAccountId", "BillingAccountName", "BillingAccountType", "SubAccountId", "SubAccountName",
+				"SubAccountType", "InvoiceIssuerName", "BillingPeriodStart", "BillingPeriodEnd", "ChargePeriodStart", "ChargePeriodEnd",
+				"ChargeCategory", "ChargeClass", "ChargeDescription", "ServiceName", "RegionId", "BilledCost", "BillingCurrency", "x_EventIds"} {
+				col(name)
+			}
+			if version == "1.4" {
+				col("ServiceProviderName")
+				col("HostProviderName")
+				col("InvoiceDetailId")
+				if slices.Contains(header, "ProviderName") {
+					t.Error("1.4 has ProviderName")
+				}
+			} else {
+				col("ProviderName")
+				col("PublisherName")
+			}
+			var costs []string
+			corrections := 0
+			for _, row := range rows {
+				costs = append(costs, row[col("BilledCost")])
+				if row[col("InvoiceId")] != ban+"-"+month || row[col("BillingAccountId")] != ban || row[col("InvoiceIssuerName")] != "Reseller Inc." ||
+					row[col("BillingCurrency")] != inv.GetCurrency() {
+					t.Errorf("row %v", row)
+				}
+				if row[col("ChargeCategory")] == "Usage" && row[col("x_EventIds")] == "" {
+					t.Errorf("a usage row without lineage: %v", row)
+				}
+				if row[col("ChargeClass")] == "Correction" {
+					corrections++
+					if row[col("ChargePeriodStart")] >= "2025-03" {
+						t.Errorf("a correction charged in March: %v", row)
+					}
+				}
+			}
+			if got := sumDecimals(t, costs...); got != inv.GetTotal().GetAmount() {
+				t.Errorf("BilledCost sums to %s, the invoice's total is %s", got, inv.GetTotal().GetAmount())
+			}
+			if corrections != updates {
+				t.Errorf("%d Correction rows, want %d (the update lines' details)", corrections, updates)
+			}
+		})
+	}
+
+	t.Run("parquet", func(t *testing.T) {
+		path := filepath.Join(dir, "inv.parquet")
+		l.must(t, "export", "focus", "--ban", ban, "--month", month, "--format", "parquet", "-o", path)
+		type row struct {
+			InvoiceID  string `parquet:"InvoiceId,optional"`
+			BilledCost string `parquet:"BilledCost,optional"`
+			EventIDs   string `parquet:"x_EventIds,optional"`
+		}
+		rows, err := parquet.ReadFile[row](path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var costs []string
+		for _, r := range rows {
+			costs = append(costs, r.BilledCost)
+			if r.InvoiceID != ban+"-"+month {
+				t.Errorf("row %+v", r)
+			}
+		}
+		if got := sumDecimals(t, costs...); got != inv.GetTotal().GetAmount() {
+			t.Errorf("BilledCost sums to %s, the invoice's total is %s", got, inv.GetTotal().GetAmount())
+		}
+	})
+
+	t.Run("vendor view to stdout", func(t *testing.T) {
+		const feb = "2025-02"
+		um, err := l.svc.GetUsageMonth(t.Context(), &billingv1.GetUsageMonthRequest{OrgId: inv.GetOrgId(), Month: feb, View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		postBill := 0
+		for _, line := range um.GetMonth().GetLines() {
+			if line.GetBan() == ban {
+				want = append(want, line.GetAmount().GetAmount())
+				if line.GetKind() == billingv1.LineKind_LINE_KIND_POST_BILL_UPDATE {
+					postBill++
+				}
+			}
+		}
+		out := l.must(t, "export", "focus", "--ban", ban, "--month", feb, "--view", "vendor", "--focus-version", "1.4")
+		path := filepath.Join(dir, "vendor.csv")
+		if err := os.WriteFile(path, []byte(out), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		header, rows := readExport(t, path)
+		cost, class := slices.Index(header, "BilledCost"), slices.Index(header, "ChargeClass")
+		var costs []string
+		corrections := 0
+		for _, r := range rows {
+			costs = append(costs, r[cost])
+			if r[class] == "Correction" {
+				corrections++
+			}
+		}
+		if got, w := sumDecimals(t, costs...), sumDecimals(t, want...); got != w {
+			t.Errorf("the vendor view's rows sum to %s, its lines to %s", got, w)
+		}
+		if postBill == 0 || corrections < postBill {
+			t.Errorf("%d Correction rows for %d post-bill lines", corrections, postBill)
+		}
+	})
+
+	t.Run("round trip", func(t *testing.T) {
+		path := filepath.Join(dir, "inv-1.2.csv")
+		if _, err := os.Stat(path); err != nil {
+			t.Skip("the CSV export failed")
+		}
+		fresh := newLedger(t)
+		s := importFOCUS(t, fresh, path, "--org", "copy", "--register")
+		if len(s.Months) == 0 {
+			t.Fatalf("summary %+v", s)
+		}
+		var totals []string
+		for _, m := range s.Months {
+			fresh.must(t, "cycle", "close", m)
+			totals = append(totals, issuedInvoice(t, fresh, "BAN-copy", m).GetTotal().GetAmount())
+		}
+		if got := sumDecimals(t, totals...); got != inv.GetTotal().GetAmount() {
+			t.Errorf("imported back, the invoices of %v total %s, the exported invoice %s", s.Months, got, inv.GetTotal().GetAmount())
+		}
+	})
+
+	t.Run("bad flags", func(t *testing.T) {
+		for _, args := range [][]string{
+			{"--ban", ban, "--month", month, "--focus-version", "1.0"},
+			{"--ban", ban, "--month", month, "--format", "xlsx"},
+			{"--month", month},
+		} {
+			if r := l.ctl(t.Context(), append([]string{"export", "focus"}, args...)...); r.code != 2 {
+				t.Errorf("%v: exit %d, stderr %s", args, r.code, r.stderr)
+			}
+		}
+	})
+}
+
+// TestImportFOCUSForms imports the shared sample as gzip-compressed CSV
+// and as Parquet, each into its own ledgerd: the same messages as the CSV
+// (the same event_ids), and the same totals.
+func TestImportFOCUSForms(t *testing.T) {
+	sample := filepath.Join(moduleRoot(t), "..", "shared", "data", "focus_sample.csv")
+	if _, err := os.Stat(sample); err != nil {
+		t.Skipf("FOCUS sample absent (%v): this test reads ../shared/data/focus_sample.csv from the repository root", err)
+	}
+	dir := t.TempDir()
+	b, err := os.ReadFile(sample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gz := filepath.Join(dir, "sample.csv.gz")
+	f, err := os.Create(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	zw.Write(b)
+	zw.Close()
+	f.Close()
+
+	header, rows := readExport(t, sample)
+	schema := parquet.Group{}
+	for _, name := range header {
+		schema[name] = parquet.Optional(parquet.String())
+	}
+	ps := parquet.NewSchema("focus", schema)
+	pq := filepath.Join(dir, "sample.parquet")
+	pf, err := os.Create(pq)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := parquet.NewWriter(pf, ps)
+	for _, r := range rows {
+		row := make(parquet.Row, len(header))
+		for i, v := range r {
+			c, _ := ps.Lookup(header[i])
+			if v == "NULL" || v == "" {
+				row[c.ColumnIndex] = parquet.NullValue().Level(0, 0, c.ColumnIndex)
+			} else {
+				row[c.ColumnIndex] = parquet.ByteArrayValue([]byte(v)).Level(0, 1, c.ColumnIndex)
+			}
+		}
+		if _, err := w.WriteRows([]parquet.Row{row}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pf.Close()
+
+	want := expectedTotals(t, sample)
+	var csvIDs []string
+	for _, path := range []string{sample, gz, pq} {
+		t.Run(filepath.Base(path), func(t *testing.T) {
+			l := newLedger(t)
+			s := importFOCUS(t, l, path, "--org", "sunbird", "--register")
+			if s.Rows != 1000 {
+				t.Fatalf("summary %+v", s)
+			}
+			if csvIDs == nil {
+				csvIDs = s.EventIDs
+			} else if !slices.Equal(s.EventIDs, csvIDs) {
+				t.Errorf("event_ids %v, the CSV's %v", s.EventIDs, csvIDs)
+			}
+			l.must(t, "cycle", "close", "2024-09")
+			got := chargesByAccount(issuedInvoice(t, l, "BAN-sunbird", "2024-09"))
+			for a, w := range want {
+				if g, ok := got[a]; (ok || w != "0.00") && g != w {
+					t.Errorf("account %s: %q, want %s", a, g, w)
+				}
+			}
+		})
+	}
+}
+
+// TestImportFOCUSVersions imports a generated FOCUS 1.2 file (gzip) and
+// then a 1.4 file (Parquet) whose Correction row belongs to the month
+// already closed: it is billed as late usage, an update line on the next
+// invoice. Damaged files are refused naming where, publishing nothing.
+func TestImportFOCUSVersions(t *testing.T) {
+	l := newLedger(t)
+	dir := t.TempDir()
+
+	// FOCUS 1.2, gzip-compressed, with InvoiceId and its account types.
+	var b strings.Builder
+	w := csv.NewWriter(&b)
+	w.Write([]string{"BillingAccountId", "BillingAccountType", "InvoiceId", "SubAccountId", "SubAccountName", "SubAccountType", "ProviderName", "PublisherName",
+		"ServiceName", "RegionId", "ChargePeriodStart", "ChargePeriodEnd", "ChargeCategory", "ChargeClass", "BilledCost", "BillingCurrency", "x_Team"})
+	want := map[string][]string{}
+	for i := range 300 {
+		account, cost := "111", "0.25"
+		if i%3 == 0 {
+			account, cost = "222", "1.10"
+		}
+		want[account] = append(want[account], cost)
+		w.Write([]string{"B-1", "Billing Profile", "INV-2024-09", account, "Account " + account, "Account", "AWS", "AWS",
+			"Amazon S3", "us-east-1", fmt.Sprintf("2024-09-%02dT00:00:00Z", 1+i%28), "", "Usage", "", cost, "USD", "team"})
+	}
+	w.Flush()
+	gz := filepath.Join(dir, "v12.csv.gz")
+	f, err := os.Create(gz)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zw := gzip.NewWriter(f)
+	zw.Write([]byte(b.String()))
+	zw.Close()
+	f.Close()
+
+	s := importFOCUS(t, l, gz, "--org", "v", "--register")
+	if s.Rows != 300 || len(s.Lineage) != 1 || !slices.Equal(s.Lineage[0].InvoiceIDs, []string{"INV-2024-09"}) || s.FocusVersion != "1.2" {
+		t.Fatalf("summary %+v", s)
+	}
+	l.must(t, "cycle", "close", "2024-09")
+	got := chargesByAccount(issuedInvoice(t, l, "BAN-v", "2024-09"))
+	for account, costs := range want {
+		if w := sumDecimals(t, costs...); got[account] != w {
+			t.Errorf("2024-09, account %s: %s, want %s", account, got[account], w)
+		}
+	}
+
+	// FOCUS 1.4 as Parquet: October usage and a Correction of September.
+	type row14 struct {
+		InvoiceDetailID     string    `parquet:"InvoiceDetailId"`
+		SubAccountID        string    `parquet:"SubAccountId"`
+		ServiceProviderName string    `parquet:"ServiceProviderName"`
+		HostProviderName    string    `parquet:"HostProviderName"`
+		ServiceName         string    `parquet:"ServiceName"`
+		RegionID            string    `parquet:"RegionId"`
+		ChargePeriodStart   time.Time `parquet:"ChargePeriodStart,timestamp(millisecond)"`
+		ChargeCategory      string    `parquet:"ChargeCategory"`
+		ChargeClass         *string   `parquet:"ChargeClass,optional"`
+		BilledCost          float64   `parquet:"BilledCost"`
+		BillingCurrency     string    `parquet:"BillingCurrency"`
+	}
+	correction := "Correction"
+	pq := filepath.Join(dir, "v14.parquet")
+	if err := parquet.WriteFile(pq, []row14{
+		{"d-1", "111", "Amazon Web Services", "AWS", "Amazon S3", "us-east-1", time.Date(2024, 10, 2, 0, 0, 0, 0, time.UTC), "Usage", nil, 4.5, "USD"},
+		{"d-2", "111", "Amazon Web Services", "AWS", "Amazon S3", "us-east-1", time.Date(2024, 9, 15, 0, 0, 0, 0, time.UTC), "Usage", &correction, -1.25, "USD"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s = importFOCUS(t, l, pq, "--org", "v")
+	if s.Rows != 2 || s.FocusVersion != "1.4" {
+		t.Fatalf("summary %+v", s)
+	}
+	l.must(t, "cycle", "close", "2024-10")
+	oct := issuedInvoice(t, l, "BAN-v", "2024-10")
+	var update, charges string
+	for _, line := range oct.GetLines() {
+		switch line.GetKind() {
+		case billingv1.LineKind_LINE_KIND_PREVIOUS_MONTH_UPDATE:
+			update = line.GetForMonth() + " " + line.GetAmount().GetAmount()
+		case billingv1.LineKind_LINE_KIND_CHARGES:
+			charges = line.GetAmount().GetAmount()
+		}
+	}
+	if update != "2024-09 -1.25" || charges != "4.50" {
+		t.Errorf("October: update %q, charges %q; want the correction of 2024-09 as an update of -1.25 and 4.50 of charges", update, charges)
+	}
+
+	// Damaged files publish nothing.
+	_, js := testkit.JetStream(t, l.d.NATSURL())
+	stream, err := js.Stream(t.Context(), "BILLING_IN")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, err := stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	zb, _ := os.ReadFile(gz)
+	truncated := filepath.Join(dir, "truncated.csv.gz")
+	os.WriteFile(truncated, zb[:len(zb)/2], 0o644)
+	pb, _ := os.ReadFile(pq)
+	corrupt := filepath.Join(dir, "corrupt.parquet")
+	os.WriteFile(corrupt, pb[:len(pb)-40], 0o644)
+	for path, says := range map[string]string{truncated: "truncated", corrupt: "not a Parquet file"} {
+		r := l.ctl(t.Context(), "import", "focus", path, "--org", "v")
+		if r.code != 1 || !strings.Contains(r.stderr, path) || !strings.Contains(r.stderr, says) || !strings.Contains(r.stderr, "nothing was published") {
+			t.Errorf("%s: exit %d, stderr %q", filepath.Base(path), r.code, r.stderr)
+		}
+	}
+	after, err := stream.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.State.Msgs != before.State.Msgs {
+		t.Errorf("BILLING_IN went from %d to %d messages with damaged files", before.State.Msgs, after.State.Msgs)
+	}
+}
