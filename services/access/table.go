@@ -76,6 +76,8 @@ var methods = map[string]method{
 	billingv1.BillingService_GetDashboard_FullMethodName:    {resource: org, roles: readers},
 	billingv1.BillingService_ListAdjustments_FullMethodName: {resource: org, roles: readers},
 	billingv1.BillingService_ListExceptions_FullMethodName:  {resource: orgOptional, roles: readers},
+	// An org_admin's list is limited to its own by the query service.
+	billingv1.BillingService_ListOrganizations_FullMethodName: {resource: none, roles: readers},
 
 	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      {roles: anyRole},
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: {roles: anyRole},
