@@ -230,7 +230,7 @@ func TestBrowserOtherOrganization(t *testing.T) {
 // shoot writes a screenshot of the whole page.
 func shoot(t *testing.T, ctx context.Context, path string) {
 	t.Helper()
-	png := get(t, ctx, chromedp.FullScreenshot(90))
+	png := get(t, ctx, chromedp.FullScreenshot(100))
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
