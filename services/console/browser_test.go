@@ -44,9 +44,10 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browser starts a headless Chromium whose every request carries tok, as
-// an authenticating proxy in front of ledgerd would set it.
-func browser(t *testing.T, tok string) context.Context {
+// newBrowser starts a headless Chromium for the test. The first call on
+// a chromedp context starts the browser, bound to that call's context: it
+// is made here, on the test's, and not on a step's bounded one.
+func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
@@ -64,6 +65,14 @@ func browser(t *testing.T, tok string) context.Context {
 	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
 		t.Fatalf("start Chromium: %v", err)
 	}
+	return ctx
+}
+
+// browser starts a headless Chromium whose every request carries tok, as
+// an authenticating proxy in front of ledgerd would set it.
+func browser(t *testing.T, tok string) context.Context {
+	t.Helper()
+	ctx := newBrowser(t)
 	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": "Bearer " + tok}}); err != nil {
 		t.Fatalf("set the Authorization header: %v", err)
 	}
@@ -238,4 +247,35 @@ func shoot(t *testing.T, ctx context.Context, path string) {
 		t.Fatal(err)
 	}
 	fmt.Fprintf(os.Stderr, "wrote %s\n", path)
+}
+
+// TestBrowserSignIn signs in through the sign-in page, as a person
+// without an authenticating proxy would: the token pasted into the form,
+// the cookie kept by the browser (Chromium treats http://127.0.0.1 as
+// secure, so the Secure cookie is kept there too), and the pages open.
+func TestBrowserSignIn(t *testing.T) {
+	r := demoRig(t)
+	ctx := newBrowser(t)
+	run(t, ctx, chromedp.Navigate(r.base+"/dashboard?org=acme"))
+	if h := get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); h != "Sign in" {
+		t.Fatalf("without a token the dashboard is headed %q", h)
+	}
+	run(t, ctx,
+		chromedp.Navigate(r.base+"/signin?next="+url.QueryEscape("/dashboard?org=acme")),
+		chromedp.SetValue(chromedp.ID("token"), r.iss.Token(t, token.OrgAdmin, "acme")), // as pasted
+		chromedp.Submit(chromedp.ID("token")),
+		chromedp.WaitReady(chromedp.ID("chart")))
+	if h := get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); !strings.HasPrefix(h, "Billing Dashboard") {
+		t.Errorf("after signing in the page is headed %q", h)
+	}
+	// Scripts cannot read the token.
+	if c := get(t, ctx, chromedp.Evaluate[string](`document.cookie`)); strings.Contains(c, "ledger_token") {
+		t.Errorf("document.cookie shows the token: %q", c)
+	}
+	// Signing out forgets it.
+	run(t, ctx, chromedp.Click(chromedp.CSS(`form.signout button`)), chromedp.WaitReady(chromedp.ID("token")),
+		chromedp.Navigate(r.base+"/dashboard?org=acme"))
+	if h := get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); h != "Sign in" {
+		t.Errorf("after signing out the dashboard is headed %q", h)
+	}
 }
