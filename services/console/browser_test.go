@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -278,4 +279,29 @@ func TestBrowserSignIn(t *testing.T) {
 	if h := get(t, ctx, chromedp.Text(chromedp.CSS("h1"))); h != "Sign in" {
 		t.Errorf("after signing out the dashboard is headed %q", h)
 	}
+}
+
+// TestBrowserWithoutJavaScript uses the pages with JavaScript off: the
+// range is chosen with the form's own button, and a month's details
+// expand, as HTML alone does it.
+func TestBrowserWithoutJavaScript(t *testing.T) {
+	r := demoRig(t)
+	ctx := browser(t, r.operator)
+	if _, err := chromedp.Call(ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	run(t, ctx,
+		chromedp.Navigate(r.base+"/dashboard?org=acme"),
+		chromedp.WaitReady(chromedp.ID("chart")),
+		chromedp.SetValue(chromedp.ID("months"), "24"),
+		chromedp.Click(chromedp.CSS(`form.controls button[type="submit"]`)),
+		chromedp.WaitReady(chromedp.CSS(`option[value="24"][selected]`)))
+	if bars := get(t, ctx, chromedp.Nodes(chromedp.CSSAll(`#chart rect.bar`))); len(bars) != 24 {
+		t.Errorf("%d bars, want 24", len(bars))
+	}
+	run(t, ctx,
+		chromedp.Click(chromedp.CSS(`#chart rect[data-month="2025-03"]`)),
+		chromedp.WaitReady(chromedp.Search(`//h2[@id="detail-title"][text()="2025-03"]`)),
+		chromedp.Click(chromedp.CSS(`details.line-details > summary`)),
+		chromedp.WaitVisible(chromedp.CSS(`details.line-details[open] tr.detail`)))
 }
