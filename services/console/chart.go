@@ -22,6 +22,8 @@ type bar struct {
 	Month  string
 	Amount string // as the query service wrote it, the currency's minor units
 	Draft  bool   // the open month: its draft, drawn distinctly
+	// Status is "issued", "draft", or empty before the first close.
+	Status string
 	Href   string
 	X, Y   float64
 	W, H   float64
@@ -41,7 +43,7 @@ type chart struct {
 // geometry alone: a pixel does not need exact decimals, and every figure
 // shown is the query service's string. A negative total (a month of
 // credits) is drawn with no height.
-func layout(bars []*billingv1.DashboardBar, draft map[string]bool, href func(month string) string) chart {
+func layout(bars []*billingv1.DashboardBar, statuses map[string]string, href func(month string) string) chart {
 	c := chart{Width: chartWidth, Height: chartHeight, Baseline: chartHeight - chartBottom}
 	if len(bars) == 0 {
 		return c
@@ -68,7 +70,8 @@ func layout(bars []*billingv1.DashboardBar, draft map[string]bool, href func(mon
 		c.Bars = append(c.Bars, bar{
 			Month:  b.GetMonth(),
 			Amount: b.GetAmount().GetAmount(),
-			Draft:  draft[b.GetMonth()],
+			Draft:  statuses[b.GetMonth()] == "draft",
+			Status: statuses[b.GetMonth()],
 			Href:   href(b.GetMonth()),
 			X:      x, Y: c.Baseline - h, W: width, H: h,
 			LabelX: x + width/2, LabelY: c.Baseline - h - 6,

@@ -50,7 +50,7 @@ func TestLayout(t *testing.T) {
 		{Month: "2025-03", Amount: &billingv1.Money{Amount: "-5.00", Currency: "USD"}},
 		{Month: "2025-04", Amount: &billingv1.Money{Amount: "0.00", Currency: "USD"}},
 	}
-	c := layout(bars, map[string]bool{"2025-04": true}, func(m string) string { return "/usage?month=" + m })
+	c := layout(bars, map[string]string{"2025-01": "issued", "2025-04": "draft"}, func(m string) string { return "/usage?month=" + m })
 	plot := float64(chartHeight - chartTop - chartBottom)
 	for i, want := range []float64{plot, plot / 2, 0, 0} {
 		if b := c.Bars[i]; b.H != want || b.Y+b.H != c.Baseline {

@@ -106,19 +106,18 @@ func (c *Console) openMonth(ctx context.Context, ban string) (calendar.Month, er
 	return now, nil
 }
 
-// drafts returns the months of a range whose invoice of ban is a draft.
-func (c *Console) drafts(ctx context.Context, ban string, from, to calendar.Month) (map[string]bool, error) {
+// statuses returns the status of ban's invoice of each month of a range
+// that has one: "draft" or "issued".
+func (c *Console) statuses(ctx context.Context, ban string, from, to calendar.Month) (map[string]string, error) {
 	resp, err := c.cfg.Queries.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: from.String(), ToMonth: to.String()})
 	if err != nil {
 		return nil, err
 	}
-	d := make(map[string]bool)
+	st := make(map[string]string)
 	for _, inv := range resp.GetInvoices() {
-		if inv.GetStatus() == billingv1.InvoiceStatus_INVOICE_STATUS_DRAFT {
-			d[inv.GetMonth()] = true
-		}
+		st[inv.GetMonth()] = statusName(inv.GetStatus())
 	}
-	return d, nil
+	return st, nil
 }
 
 // link writes a console URL.
@@ -191,12 +190,12 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		c.failCall(w, r, err)
 		return
 	}
-	drafts, err := c.drafts(ctx, o.GetBan(), from, to)
+	statuses, err := c.statuses(ctx, o.GetBan(), from, to)
 	if err != nil {
 		c.failCall(w, r, err)
 		return
 	}
-	ch := layout(resp.GetBars(), drafts, func(m string) string {
+	ch := layout(resp.GetBars(), statuses, func(m string) string {
 		return link("/usage", "org", o.GetOrgId(), "months", strconv.Itoa(n), "to", to.String(), "month", m) + "#month-detail"
 	})
 	c.render(w, r, http.StatusOK, "dashboard", page{Title: "Billing Dashboard", Org: o.GetOrgId(), Nav: "dashboard", Data: dashboardData{
