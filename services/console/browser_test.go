@@ -60,13 +60,21 @@ func newBrowser(t *testing.T) context.Context {
 		chromedp.NoFirstRun,
 		chromedp.WindowSize(1280, 900),
 	)
-	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancel := chromedp.NewContext(actx)
-	t.Cleanup(func() { cancel(); cancelAlloc() })
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatalf("start Chromium: %v", err)
+	// A start is tried three times: Chromium's first start on a fresh
+	// machine (its font cache) has been seen to exit before it listens.
+	var err error
+	for range 3 {
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		ctx, cancel := chromedp.NewContext(actx)
+		if _, err = chromedp.Call(ctx, network.Enable, network.EnableParams{}); err == nil {
+			t.Cleanup(func() { cancel(); cancelAlloc() })
+			return ctx
+		}
+		cancel()
+		cancelAlloc()
 	}
-	return ctx
+	t.Fatalf("start Chromium: %v", err)
+	return nil
 }
 
 // browser starts a headless Chromium whose every request carries tok, as
