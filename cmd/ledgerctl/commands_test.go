@@ -78,6 +78,10 @@ func TestQueryCommands(t *testing.T) {
 			func() (proto.Message, error) {
 				return l.svc.ListExceptions(ctx, &billingv1.ListExceptionsRequest{OrgId: "globex"})
 			}},
+		{"orgs", []string{"orgs"},
+			func() (proto.Message, error) {
+				return l.svc.ListOrganizations(ctx, &billingv1.ListOrganizationsRequest{})
+			}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			testkit.Golden(t, c.name, []byte(sortedLineage(l.must(t, c.args...))))

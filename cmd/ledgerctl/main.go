@@ -13,6 +13,7 @@
 //	ledgerctl dashboard --org ID [--cost-center ID] [--from YYYY-MM] [--to YYYY-MM]
 //	ledgerctl adjustments --org ID --month YYYY-MM [--kind inter|intra]
 //	ledgerctl exceptions [--org ID]
+//	ledgerctl orgs
 //	ledgerctl auth init --dir DIR
 //	ledgerctl auth token --key DIR/signing-key.pem --role ROLE [--org ID ...] [--ttl 24h]
 //
@@ -193,6 +194,10 @@ var commands = []command{
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
 			org := fs.String("org", "", "only this organization's")
 			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.Exceptions(ctx, *org) }
+		}},
+	{name: "orgs", about: "list the organizations, their cost centers and BANs",
+		flags: func(*flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
+			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.Organizations(ctx) }
 		}},
 	{name: "auth init", args: "--dir DIR", about: "write an Ed25519 signing key and its JWKS (for ledgerd --auth-jwks) into a directory",
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {

@@ -125,6 +125,35 @@ func (p *Projection) OrganizationOfBAN(ban string) (string, bool) {
 	return p.h.OrganizationOfBAN(ban)
 }
 
+// OrganizationInfo is an organization and its cost centers as the
+// hierarchy has them now: what a console lists to choose from.
+type OrganizationInfo struct {
+	ID       string
+	Name     string
+	Currency money.Currency
+	BAN      string
+	// CostCenters are in their latest versions, sorted by id; a cost
+	// center without a BAN of its own bills to the organization's.
+	CostCenters []hierarchy.CostCenter
+}
+
+// Organizations returns every registered organization, sorted by id. It
+// computes nothing: it reads the hierarchy.
+func (p *Projection) Organizations() []OrganizationInfo {
+	orgs := p.h.Organizations()
+	list := make([]OrganizationInfo, len(orgs))
+	for i, o := range orgs {
+		ccs := p.h.CostCenters(o.ID)
+		for j := range ccs {
+			if ccs[j].BAN == "" {
+				ccs[j].BAN = o.BAN
+			}
+		}
+		list[i] = OrganizationInfo{ID: o.ID, Name: o.Name, Currency: o.Currency, BAN: o.BAN, CostCenters: ccs}
+	}
+	return list
+}
+
 // orgBANs returns the BANs of an organization, sorted.
 func (p *Projection) orgBANs(org string) ([]string, error) {
 	if _, err := p.h.Organization(org); err != nil {

@@ -318,3 +318,26 @@ func (h *Hierarchy) Resolve(vendor, accountID string, t int64) (Attribution, Spa
 	}
 	return a, span, nil
 }
+
+// Organizations returns every registered organization, sorted by id.
+func (h *Hierarchy) Organizations() []*Organization {
+	orgs := make([]*Organization, 0, len(h.orgs))
+	for _, o := range h.orgs {
+		orgs = append(orgs, o)
+	}
+	slices.SortFunc(orgs, func(a, b *Organization) int { return strings.Compare(a.ID, b.ID) })
+	return orgs
+}
+
+// CostCenters returns the cost centers of an organization, each as its
+// latest version says (the one with the latest Effective), sorted by id.
+func (h *Hierarchy) CostCenters(org string) []CostCenter {
+	var ccs []CostCenter
+	for k, vs := range h.costCenters {
+		if k.org == org && len(vs) > 0 {
+			ccs = append(ccs, vs[len(vs)-1].value)
+		}
+	}
+	slices.SortFunc(ccs, func(a, b CostCenter) int { return strings.Compare(a.ID, b.ID) })
+	return ccs
+}

@@ -290,7 +290,12 @@ func TestHTTP(t *testing.T) {
 		{"/metrics", [5]int{401, 200, 403, 403, 403}},
 		{"/debug/pprof/", [5]int{401, 200, 403, 403, 403}},
 		{"/debug/pprof/heap", [5]int{401, 200, 403, 403, 403}},
-		{"/elsewhere", [5]int{401, 200, 403, 403, 403}},
+		{"/backup", [5]int{401, 200, 403, 403, 403}},
+		// The console's pages: the readers'; its sign-in page and assets
+		// are open.
+		{"/elsewhere", [5]int{401, 200, 200, 403, 200}},
+		{"/signin", [5]int{200, 200, 200, 200, 200}},
+		{"/static/console.css", [5]int{200, 200, 200, 200, 200}},
 	} {
 		for i, role := range []string{"", "operator", "auditor", "invoicing", "org_admin"} {
 			t.Run(tc.path+"/"+cmpOr(role, "no token"), func(t *testing.T) {

@@ -1,6 +1,7 @@
 package access
 
 import (
+	"context"
 	"strings"
 
 	healthpb "google.golang.org/grpc/health/grpc_health_v1"
@@ -9,6 +10,7 @@ import (
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/token"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // This file is the role table of DESIGN.md section 10 as code, the one
@@ -76,6 +78,8 @@ var methods = map[string]method{
 	billingv1.BillingService_GetDashboard_FullMethodName:    {resource: org, roles: readers},
 	billingv1.BillingService_ListAdjustments_FullMethodName: {resource: org, roles: readers},
 	billingv1.BillingService_ListExceptions_FullMethodName:  {resource: orgOptional, roles: readers},
+	// An org_admin's list is limited to its own by the query service.
+	billingv1.BillingService_ListOrganizations_FullMethodName: {resource: none, roles: readers},
 
 	reflectionv1.ServerReflection_ServerReflectionInfo_FullMethodName:      {roles: anyRole},
 	reflectionv1alpha.ServerReflection_ServerReflectionInfo_FullMethodName: {roles: anyRole},
@@ -87,6 +91,14 @@ var methods = map[string]method{
 
 // operatorOnly is the row of whatever the table does not name.
 var operatorOnly = map[token.Role]reach{token.Operator: every}
+
+// MayReadLineage reports whether the call of ctx may see lineage (the
+// event ids behind an amount), as include_lineage is allowed on the gRPC
+// API: every call when authentication is off.
+func MayReadLineage(ctx context.Context) bool {
+	c, ok := FromContext(ctx)
+	return !ok || lineage[c.Role]
+}
 
 // rowOf returns the row of a method.
 func rowOf(fullMethod string) method {
@@ -115,6 +127,16 @@ var paths = []path{
 	{pattern: "/readyz", open: true},
 	{pattern: "/metrics", roles: operatorOnly},
 	{pattern: "/debug/pprof/", roles: operatorOnly},
+	// The backup is the whole history: the operator's, named here so
+	// that the console's row below does not take it.
+	{pattern: wire.BackupPath, roles: operatorOnly},
+	// The console (services/console): its sign-in page and its assets
+	// need no token; every other page is for the readers, an org_admin's
+	// limited to its organizations by the console, as the query service's
+	// are by the method table.
+	{pattern: "/signin", open: true},
+	{pattern: "/static/", open: true},
+	{pattern: "/", roles: readers},
 }
 
 // otherPath is the row of a path the table does not name.

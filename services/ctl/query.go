@@ -371,3 +371,27 @@ func (c *Client) Exceptions(ctx context.Context, org string) error {
 	}
 	return t.write(c.cfg.Out)
 }
+
+// Organizations prints the organizations the caller may read, with their
+// cost centers and the BAN each bills to.
+func (c *Client) Organizations(ctx context.Context) error {
+	resp, err := call(ctx, c, billingv1.BillingServiceClient.ListOrganizations, &billingv1.ListOrganizationsRequest{})
+	if err != nil {
+		return err
+	}
+	if c.cfg.JSON {
+		return c.printJSON(resp)
+	}
+	if len(resp.GetOrganizations()) == 0 {
+		fmt.Fprintln(c.cfg.Out, "No organizations: ledgerctl demo registers one.")
+		return nil
+	}
+	t := newTable("ORG", "NAME", "CURRENCY", "BAN", "COST CENTER", "COST CENTER NAME", "COST CENTER BAN")
+	for _, o := range resp.GetOrganizations() {
+		t.add(o.GetOrgId(), o.GetName(), o.GetCurrency(), o.GetBan(), "", "", "")
+		for _, cc := range o.GetCostCenters() {
+			t.add("", "", "", "", cc.GetCostCenterId(), cc.GetName(), cc.GetBan())
+		}
+	}
+	return t.write(c.cfg.Out)
+}

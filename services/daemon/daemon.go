@@ -126,7 +126,8 @@ type Daemon struct {
 	httpAddr  string
 	grpc      *grpc.Server
 	grpcAddr  string
-	access    *access.Guard // nil: authentication off
+	access    *access.Guard  // nil: authentication off
+	query     *query.Service // what the gRPC server and the console answer from
 
 	cancel     context.CancelFunc
 	components sync.WaitGroup // ingestion, projections, clock, publisher
@@ -375,7 +376,8 @@ func (d *Daemon) startGRPC(ctx context.Context) error {
 	// alert on (deploy/prometheus/alerts.yml).
 	calls := grpcprom.NewServerMetrics(grpcprom.WithServerHandlingTimeHistogram())
 	d.registry.MustRegister(calls)
-	d.grpc = query.NewServer(ctx, query.New(d.runner, d.log),
+	d.query = query.New(d.runner, d.log)
+	d.grpc = query.NewServer(ctx, d.query,
 		d.grpcCreds(),
 		grpc.ChainUnaryInterceptor(calls.UnaryServerInterceptor(), d.unaryAccess()),
 		grpc.ChainStreamInterceptor(calls.StreamServerInterceptor(), d.streamAccess()),
@@ -414,6 +416,10 @@ func (d *Daemon) startHTTP() error {
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	front, err := d.mountConsole(mux)
+	if err != nil {
+		return err
+	}
 	lis, err := listen("http-listen", d.cfg.HTTPListen)
 	if err != nil {
 		return err
@@ -421,7 +427,7 @@ func (d *Daemon) startHTTP() error {
 	lis = d.httpListener(lis)
 	d.httpAddr = lis.Addr().String()
 	d.http = &http.Server{
-		Handler:           d.httpAccess(mux),
+		Handler:           front(d.httpAccess(mux)),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		// A CPU profile takes 30 s by default; a minute leaves it room

@@ -272,3 +272,44 @@ func TestExceptionsOfOrgAdmin(t *testing.T) {
 		})
 	}
 }
+
+// TestListOrganizations checks the list of organizations as every role
+// gets it: operator and auditor all, an org_admin its own alone (and not
+// NOT_FOUND for one to come), invoicing none; cost centers carry the BAN
+// they bill to.
+func TestListOrganizations(t *testing.T) {
+	r := newAccessRig(t)
+	all := []string{"acme USD BAN-A [cc-x X BAN-A2]", "globex USD BAN-G []"}
+	for _, tc := range []struct {
+		name string
+		tok  string
+		want []string
+		code codes.Code
+	}{
+		{"no token", "", nil, codes.Unauthenticated},
+		{"operator", r.iss.Token(t, token.Operator), all, codes.OK},
+		{"auditor", r.iss.Token(t, token.Auditor), all, codes.OK},
+		{"invoicing", r.iss.Token(t, token.Invoicing), nil, codes.PermissionDenied},
+		{"org_admin of acme", r.iss.Token(t, token.OrgAdmin, "acme"), all[:1], codes.OK},
+		{"org_admin of globex", r.iss.Token(t, token.OrgAdmin, "globex"), all[1:], codes.OK},
+		{"org_admin of one to come", r.iss.Token(t, token.OrgAdmin, "initech"), nil, codes.OK},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, err := r.client.ListOrganizations(as(t, tc.tok), &billingv1.ListOrganizationsRequest{MinPosition: r.last})
+			if status.Code(err) != tc.code {
+				t.Fatalf("code %v (%v), want %v", status.Code(err), err, tc.code)
+			}
+			var got []string
+			for _, o := range resp.GetOrganizations() {
+				var ccs []string
+				for _, cc := range o.GetCostCenters() {
+					ccs = append(ccs, cc.GetCostCenterId()+" "+cc.GetName()+" "+cc.GetBan())
+				}
+				got = append(got, o.GetOrgId()+" "+o.GetCurrency()+" "+o.GetBan()+" ["+strings.Join(ccs, ", ")+"]")
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("organizations %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -413,3 +413,28 @@ func allowBAN(ctx context.Context, p *billing.Projection, ban string) error {
 	}
 	return access.Denied(ctx, access.KindBAN)
 }
+
+// ListOrganizations lists the organizations with their cost centers and
+// BANs: every one, or an org_admin's own (services/access).
+func (s *Service) ListOrganizations(ctx context.Context, req *billingv1.ListOrganizationsRequest) (*billingv1.ListOrganizationsResponse, error) {
+	resp := &billingv1.ListOrganizationsResponse{}
+	orgs, limited := access.Organizations(ctx)
+	pos, err := s.read(ctx, req, nil, func(p *billing.Projection) error {
+		for _, o := range p.Organizations() {
+			if limited && !slices.Contains(orgs, o.ID) {
+				continue
+			}
+			msg := &billingv1.Organization{OrgId: o.ID, Name: o.Name, Currency: o.Currency.Code(), Ban: o.BAN}
+			for _, cc := range o.CostCenters {
+				msg.CostCenters = append(msg.CostCenters, &billingv1.CostCenter{CostCenterId: cc.ID, Name: cc.Name, Ban: cc.BAN})
+			}
+			resp.Organizations = append(resp.Organizations, msg)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	resp.Position = pos
+	return resp, nil
+}

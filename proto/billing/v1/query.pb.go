@@ -2043,6 +2043,253 @@ func (x *ListExceptionsResponse) GetPosition() uint64 {
 	return 0
 }
 
+// Organization is a registered organization and its cost centers.
+type Organization struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The organization's id.
+	OrgId string `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
+	// Its name, as registered.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The ISO 4217 code of the currency it is billed in.
+	Currency string `protobuf:"bytes,3,opt,name=currency,proto3" json:"currency,omitempty"`
+	// Its default BAN.
+	Ban string `protobuf:"bytes,4,opt,name=ban,proto3" json:"ban,omitempty"`
+	// Its cost centers, in their latest versions, ordered by id.
+	CostCenters   []*CostCenter `protobuf:"bytes,5,rep,name=cost_centers,json=costCenters,proto3" json:"cost_centers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Organization) Reset() {
+	*x = Organization{}
+	mi := &file_billing_v1_query_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Organization) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Organization) ProtoMessage() {}
+
+func (x *Organization) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_query_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Organization.ProtoReflect.Descriptor instead.
+func (*Organization) Descriptor() ([]byte, []int) {
+	return file_billing_v1_query_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *Organization) GetOrgId() string {
+	if x != nil {
+		return x.OrgId
+	}
+	return ""
+}
+
+func (x *Organization) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Organization) GetCurrency() string {
+	if x != nil {
+		return x.Currency
+	}
+	return ""
+}
+
+func (x *Organization) GetBan() string {
+	if x != nil {
+		return x.Ban
+	}
+	return ""
+}
+
+func (x *Organization) GetCostCenters() []*CostCenter {
+	if x != nil {
+		return x.CostCenters
+	}
+	return nil
+}
+
+// CostCenter is a cost center of an organization, in its latest version.
+type CostCenter struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The cost center's id.
+	CostCenterId string `protobuf:"bytes,1,opt,name=cost_center_id,json=costCenterId,proto3" json:"cost_center_id,omitempty"`
+	// Its name.
+	Name string `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// The BAN it bills to: its own, else the organization's default.
+	Ban           string `protobuf:"bytes,3,opt,name=ban,proto3" json:"ban,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CostCenter) Reset() {
+	*x = CostCenter{}
+	mi := &file_billing_v1_query_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CostCenter) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CostCenter) ProtoMessage() {}
+
+func (x *CostCenter) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_query_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CostCenter.ProtoReflect.Descriptor instead.
+func (*CostCenter) Descriptor() ([]byte, []int) {
+	return file_billing_v1_query_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *CostCenter) GetCostCenterId() string {
+	if x != nil {
+		return x.CostCenterId
+	}
+	return ""
+}
+
+func (x *CostCenter) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CostCenter) GetBan() string {
+	if x != nil {
+		return x.Ban
+	}
+	return ""
+}
+
+// ListOrganizationsRequest asks for the organizations the caller may read.
+type ListOrganizationsRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Answer only once the projections have passed this $all position.
+	MinPosition   uint64 `protobuf:"varint,1,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrganizationsRequest) Reset() {
+	*x = ListOrganizationsRequest{}
+	mi := &file_billing_v1_query_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrganizationsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrganizationsRequest) ProtoMessage() {}
+
+func (x *ListOrganizationsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_query_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrganizationsRequest.ProtoReflect.Descriptor instead.
+func (*ListOrganizationsRequest) Descriptor() ([]byte, []int) {
+	return file_billing_v1_query_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *ListOrganizationsRequest) GetMinPosition() uint64 {
+	if x != nil {
+		return x.MinPosition
+	}
+	return 0
+}
+
+// ListOrganizationsResponse lists organizations.
+type ListOrganizationsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Ordered by org_id; an org_admin's own only.
+	Organizations []*Organization `protobuf:"bytes,1,rep,name=organizations,proto3" json:"organizations,omitempty"`
+	// The $all position the answer reflects.
+	Position      uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListOrganizationsResponse) Reset() {
+	*x = ListOrganizationsResponse{}
+	mi := &file_billing_v1_query_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListOrganizationsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListOrganizationsResponse) ProtoMessage() {}
+
+func (x *ListOrganizationsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_query_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListOrganizationsResponse.ProtoReflect.Descriptor instead.
+func (*ListOrganizationsResponse) Descriptor() ([]byte, []int) {
+	return file_billing_v1_query_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ListOrganizationsResponse) GetOrganizations() []*Organization {
+	if x != nil {
+		return x.Organizations
+	}
+	return nil
+}
+
+func (x *ListOrganizationsResponse) GetPosition() uint64 {
+	if x != nil {
+		return x.Position
+	}
+	return 0
+}
+
 var File_billing_v1_query_proto protoreflect.FileDescriptor
 
 const file_billing_v1_query_proto_rawDesc = "" +
@@ -2179,6 +2426,22 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\n" +
 	"exceptions\x18\x01 \x03(\v2\x15.billing.v1.ExceptionR\n" +
 	"exceptions\x12\x1a\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"\xa2\x01\n" +
+	"\fOrganization\x12\x15\n" +
+	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\bcurrency\x18\x03 \x01(\tR\bcurrency\x12\x10\n" +
+	"\x03ban\x18\x04 \x01(\tR\x03ban\x129\n" +
+	"\fcost_centers\x18\x05 \x03(\v2\x16.billing.v1.CostCenterR\vcostCenters\"X\n" +
+	"\n" +
+	"CostCenter\x12$\n" +
+	"\x0ecost_center_id\x18\x01 \x01(\tR\fcostCenterId\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x10\n" +
+	"\x03ban\x18\x03 \x01(\tR\x03ban\"=\n" +
+	"\x18ListOrganizationsRequest\x12!\n" +
+	"\fmin_position\x18\x01 \x01(\x04R\vminPosition\"w\n" +
+	"\x19ListOrganizationsResponse\x12>\n" +
+	"\rorganizations\x18\x01 \x03(\v2\x18.billing.v1.OrganizationR\rorganizations\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition*d\n" +
 	"\rInvoiceStatus\x12\x1e\n" +
 	"\x1aINVOICE_STATUS_UNSPECIFIED\x10\x00\x12\x18\n" +
@@ -2200,7 +2463,7 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\x1fEXCEPTION_KIND_UNASSIGNED_USAGE\x10\x01\x12%\n" +
 	"!EXCEPTION_KIND_PENDING_RI_BENEFIT\x10\x02\x12$\n" +
 	" EXCEPTION_KIND_CURRENCY_MISMATCH\x10\x03\x12!\n" +
-	"\x1dEXCEPTION_KIND_INVALID_RECORD\x10\x042\xea\x04\n" +
+	"\x1dEXCEPTION_KIND_INVALID_RECORD\x10\x042\xcc\x05\n" +
 	"\x0eBillingService\x12K\n" +
 	"\n" +
 	"GetInvoice\x12\x1d.billing.v1.GetInvoiceRequest\x1a\x1e.billing.v1.GetInvoiceResponse\x12Q\n" +
@@ -2209,7 +2472,8 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\rGetUsageMonth\x12 .billing.v1.GetUsageMonthRequest\x1a!.billing.v1.GetUsageMonthResponse\x12Q\n" +
 	"\fGetDashboard\x12\x1f.billing.v1.GetDashboardRequest\x1a .billing.v1.GetDashboardResponse\x12Z\n" +
 	"\x0fListAdjustments\x12\".billing.v1.ListAdjustmentsRequest\x1a#.billing.v1.ListAdjustmentsResponse\x12W\n" +
-	"\x0eListExceptions\x12!.billing.v1.ListExceptionsRequest\x1a\".billing.v1.ListExceptionsResponseB=Z;github.com/ledger-billing/ledger/proto/billing/v1;billingv1b\x06proto3"
+	"\x0eListExceptions\x12!.billing.v1.ListExceptionsRequest\x1a\".billing.v1.ListExceptionsResponse\x12`\n" +
+	"\x11ListOrganizations\x12$.billing.v1.ListOrganizationsRequest\x1a%.billing.v1.ListOrganizationsResponseB=Z;github.com/ledger-billing/ledger/proto/billing/v1;billingv1b\x06proto3"
 
 var (
 	file_billing_v1_query_proto_rawDescOnce sync.Once
@@ -2224,58 +2488,62 @@ func file_billing_v1_query_proto_rawDescGZIP() []byte {
 }
 
 var file_billing_v1_query_proto_enumTypes = make([]protoimpl.EnumInfo, 4)
-var file_billing_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 23)
+var file_billing_v1_query_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_billing_v1_query_proto_goTypes = []any{
-	(InvoiceStatus)(0),              // 0: billing.v1.InvoiceStatus
-	(LineKind)(0),                   // 1: billing.v1.LineKind
-	(BillingView)(0),                // 2: billing.v1.BillingView
-	(ExceptionKind)(0),              // 3: billing.v1.ExceptionKind
-	(*Invoice)(nil),                 // 4: billing.v1.Invoice
-	(*InvoiceLine)(nil),             // 5: billing.v1.InvoiceLine
-	(*InvoiceLineDetail)(nil),       // 6: billing.v1.InvoiceLineDetail
-	(*InvoiceSummary)(nil),          // 7: billing.v1.InvoiceSummary
-	(*UsageHistoryMonth)(nil),       // 8: billing.v1.UsageHistoryMonth
-	(*UsageMonth)(nil),              // 9: billing.v1.UsageMonth
-	(*DashboardBar)(nil),            // 10: billing.v1.DashboardBar
-	(*Adjustment)(nil),              // 11: billing.v1.Adjustment
-	(*Exception)(nil),               // 12: billing.v1.Exception
-	(*GetInvoiceRequest)(nil),       // 13: billing.v1.GetInvoiceRequest
-	(*GetInvoiceResponse)(nil),      // 14: billing.v1.GetInvoiceResponse
-	(*ListInvoicesRequest)(nil),     // 15: billing.v1.ListInvoicesRequest
-	(*ListInvoicesResponse)(nil),    // 16: billing.v1.ListInvoicesResponse
-	(*GetUsageHistoryRequest)(nil),  // 17: billing.v1.GetUsageHistoryRequest
-	(*GetUsageHistoryResponse)(nil), // 18: billing.v1.GetUsageHistoryResponse
-	(*GetUsageMonthRequest)(nil),    // 19: billing.v1.GetUsageMonthRequest
-	(*GetUsageMonthResponse)(nil),   // 20: billing.v1.GetUsageMonthResponse
-	(*GetDashboardRequest)(nil),     // 21: billing.v1.GetDashboardRequest
-	(*GetDashboardResponse)(nil),    // 22: billing.v1.GetDashboardResponse
-	(*ListAdjustmentsRequest)(nil),  // 23: billing.v1.ListAdjustmentsRequest
-	(*ListAdjustmentsResponse)(nil), // 24: billing.v1.ListAdjustmentsResponse
-	(*ListExceptionsRequest)(nil),   // 25: billing.v1.ListExceptionsRequest
-	(*ListExceptionsResponse)(nil),  // 26: billing.v1.ListExceptionsResponse
-	(*timestamppb.Timestamp)(nil),   // 27: google.protobuf.Timestamp
-	(*Money)(nil),                   // 28: billing.v1.Money
+	(InvoiceStatus)(0),                // 0: billing.v1.InvoiceStatus
+	(LineKind)(0),                     // 1: billing.v1.LineKind
+	(BillingView)(0),                  // 2: billing.v1.BillingView
+	(ExceptionKind)(0),                // 3: billing.v1.ExceptionKind
+	(*Invoice)(nil),                   // 4: billing.v1.Invoice
+	(*InvoiceLine)(nil),               // 5: billing.v1.InvoiceLine
+	(*InvoiceLineDetail)(nil),         // 6: billing.v1.InvoiceLineDetail
+	(*InvoiceSummary)(nil),            // 7: billing.v1.InvoiceSummary
+	(*UsageHistoryMonth)(nil),         // 8: billing.v1.UsageHistoryMonth
+	(*UsageMonth)(nil),                // 9: billing.v1.UsageMonth
+	(*DashboardBar)(nil),              // 10: billing.v1.DashboardBar
+	(*Adjustment)(nil),                // 11: billing.v1.Adjustment
+	(*Exception)(nil),                 // 12: billing.v1.Exception
+	(*GetInvoiceRequest)(nil),         // 13: billing.v1.GetInvoiceRequest
+	(*GetInvoiceResponse)(nil),        // 14: billing.v1.GetInvoiceResponse
+	(*ListInvoicesRequest)(nil),       // 15: billing.v1.ListInvoicesRequest
+	(*ListInvoicesResponse)(nil),      // 16: billing.v1.ListInvoicesResponse
+	(*GetUsageHistoryRequest)(nil),    // 17: billing.v1.GetUsageHistoryRequest
+	(*GetUsageHistoryResponse)(nil),   // 18: billing.v1.GetUsageHistoryResponse
+	(*GetUsageMonthRequest)(nil),      // 19: billing.v1.GetUsageMonthRequest
+	(*GetUsageMonthResponse)(nil),     // 20: billing.v1.GetUsageMonthResponse
+	(*GetDashboardRequest)(nil),       // 21: billing.v1.GetDashboardRequest
+	(*GetDashboardResponse)(nil),      // 22: billing.v1.GetDashboardResponse
+	(*ListAdjustmentsRequest)(nil),    // 23: billing.v1.ListAdjustmentsRequest
+	(*ListAdjustmentsResponse)(nil),   // 24: billing.v1.ListAdjustmentsResponse
+	(*ListExceptionsRequest)(nil),     // 25: billing.v1.ListExceptionsRequest
+	(*ListExceptionsResponse)(nil),    // 26: billing.v1.ListExceptionsResponse
+	(*Organization)(nil),              // 27: billing.v1.Organization
+	(*CostCenter)(nil),                // 28: billing.v1.CostCenter
+	(*ListOrganizationsRequest)(nil),  // 29: billing.v1.ListOrganizationsRequest
+	(*ListOrganizationsResponse)(nil), // 30: billing.v1.ListOrganizationsResponse
+	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
+	(*Money)(nil),                     // 32: billing.v1.Money
 }
 var file_billing_v1_query_proto_depIdxs = []int32{
 	0,  // 0: billing.v1.Invoice.status:type_name -> billing.v1.InvoiceStatus
-	27, // 1: billing.v1.Invoice.issued_at:type_name -> google.protobuf.Timestamp
+	31, // 1: billing.v1.Invoice.issued_at:type_name -> google.protobuf.Timestamp
 	5,  // 2: billing.v1.Invoice.lines:type_name -> billing.v1.InvoiceLine
-	28, // 3: billing.v1.Invoice.total:type_name -> billing.v1.Money
+	32, // 3: billing.v1.Invoice.total:type_name -> billing.v1.Money
 	1,  // 4: billing.v1.InvoiceLine.kind:type_name -> billing.v1.LineKind
-	28, // 5: billing.v1.InvoiceLine.amount:type_name -> billing.v1.Money
+	32, // 5: billing.v1.InvoiceLine.amount:type_name -> billing.v1.Money
 	6,  // 6: billing.v1.InvoiceLine.details:type_name -> billing.v1.InvoiceLineDetail
-	28, // 7: billing.v1.InvoiceLineDetail.amount:type_name -> billing.v1.Money
+	32, // 7: billing.v1.InvoiceLineDetail.amount:type_name -> billing.v1.Money
 	0,  // 8: billing.v1.InvoiceSummary.status:type_name -> billing.v1.InvoiceStatus
-	28, // 9: billing.v1.InvoiceSummary.total:type_name -> billing.v1.Money
-	28, // 10: billing.v1.UsageHistoryMonth.total:type_name -> billing.v1.Money
+	32, // 9: billing.v1.InvoiceSummary.total:type_name -> billing.v1.Money
+	32, // 10: billing.v1.UsageHistoryMonth.total:type_name -> billing.v1.Money
 	2,  // 11: billing.v1.UsageMonth.view:type_name -> billing.v1.BillingView
 	5,  // 12: billing.v1.UsageMonth.lines:type_name -> billing.v1.InvoiceLine
-	28, // 13: billing.v1.UsageMonth.total:type_name -> billing.v1.Money
-	28, // 14: billing.v1.DashboardBar.amount:type_name -> billing.v1.Money
+	32, // 13: billing.v1.UsageMonth.total:type_name -> billing.v1.Money
+	32, // 14: billing.v1.DashboardBar.amount:type_name -> billing.v1.Money
 	1,  // 15: billing.v1.Adjustment.kind:type_name -> billing.v1.LineKind
-	28, // 16: billing.v1.Adjustment.amount:type_name -> billing.v1.Money
+	32, // 16: billing.v1.Adjustment.amount:type_name -> billing.v1.Money
 	3,  // 17: billing.v1.Exception.kind:type_name -> billing.v1.ExceptionKind
-	28, // 18: billing.v1.Exception.amount:type_name -> billing.v1.Money
+	32, // 18: billing.v1.Exception.amount:type_name -> billing.v1.Money
 	4,  // 19: billing.v1.GetInvoiceResponse.invoice:type_name -> billing.v1.Invoice
 	7,  // 20: billing.v1.ListInvoicesResponse.invoices:type_name -> billing.v1.InvoiceSummary
 	2,  // 21: billing.v1.GetUsageHistoryRequest.view:type_name -> billing.v1.BillingView
@@ -2286,25 +2554,29 @@ var file_billing_v1_query_proto_depIdxs = []int32{
 	1,  // 26: billing.v1.ListAdjustmentsRequest.kind:type_name -> billing.v1.LineKind
 	11, // 27: billing.v1.ListAdjustmentsResponse.adjustments:type_name -> billing.v1.Adjustment
 	12, // 28: billing.v1.ListExceptionsResponse.exceptions:type_name -> billing.v1.Exception
-	13, // 29: billing.v1.BillingService.GetInvoice:input_type -> billing.v1.GetInvoiceRequest
-	15, // 30: billing.v1.BillingService.ListInvoices:input_type -> billing.v1.ListInvoicesRequest
-	17, // 31: billing.v1.BillingService.GetUsageHistory:input_type -> billing.v1.GetUsageHistoryRequest
-	19, // 32: billing.v1.BillingService.GetUsageMonth:input_type -> billing.v1.GetUsageMonthRequest
-	21, // 33: billing.v1.BillingService.GetDashboard:input_type -> billing.v1.GetDashboardRequest
-	23, // 34: billing.v1.BillingService.ListAdjustments:input_type -> billing.v1.ListAdjustmentsRequest
-	25, // 35: billing.v1.BillingService.ListExceptions:input_type -> billing.v1.ListExceptionsRequest
-	14, // 36: billing.v1.BillingService.GetInvoice:output_type -> billing.v1.GetInvoiceResponse
-	16, // 37: billing.v1.BillingService.ListInvoices:output_type -> billing.v1.ListInvoicesResponse
-	18, // 38: billing.v1.BillingService.GetUsageHistory:output_type -> billing.v1.GetUsageHistoryResponse
-	20, // 39: billing.v1.BillingService.GetUsageMonth:output_type -> billing.v1.GetUsageMonthResponse
-	22, // 40: billing.v1.BillingService.GetDashboard:output_type -> billing.v1.GetDashboardResponse
-	24, // 41: billing.v1.BillingService.ListAdjustments:output_type -> billing.v1.ListAdjustmentsResponse
-	26, // 42: billing.v1.BillingService.ListExceptions:output_type -> billing.v1.ListExceptionsResponse
-	36, // [36:43] is the sub-list for method output_type
-	29, // [29:36] is the sub-list for method input_type
-	29, // [29:29] is the sub-list for extension type_name
-	29, // [29:29] is the sub-list for extension extendee
-	0,  // [0:29] is the sub-list for field type_name
+	28, // 29: billing.v1.Organization.cost_centers:type_name -> billing.v1.CostCenter
+	27, // 30: billing.v1.ListOrganizationsResponse.organizations:type_name -> billing.v1.Organization
+	13, // 31: billing.v1.BillingService.GetInvoice:input_type -> billing.v1.GetInvoiceRequest
+	15, // 32: billing.v1.BillingService.ListInvoices:input_type -> billing.v1.ListInvoicesRequest
+	17, // 33: billing.v1.BillingService.GetUsageHistory:input_type -> billing.v1.GetUsageHistoryRequest
+	19, // 34: billing.v1.BillingService.GetUsageMonth:input_type -> billing.v1.GetUsageMonthRequest
+	21, // 35: billing.v1.BillingService.GetDashboard:input_type -> billing.v1.GetDashboardRequest
+	23, // 36: billing.v1.BillingService.ListAdjustments:input_type -> billing.v1.ListAdjustmentsRequest
+	25, // 37: billing.v1.BillingService.ListExceptions:input_type -> billing.v1.ListExceptionsRequest
+	29, // 38: billing.v1.BillingService.ListOrganizations:input_type -> billing.v1.ListOrganizationsRequest
+	14, // 39: billing.v1.BillingService.GetInvoice:output_type -> billing.v1.GetInvoiceResponse
+	16, // 40: billing.v1.BillingService.ListInvoices:output_type -> billing.v1.ListInvoicesResponse
+	18, // 41: billing.v1.BillingService.GetUsageHistory:output_type -> billing.v1.GetUsageHistoryResponse
+	20, // 42: billing.v1.BillingService.GetUsageMonth:output_type -> billing.v1.GetUsageMonthResponse
+	22, // 43: billing.v1.BillingService.GetDashboard:output_type -> billing.v1.GetDashboardResponse
+	24, // 44: billing.v1.BillingService.ListAdjustments:output_type -> billing.v1.ListAdjustmentsResponse
+	26, // 45: billing.v1.BillingService.ListExceptions:output_type -> billing.v1.ListExceptionsResponse
+	30, // 46: billing.v1.BillingService.ListOrganizations:output_type -> billing.v1.ListOrganizationsResponse
+	39, // [39:47] is the sub-list for method output_type
+	31, // [31:39] is the sub-list for method input_type
+	31, // [31:31] is the sub-list for extension type_name
+	31, // [31:31] is the sub-list for extension extendee
+	0,  // [0:31] is the sub-list for field type_name
 }
 
 func init() { file_billing_v1_query_proto_init() }
@@ -2319,7 +2591,7 @@ func file_billing_v1_query_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_billing_v1_query_proto_rawDesc), len(file_billing_v1_query_proto_rawDesc)),
 			NumEnums:      4,
-			NumMessages:   23,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -30,13 +30,14 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	BillingService_GetInvoice_FullMethodName      = "/billing.v1.BillingService/GetInvoice"
-	BillingService_ListInvoices_FullMethodName    = "/billing.v1.BillingService/ListInvoices"
-	BillingService_GetUsageHistory_FullMethodName = "/billing.v1.BillingService/GetUsageHistory"
-	BillingService_GetUsageMonth_FullMethodName   = "/billing.v1.BillingService/GetUsageMonth"
-	BillingService_GetDashboard_FullMethodName    = "/billing.v1.BillingService/GetDashboard"
-	BillingService_ListAdjustments_FullMethodName = "/billing.v1.BillingService/ListAdjustments"
-	BillingService_ListExceptions_FullMethodName  = "/billing.v1.BillingService/ListExceptions"
+	BillingService_GetInvoice_FullMethodName        = "/billing.v1.BillingService/GetInvoice"
+	BillingService_ListInvoices_FullMethodName      = "/billing.v1.BillingService/ListInvoices"
+	BillingService_GetUsageHistory_FullMethodName   = "/billing.v1.BillingService/GetUsageHistory"
+	BillingService_GetUsageMonth_FullMethodName     = "/billing.v1.BillingService/GetUsageMonth"
+	BillingService_GetDashboard_FullMethodName      = "/billing.v1.BillingService/GetDashboard"
+	BillingService_ListAdjustments_FullMethodName   = "/billing.v1.BillingService/ListAdjustments"
+	BillingService_ListExceptions_FullMethodName    = "/billing.v1.BillingService/ListExceptions"
+	BillingService_ListOrganizations_FullMethodName = "/billing.v1.BillingService/ListOrganizations"
 )
 
 // BillingServiceClient is the client API for BillingService service.
@@ -72,6 +73,9 @@ type BillingServiceClient interface {
 	ListAdjustments(ctx context.Context, in *ListAdjustmentsRequest, opts ...grpc.CallOption) (*ListAdjustmentsResponse, error)
 	// ListExceptions lists the amounts that are on no invoice, and why.
 	ListExceptions(ctx context.Context, in *ListExceptionsRequest, opts ...grpc.CallOption) (*ListExceptionsResponse, error)
+	// ListOrganizations lists the organizations the caller may read, with
+	// their cost centers and BANs: what a console offers to choose from.
+	ListOrganizations(ctx context.Context, in *ListOrganizationsRequest, opts ...grpc.CallOption) (*ListOrganizationsResponse, error)
 }
 
 type billingServiceClient struct {
@@ -152,6 +156,16 @@ func (c *billingServiceClient) ListExceptions(ctx context.Context, in *ListExcep
 	return out, nil
 }
 
+func (c *billingServiceClient) ListOrganizations(ctx context.Context, in *ListOrganizationsRequest, opts ...grpc.CallOption) (*ListOrganizationsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListOrganizationsResponse)
+	err := c.cc.Invoke(ctx, BillingService_ListOrganizations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // BillingServiceServer is the server API for BillingService service.
 // All implementations must embed UnimplementedBillingServiceServer
 // for forward compatibility.
@@ -185,6 +199,9 @@ type BillingServiceServer interface {
 	ListAdjustments(context.Context, *ListAdjustmentsRequest) (*ListAdjustmentsResponse, error)
 	// ListExceptions lists the amounts that are on no invoice, and why.
 	ListExceptions(context.Context, *ListExceptionsRequest) (*ListExceptionsResponse, error)
+	// ListOrganizations lists the organizations the caller may read, with
+	// their cost centers and BANs: what a console offers to choose from.
+	ListOrganizations(context.Context, *ListOrganizationsRequest) (*ListOrganizationsResponse, error)
 	mustEmbedUnimplementedBillingServiceServer()
 }
 
@@ -215,6 +232,9 @@ func (UnimplementedBillingServiceServer) ListAdjustments(context.Context, *ListA
 }
 func (UnimplementedBillingServiceServer) ListExceptions(context.Context, *ListExceptionsRequest) (*ListExceptionsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method ListExceptions not implemented")
+}
+func (UnimplementedBillingServiceServer) ListOrganizations(context.Context, *ListOrganizationsRequest) (*ListOrganizationsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListOrganizations not implemented")
 }
 func (UnimplementedBillingServiceServer) mustEmbedUnimplementedBillingServiceServer() {}
 func (UnimplementedBillingServiceServer) testEmbeddedByValue()                        {}
@@ -363,6 +383,24 @@ func _BillingService_ListExceptions_Handler(srv interface{}, ctx context.Context
 	return interceptor(ctx, in, info, handler)
 }
 
+func _BillingService_ListOrganizations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListOrganizationsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(BillingServiceServer).ListOrganizations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: BillingService_ListOrganizations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(BillingServiceServer).ListOrganizations(ctx, req.(*ListOrganizationsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // BillingService_ServiceDesc is the grpc.ServiceDesc for BillingService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -397,6 +435,10 @@ var BillingService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ListExceptions",
 			Handler:    _BillingService_ListExceptions_Handler,
+		},
+		{
+			MethodName: "ListOrganizations",
+			Handler:    _BillingService_ListOrganizations_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
