@@ -120,6 +120,32 @@ func (c *Console) statuses(ctx context.Context, ban string, from, to calendar.Mo
 	return st, nil
 }
 
+// window is the months a page shows: the latest n (the months
+// parameter) up to the to parameter, by default the BAN's open month.
+// Its error is errBadParam for a parameter, else that of a call.
+func (c *Console) window(ctx context.Context, r *http.Request, ban string) (n int, from, to calendar.Month, err error) {
+	if n, err = rangeOf(r); err != nil {
+		return 0, 0, 0, err
+	}
+	if to, err = c.openMonth(ctx, ban); err != nil {
+		return 0, 0, 0, err
+	}
+	if to, err = monthParam(r, "to", to); err != nil {
+		return 0, 0, 0, err
+	}
+	return n, to - calendar.Month(n) + 1, to, nil
+}
+
+// failWindow answers window's error: 400 for a parameter, else as the
+// failed call it is.
+func (c *Console) failWindow(w http.ResponseWriter, r *http.Request, err error) {
+	if errors.Is(err, errBadParam) {
+		c.fail(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	c.failCall(w, r, err)
+}
+
 // link writes a console URL.
 func link(path string, kv ...string) string {
 	v := url.Values{}
@@ -164,8 +190,9 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := callCtx(r)
 	defer cancel()
 	q := r.URL.Query()
-	n, err := rangeOf(r)
-	if err != nil {
+	// A bad range is the request's fault whatever the organization: said
+	// before any call (window reads it again, cheaply).
+	if _, err := rangeOf(r); err != nil {
 		c.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -174,16 +201,11 @@ func (c *Console) dashboard(w http.ResponseWriter, r *http.Request) {
 		c.failCall(w, r, err)
 		return
 	}
-	to, err := c.openMonth(ctx, o.GetBan())
+	n, from, to, err := c.window(ctx, r, o.GetBan())
 	if err != nil {
-		c.failCall(w, r, err)
+		c.failWindow(w, r, err)
 		return
 	}
-	if to, err = monthParam(r, "to", to); err != nil {
-		c.fail(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
-	from := to - calendar.Month(n) + 1
 	cc := q.Get("cost_center")
 	resp, err := c.cfg.Queries.GetDashboard(ctx, &billingv1.GetDashboardRequest{OrgId: o.GetOrgId(), CostCenterId: cc, FromMonth: from.String(), ToMonth: to.String()})
 	if err != nil {
@@ -235,8 +257,9 @@ func (c *Console) usage(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := callCtx(r)
 	defer cancel()
 	q := r.URL.Query()
-	n, err := rangeOf(r)
-	if err != nil {
+	// A bad range is the request's fault whatever the organization: said
+	// before any call (window reads it again, cheaply).
+	if _, err := rangeOf(r); err != nil {
 		c.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -250,13 +273,9 @@ func (c *Console) usage(w http.ResponseWriter, r *http.Request) {
 		c.failCall(w, r, err)
 		return
 	}
-	to, err := c.openMonth(ctx, o.GetBan())
+	n, from, to, err := c.window(ctx, r, o.GetBan())
 	if err != nil {
-		c.failCall(w, r, err)
-		return
-	}
-	if to, err = monthParam(r, "to", to); err != nil {
-		c.fail(w, r, http.StatusBadRequest, err.Error())
+		c.failWindow(w, r, err)
 		return
 	}
 	selected, err := monthParam(r, "month", 0)
@@ -264,7 +283,6 @@ func (c *Console) usage(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	from := to - calendar.Month(n) + 1
 	hist, err := c.cfg.Queries.GetUsageHistory(ctx, &billingv1.GetUsageHistoryRequest{OrgId: o.GetOrgId(), FromMonth: from.String(), ToMonth: to.String(), View: view})
 	if err != nil {
 		c.failCall(w, r, err)
@@ -312,18 +330,13 @@ type invoicesData struct {
 func (c *Console) invoices(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := callCtx(r)
 	defer cancel()
-	n, err := rangeOf(r)
-	if err != nil {
-		c.fail(w, r, http.StatusBadRequest, err.Error())
-		return
-	}
 	ban := r.URL.Query().Get("ban")
-	to, err := c.openMonth(ctx, ban)
+	n, from, to, err := c.window(ctx, r, ban)
 	if err != nil {
-		c.failCall(w, r, err)
+		c.failWindow(w, r, err)
 		return
 	}
-	resp, err := c.cfg.Queries.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: (to - calendar.Month(n) + 1).String(), ToMonth: to.String()})
+	resp, err := c.cfg.Queries.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: from.String(), ToMonth: to.String()})
 	if err != nil {
 		c.failCall(w, r, err)
 		return
