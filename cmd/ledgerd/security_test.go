@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"crypto/tls"
 	"io"
 	"net"
@@ -10,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -18,32 +16,14 @@ import (
 	"github.com/ledger-billing/ledger/services/testkit"
 )
 
-// lockedBuffer is a child's stderr, read while it writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startWith starts ledgerd as a process with args and waits until
 // /healthz at url answers; it returns the process, its stderr and the
 // last answer of /healthz.
-func startWith(t *testing.T, args, url string, client *http.Client) (*exec.Cmd, *lockedBuffer, string) {
+func startWith(t *testing.T, args, url string, client *http.Client) (*exec.Cmd, *testkit.LogBuffer, string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), childEnv+"="+args)
-	stderr := &lockedBuffer{}
+	stderr := &testkit.LogBuffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -36,32 +36,13 @@ import (
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
-// syncBuffer is a log destination the server's goroutines write to while
-// the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // server is a gRPC server behind a Guard on a loopback listener: the
 // BillingService answers UNIMPLEMENTED to every call that gets through,
 // and health answers SERVING.
 type server struct {
 	guard    *access.Guard
 	registry *prometheus.Registry
-	log      *syncBuffer
+	log      *testkit.LogBuffer
 	conn     *grpc.ClientConn
 	billing  billingv1.BillingServiceClient
 	health   healthpb.HealthClient
@@ -69,7 +50,7 @@ type server struct {
 
 func newServer(t *testing.T, cfg access.Config) *server {
 	t.Helper()
-	s := &server{registry: prometheus.NewRegistry(), log: &syncBuffer{}}
+	s := &server{registry: prometheus.NewRegistry(), log: &testkit.LogBuffer{}}
 	cfg.Registerer = s.registry
 	cfg.Logger = slog.New(slog.NewTextHandler(s.log, nil))
 	g, err := access.New(cfg)

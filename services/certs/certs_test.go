@@ -2,7 +2,6 @@ package certs_test
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -13,7 +12,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -69,24 +67,6 @@ func dial(addr string, cfg *tls.Config) (*big.Int, error) {
 	return conn.ConnectionState().PeerCertificates[0].SerialNumber, nil
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestReloadedWithoutRestart(t *testing.T) {
 	t.Parallel()
 	ca := testkit.NewCA(t)
@@ -94,7 +74,7 @@ func TestReloadedWithoutRestart(t *testing.T) {
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	first, firstKey := ca.Issue("127.0.0.1")
 	testkit.Replace(t, first, firstKey, certFile, keyFile)
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	r, err := certs.NewReloader(certs.Files{Cert: certFile, Key: keyFile}, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package daemon_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -288,7 +286,7 @@ func TestExposureRefused(t *testing.T) {
 
 	t.Run("--insecure starts, and warns", func(t *testing.T) {
 		t.Parallel()
-		var logs syncBuffer
+		var logs testkit.LogBuffer
 		cfg := daemontest.Config(t.TempDir())
 		cfg.GRPCListen, cfg.EventstoreListen, cfg.Insecure = "0.0.0.0:0", "0.0.0.0:0", true
 		cfg.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -336,24 +334,6 @@ func TestNATSWithUsersMayListenBeyondLoopback(t *testing.T) {
 	}
 }
 
-// syncBuffer collects log output written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestNoPasswordInLogs runs ledgerd with every password it may be given,
 // logging everything (debug), and bills a month: no line carries any of
 // them, and the URLs it logs show "xxxxx" instead.
@@ -379,14 +359,14 @@ func TestNoPasswordInLogs(t *testing.T) {
 			t.Errorf("no URL logged with its password redacted:\n%s", logs)
 		}
 	}
-	debug := func(buf *syncBuffer) *slog.Logger {
+	debug := func(buf *testkit.LogBuffer) *slog.Logger {
 		return slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 
 	t.Run("embedded store and NATS", func(t *testing.T) {
 		const storePassword = "store-pw-Kd93nQ"
 		secrets = append(secrets, storePassword)
-		var logs syncBuffer
+		var logs testkit.LogBuffer
 		cfg := daemontest.Config(t.TempDir())
 		cfg.Logger = debug(&logs)
 		cfg.EventstorePasswordFile = write("store-password", storePassword)
@@ -419,7 +399,7 @@ func TestNoPasswordInLogs(t *testing.T) {
 			t.Fatal("NATS not ready")
 		}
 		t.Cleanup(ns.Shutdown)
-		var logs syncBuffer
+		var logs testkit.LogBuffer
 		cfg := daemontest.Config(t.TempDir())
 		cfg.Logger = debug(&logs)
 		cfg.EventstoreURL = store.URL()
@@ -434,7 +414,7 @@ func TestNoPasswordInLogs(t *testing.T) {
 		const wrong = "wrong-pw-Uq5xz"
 		secrets = append(secrets, wrong)
 		store := testkit.StartStore(t, eventstore.Config{Password: "right-pw-c83kd"})
-		var logs syncBuffer
+		var logs testkit.LogBuffer
 		cfg := daemontest.Config(t.TempDir())
 		cfg.Logger = debug(&logs)
 		cfg.EventstoreURL = store.URLAs(url.UserPassword(eventstore.User, wrong))
@@ -466,7 +446,7 @@ func TestExposedWithTokens(t *testing.T) {
 	t.Parallel()
 	issuer := testkit.NewIssuer(t)
 	ca := testkit.NewCA(t)
-	var logs syncBuffer
+	var logs testkit.LogBuffer
 	cfg := daemontest.Config(t.TempDir())
 	cfg.GRPCListen, cfg.HTTPListen = "0.0.0.0:0", "0.0.0.0:0"
 	cfg.AuthJWKS, cfg.AuthIssuer = issuer.JWKSPath, issuer.Name
@@ -497,7 +477,7 @@ func TestExposedWithTokens(t *testing.T) {
 
 	t.Run("without TLS", func(t *testing.T) {
 		t.Parallel()
-		var logs syncBuffer
+		var logs testkit.LogBuffer
 		cfg := daemontest.Config(t.TempDir())
 		cfg.GRPCListen = "0.0.0.0:0"
 		cfg.AuthJWKS, cfg.AuthIssuer = issuer.JWKSPath, issuer.Name
