@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -70,7 +69,7 @@ func TestBackupOneAtATime(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	before := dirNames(t, dir)
+	before := testkit.DirNames(t, dir)
 
 	first := postBackup(t, d.HTTPAddr())
 	if first.StatusCode != http.StatusOK {
@@ -114,24 +113,11 @@ func TestBackupOneAtATime(t *testing.T) {
 		t.Fatalf("position %q: %v", third.Header.Get(wire.HeaderBackupPosition), err)
 	}
 	testkit.Eventually(t, "the checkpoints removed", func() error {
-		if after := dirNames(t, dir); !slices.Equal(after, before) {
+		if after := testkit.DirNames(t, dir); !slices.Equal(after, before) {
 			return fmt.Errorf("the data directory holds %v, before the backups %v", after, before)
 		}
 		return nil
 	})
-}
-
-func dirNames(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // readTar reads a whole tar and counts its files and their bytes.

@@ -28,7 +28,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	store := testkit.StartStore(t, eventstore.Config{})
 	c := testkit.Client(t, store.URL())
 	parent := filepath.Dir(store.Dir)
-	before := listDir(t, parent)
+	before := testkit.DirNames(t, parent)
 
 	// Enough before the backup for Pebble to have flushed tables (its
 	// memtable is 4 MiB), so that the copy holds tables and a log.
@@ -100,7 +100,7 @@ func TestBackupUnderLoad(t *testing.T) {
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if after := listDir(t, parent); !slices.Equal(after, before) {
+	if after := testkit.DirNames(t, parent); !slices.Equal(after, before) {
 		t.Fatalf("beside the store after the backup: %v, before it: %v", after, before)
 	}
 	again, err := store.Server().Backup()
@@ -174,7 +174,7 @@ func TestLeftoverBackupRemovedAtOpen(t *testing.T) {
 	if err := srv.Close(); err != nil { // b is never closed: the process "died"
 		t.Fatal(err)
 	}
-	if got := listDir(t, parent); len(got) != 2 {
+	if got := testkit.DirNames(t, parent); len(got) != 2 {
 		t.Fatalf("beside the store while a backup is open: %v, want the store and the checkpoint", got)
 	}
 	srv, err = eventstore.Open(eventstore.Config{Dir: dir})
@@ -182,22 +182,9 @@ func TestLeftoverBackupRemovedAtOpen(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	if got := listDir(t, parent); !slices.Equal(got, []string{"eventstore"}) {
+	if got := testkit.DirNames(t, parent); !slices.Equal(got, []string{"eventstore"}) {
 		t.Fatalf("beside the store after Open: %v, want the store alone", got)
 	}
-}
-
-func listDir(t *testing.T, dir string) []string {
-	t.Helper()
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var names []string
-	for _, e := range entries {
-		names = append(names, e.Name())
-	}
-	return names
 }
 
 // untar unpacks a tar the store wrote (trusted: ledgerctl's own unpacking

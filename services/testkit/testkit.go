@@ -327,3 +327,18 @@ func Drain(rs *esdb.ReadStream, err error) ([]*esdb.ResolvedEvent, error) {
 		out = append(out, ev)
 	}
 }
+
+// DirNames lists the names in a directory, sorted, failing the test if it
+// cannot be read.
+func DirNames(t testing.TB, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
