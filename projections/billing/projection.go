@@ -52,6 +52,9 @@ type Projection struct {
 	cells   cellStore
 	cellIdx map[cellKey]uint32
 
+	// What the history says was issued (issued.go), for the auditors.
+	issued []IssuedRecord
+
 	// Scratch values of the hot path, reused so that folding a record does
 	// not allocate.
 	amount     apd.Decimal
@@ -105,6 +108,14 @@ func (p *Projection) Apply(pos uint64, msg proto.Message) (Applied, error) {
 		return Applied{}, fmt.Errorf("%w: %d, at %d", ErrStalePosition, pos, p.pos)
 	}
 	p.pos, p.started = pos, true
+	// The audit's events carry no event_id: they are ledgerd's own
+	// records, named by their streams (README, "Auditing").
+	switch m := msg.(type) {
+	case *billingv1.LogSealed:
+		return Applied{}, nil // the chain is the auditors' (services/audit), not the bill's
+	case *billingv1.DocumentIssued:
+		return Applied{}, p.applyIssued(pos, m)
+	}
 	eventID, err := EventID(msg)
 	if err != nil {
 		return Applied{}, err

@@ -8,6 +8,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
@@ -27,8 +28,12 @@ func TestSubjectsRoundTrip(t *testing.T) {
 			t.Errorf("DLQSubject(%q) = %q, want %q", subject, DLQSubject(subject), want)
 		}
 	}
-	if _, err := Subject(&billingv1.InvoiceIssued{}); err == nil {
-		t.Error("Subject of an output message: no error")
+	// Outputs and ledgerd's own audit records are never input: a publisher
+	// must not be able to forge what ledgerd says it issued or sealed.
+	for _, m := range []proto.Message{&billingv1.InvoiceIssued{}, &billingv1.DocumentIssued{}, &billingv1.LogSealed{}} {
+		if _, err := Subject(m); err == nil {
+			t.Errorf("Subject of %T: no error; it must not be an input", m)
+		}
 	}
 	if got := DLQSubject("elsewhere.x"); got != DLQPrefix+"unknown" {
 		t.Errorf("DLQSubject of a foreign subject = %q", got)

@@ -1158,7 +1158,10 @@ type InvoiceIssued struct {
 	Total    *Money                 `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
 	IssuedAt *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=issued_at,json=issuedAt,proto3" json:"issued_at,omitempty"`
 	// The $all commit position of the BillingCycleClosed that issued it.
-	Position      uint64 `protobuf:"varint,6,opt,name=position,proto3" json:"position,omitempty"`
+	Position uint64 `protobuf:"varint,6,opt,name=position,proto3" json:"position,omitempty"`
+	// The invoice's digest, as DocumentIssued records it: lowercase hex
+	// SHA-256 of its canonical JSON (README, "Auditing").
+	Digest        string `protobuf:"bytes,7,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1233,6 +1236,177 @@ func (x *InvoiceIssued) GetPosition() uint64 {
 		return x.Position
 	}
 	return 0
+}
+
+func (x *InvoiceIssued) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+// DocumentIssued records in the history a document ledgerd issued: an
+// invoice at a close, a vendor view at a finalization. ledgerd appends it,
+// after applying the close, to stream issued-<view>-<ban>-<month> with
+// expected revision no_stream and an event id derived from the stream and
+// the digest, so replicas that agree append it once and one that disagrees
+// meets a conflict. Only ledgerd writes it; metering services never send it.
+type DocumentIssued struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Ban   string                 `protobuf:"bytes,1,opt,name=ban,proto3" json:"ban,omitempty"`
+	// YYYY-MM.
+	Month string `protobuf:"bytes,2,opt,name=month,proto3" json:"month,omitempty"`
+	// "billing_cycle" (the invoice) or "vendor_cycle" (the vendor view).
+	View  string `protobuf:"bytes,3,opt,name=view,proto3" json:"view,omitempty"`
+	Total *Money `protobuf:"bytes,4,opt,name=total,proto3" json:"total,omitempty"`
+	// Lowercase hex SHA-256 of the document as GetInvoice returns it, with
+	// position cleared and no lineage, as protojson (proto field names)
+	// canonicalized by RFC 8785 (README, "Auditing").
+	Digest string `protobuf:"bytes,5,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The $all position of the close or finalization that issued it.
+	ThroughPosition uint64 `protobuf:"varint,6,opt,name=through_position,json=throughPosition,proto3" json:"through_position,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *DocumentIssued) Reset() {
+	*x = DocumentIssued{}
+	mi := &file_billing_v1_events_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DocumentIssued) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DocumentIssued) ProtoMessage() {}
+
+func (x *DocumentIssued) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_events_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DocumentIssued.ProtoReflect.Descriptor instead.
+func (*DocumentIssued) Descriptor() ([]byte, []int) {
+	return file_billing_v1_events_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *DocumentIssued) GetBan() string {
+	if x != nil {
+		return x.Ban
+	}
+	return ""
+}
+
+func (x *DocumentIssued) GetMonth() string {
+	if x != nil {
+		return x.Month
+	}
+	return ""
+}
+
+func (x *DocumentIssued) GetView() string {
+	if x != nil {
+		return x.View
+	}
+	return ""
+}
+
+func (x *DocumentIssued) GetTotal() *Money {
+	if x != nil {
+		return x.Total
+	}
+	return nil
+}
+
+func (x *DocumentIssued) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
+func (x *DocumentIssued) GetThroughPosition() uint64 {
+	if x != nil {
+		return x.ThroughPosition
+	}
+	return 0
+}
+
+// LogSealed is a link of the seal chain: the chain over every billing event
+// in $all order up to and including the one at through_position (README,
+// "Auditing"). ledgerd appends it to stream "seal" with the expected
+// revision of the seal before it, so replicas never fork the chain. Only
+// ledgerd writes it; metering services never send it.
+type LogSealed struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The $all position of the last event the chain covers.
+	ThroughPosition uint64 `protobuf:"varint,1,opt,name=through_position,json=throughPosition,proto3" json:"through_position,omitempty"`
+	// How many events the chain covers, from the start of the history.
+	Events uint64 `protobuf:"varint,2,opt,name=events,proto3" json:"events,omitempty"`
+	// Lowercase hex of the chain value after the last of them.
+	Chain         string `protobuf:"bytes,3,opt,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LogSealed) Reset() {
+	*x = LogSealed{}
+	mi := &file_billing_v1_events_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LogSealed) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LogSealed) ProtoMessage() {}
+
+func (x *LogSealed) ProtoReflect() protoreflect.Message {
+	mi := &file_billing_v1_events_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LogSealed.ProtoReflect.Descriptor instead.
+func (*LogSealed) Descriptor() ([]byte, []int) {
+	return file_billing_v1_events_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *LogSealed) GetThroughPosition() uint64 {
+	if x != nil {
+		return x.ThroughPosition
+	}
+	return 0
+}
+
+func (x *LogSealed) GetEvents() uint64 {
+	if x != nil {
+		return x.Events
+	}
+	return 0
+}
+
+func (x *LogSealed) GetChain() string {
+	if x != nil {
+		return x.Chain
+	}
+	return ""
 }
 
 var File_billing_v1_events_proto protoreflect.FileDescriptor
@@ -1333,14 +1507,26 @@ const file_billing_v1_events_proto_rawDesc = "" +
 	"\x14VendorCycleFinalized\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12=\n" +
-	"\ffinalized_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vfinalizedAt\"\xcc\x01\n" +
+	"\ffinalized_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\vfinalizedAt\"\xe4\x01\n" +
 	"\rInvoiceIssued\x12\x10\n" +
 	"\x03ban\x18\x01 \x01(\tR\x03ban\x12\x15\n" +
 	"\x06org_id\x18\x02 \x01(\tR\x05orgId\x12\x14\n" +
 	"\x05month\x18\x03 \x01(\tR\x05month\x12'\n" +
 	"\x05total\x18\x04 \x01(\v2\x11.billing.v1.MoneyR\x05total\x127\n" +
 	"\tissued_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\bissuedAt\x12\x1a\n" +
-	"\bposition\x18\x06 \x01(\x04R\bpositionB=Z;github.com/ledger-billing/ledger/proto/billing/v1;billingv1b\x06proto3"
+	"\bposition\x18\x06 \x01(\x04R\bposition\x12\x16\n" +
+	"\x06digest\x18\a \x01(\tR\x06digest\"\xb8\x01\n" +
+	"\x0eDocumentIssued\x12\x10\n" +
+	"\x03ban\x18\x01 \x01(\tR\x03ban\x12\x14\n" +
+	"\x05month\x18\x02 \x01(\tR\x05month\x12\x12\n" +
+	"\x04view\x18\x03 \x01(\tR\x04view\x12'\n" +
+	"\x05total\x18\x04 \x01(\v2\x11.billing.v1.MoneyR\x05total\x12\x16\n" +
+	"\x06digest\x18\x05 \x01(\tR\x06digest\x12)\n" +
+	"\x10through_position\x18\x06 \x01(\x04R\x0fthroughPosition\"d\n" +
+	"\tLogSealed\x12)\n" +
+	"\x10through_position\x18\x01 \x01(\x04R\x0fthroughPosition\x12\x16\n" +
+	"\x06events\x18\x02 \x01(\x04R\x06events\x12\x14\n" +
+	"\x05chain\x18\x03 \x01(\tR\x05chainB=Z;github.com/ledger-billing/ledger/proto/billing/v1;billingv1b\x06proto3"
 
 var (
 	file_billing_v1_events_proto_rawDescOnce sync.Once
@@ -1354,7 +1540,7 @@ func file_billing_v1_events_proto_rawDescGZIP() []byte {
 	return file_billing_v1_events_proto_rawDescData
 }
 
-var file_billing_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_billing_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_billing_v1_events_proto_goTypes = []any{
 	(*Money)(nil),                           // 0: billing.v1.Money
 	(*OrganizationRegistered)(nil),          // 1: billing.v1.OrganizationRegistered
@@ -1371,31 +1557,34 @@ var file_billing_v1_events_proto_goTypes = []any{
 	(*BillingCycleClosed)(nil),              // 12: billing.v1.BillingCycleClosed
 	(*VendorCycleFinalized)(nil),            // 13: billing.v1.VendorCycleFinalized
 	(*InvoiceIssued)(nil),                   // 14: billing.v1.InvoiceIssued
-	(*timestamppb.Timestamp)(nil),           // 15: google.protobuf.Timestamp
+	(*DocumentIssued)(nil),                  // 15: billing.v1.DocumentIssued
+	(*LogSealed)(nil),                       // 16: billing.v1.LogSealed
+	(*timestamppb.Timestamp)(nil),           // 17: google.protobuf.Timestamp
 }
 var file_billing_v1_events_proto_depIdxs = []int32{
-	15, // 0: billing.v1.CostCenterCreated.effective_at:type_name -> google.protobuf.Timestamp
-	15, // 1: billing.v1.WorkspaceCreated.effective_at:type_name -> google.protobuf.Timestamp
-	15, // 2: billing.v1.ProviderRegistered.effective_at:type_name -> google.protobuf.Timestamp
-	15, // 3: billing.v1.UsageRecord.charge_period_start:type_name -> google.protobuf.Timestamp
-	15, // 4: billing.v1.UsageRecord.charge_period_end:type_name -> google.protobuf.Timestamp
+	17, // 0: billing.v1.CostCenterCreated.effective_at:type_name -> google.protobuf.Timestamp
+	17, // 1: billing.v1.WorkspaceCreated.effective_at:type_name -> google.protobuf.Timestamp
+	17, // 2: billing.v1.ProviderRegistered.effective_at:type_name -> google.protobuf.Timestamp
+	17, // 3: billing.v1.UsageRecord.charge_period_start:type_name -> google.protobuf.Timestamp
+	17, // 4: billing.v1.UsageRecord.charge_period_end:type_name -> google.protobuf.Timestamp
 	0,  // 5: billing.v1.UsageRecord.cost:type_name -> billing.v1.Money
 	5,  // 6: billing.v1.UsageReported.records:type_name -> billing.v1.UsageRecord
-	15, // 7: billing.v1.ReservedInstancePurchased.term_start:type_name -> google.protobuf.Timestamp
-	15, // 8: billing.v1.ReservedInstancePurchased.term_end:type_name -> google.protobuf.Timestamp
+	17, // 7: billing.v1.ReservedInstancePurchased.term_start:type_name -> google.protobuf.Timestamp
+	17, // 8: billing.v1.ReservedInstancePurchased.term_end:type_name -> google.protobuf.Timestamp
 	0,  // 9: billing.v1.ReservedInstanceBenefit.amount:type_name -> billing.v1.Money
 	8,  // 10: billing.v1.ReservedInstanceBenefitReported.benefits:type_name -> billing.v1.ReservedInstanceBenefit
 	0,  // 11: billing.v1.ReconciliationLine.vendor_cost:type_name -> billing.v1.Money
 	10, // 12: billing.v1.VendorReconciliationCompleted.lines:type_name -> billing.v1.ReconciliationLine
-	15, // 13: billing.v1.BillingCycleClosed.closed_at:type_name -> google.protobuf.Timestamp
-	15, // 14: billing.v1.VendorCycleFinalized.finalized_at:type_name -> google.protobuf.Timestamp
+	17, // 13: billing.v1.BillingCycleClosed.closed_at:type_name -> google.protobuf.Timestamp
+	17, // 14: billing.v1.VendorCycleFinalized.finalized_at:type_name -> google.protobuf.Timestamp
 	0,  // 15: billing.v1.InvoiceIssued.total:type_name -> billing.v1.Money
-	15, // 16: billing.v1.InvoiceIssued.issued_at:type_name -> google.protobuf.Timestamp
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	17, // 16: billing.v1.InvoiceIssued.issued_at:type_name -> google.protobuf.Timestamp
+	0,  // 17: billing.v1.DocumentIssued.total:type_name -> billing.v1.Money
+	18, // [18:18] is the sub-list for method output_type
+	18, // [18:18] is the sub-list for method input_type
+	18, // [18:18] is the sub-list for extension type_name
+	18, // [18:18] is the sub-list for extension extendee
+	0,  // [0:18] is the sub-list for field type_name
 }
 
 func init() { file_billing_v1_events_proto_init() }
@@ -1409,7 +1598,7 @@ func file_billing_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_billing_v1_events_proto_rawDesc), len(file_billing_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -231,6 +231,10 @@ const (
 	// A usage record without a cost or charge period start, or with an amount
 	// that is not a decimal; never billed.
 	ExceptionKind_EXCEPTION_KIND_INVALID_RECORD ExceptionKind = 4
+	// A DocumentIssued in the history whose digest differs from the one this
+	// ledgerd computes for that document: another ledgerd issued something
+	// else, or the history was changed. Its amount is the recorded total.
+	ExceptionKind_EXCEPTION_KIND_DIGEST_MISMATCH ExceptionKind = 5
 )
 
 // Enum value maps for ExceptionKind.
@@ -241,6 +245,7 @@ var (
 		2: "EXCEPTION_KIND_PENDING_RI_BENEFIT",
 		3: "EXCEPTION_KIND_CURRENCY_MISMATCH",
 		4: "EXCEPTION_KIND_INVALID_RECORD",
+		5: "EXCEPTION_KIND_DIGEST_MISMATCH",
 	}
 	ExceptionKind_value = map[string]int32{
 		"EXCEPTION_KIND_UNSPECIFIED":        0,
@@ -248,6 +253,7 @@ var (
 		"EXCEPTION_KIND_PENDING_RI_BENEFIT": 2,
 		"EXCEPTION_KIND_CURRENCY_MISMATCH":  3,
 		"EXCEPTION_KIND_INVALID_RECORD":     4,
+		"EXCEPTION_KIND_DIGEST_MISMATCH":    5,
 	}
 )
 
@@ -1208,7 +1214,12 @@ type GetInvoiceResponse struct {
 	// The invoice.
 	Invoice *Invoice `protobuf:"bytes,1,opt,name=invoice,proto3" json:"invoice,omitempty"`
 	// The $all position the answer reflects.
-	Position      uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// The issued invoice's digest: lowercase hex SHA-256 of the invoice as
+	// returned here, with position cleared and no lineage, as protojson
+	// (proto field names) canonicalized by RFC 8785 (README, "Auditing").
+	// Empty for a draft, which changes with every event.
+	Digest        string `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1255,6 +1266,13 @@ func (x *GetInvoiceResponse) GetPosition() uint64 {
 		return x.Position
 	}
 	return 0
+}
+
+func (x *GetInvoiceResponse) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
 }
 
 // ListInvoicesRequest names a BAN and a range of months.
@@ -2369,10 +2387,11 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\x03ban\x18\x01 \x01(\tR\x03ban\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12!\n" +
 	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\x12'\n" +
-	"\x0finclude_lineage\x18\x04 \x01(\bR\x0eincludeLineage\"_\n" +
+	"\x0finclude_lineage\x18\x04 \x01(\bR\x0eincludeLineage\"w\n" +
 	"\x12GetInvoiceResponse\x12-\n" +
 	"\ainvoice\x18\x01 \x01(\v2\x13.billing.v1.InvoiceR\ainvoice\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\x84\x01\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x16\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\"\x84\x01\n" +
 	"\x13ListInvoicesRequest\x12\x10\n" +
 	"\x03ban\x18\x01 \x01(\tR\x03ban\x12\x1d\n" +
 	"\n" +
@@ -2457,13 +2476,14 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\vBillingView\x12\x1c\n" +
 	"\x18BILLING_VIEW_UNSPECIFIED\x10\x00\x12\x1e\n" +
 	"\x1aBILLING_VIEW_BILLING_CYCLE\x10\x01\x12\x1d\n" +
-	"\x19BILLING_VIEW_VENDOR_CYCLE\x10\x02*\xc4\x01\n" +
+	"\x19BILLING_VIEW_VENDOR_CYCLE\x10\x02*\xe8\x01\n" +
 	"\rExceptionKind\x12\x1e\n" +
 	"\x1aEXCEPTION_KIND_UNSPECIFIED\x10\x00\x12#\n" +
 	"\x1fEXCEPTION_KIND_UNASSIGNED_USAGE\x10\x01\x12%\n" +
 	"!EXCEPTION_KIND_PENDING_RI_BENEFIT\x10\x02\x12$\n" +
 	" EXCEPTION_KIND_CURRENCY_MISMATCH\x10\x03\x12!\n" +
-	"\x1dEXCEPTION_KIND_INVALID_RECORD\x10\x042\xcc\x05\n" +
+	"\x1dEXCEPTION_KIND_INVALID_RECORD\x10\x04\x12\"\n" +
+	"\x1eEXCEPTION_KIND_DIGEST_MISMATCH\x10\x052\xcc\x05\n" +
 	"\x0eBillingService\x12K\n" +
 	"\n" +
 	"GetInvoice\x12\x1d.billing.v1.GetInvoiceRequest\x1a\x1e.billing.v1.GetInvoiceResponse\x12Q\n" +
