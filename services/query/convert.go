@@ -2,13 +2,10 @@ package query
 
 import (
 	"fmt"
-	"slices"
-
-	"github.com/cockroachdb/apd/v3"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/document"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
@@ -19,23 +16,10 @@ import (
 // zero that the domain's do not all have (billing.View's zero is the
 // billing cycle), and a table keeps the two free to differ.
 
-var lineKinds = map[billing.LineKind]billingv1.LineKind{
-	billing.Charges:                 billingv1.LineKind_LINE_KIND_CHARGES,
-	billing.InterCustomerAdjustment: billingv1.LineKind_LINE_KIND_INTER_CUSTOMER_ADJUSTMENT,
-	billing.IntraOrgAdjustment:      billingv1.LineKind_LINE_KIND_INTRA_ORG_ADJUSTMENT,
-	billing.PreviousMonthUpdate:     billingv1.LineKind_LINE_KIND_PREVIOUS_MONTH_UPDATE,
-	billing.PostBillUpdate:          billingv1.LineKind_LINE_KIND_POST_BILL_UPDATE,
-}
-
 // adjustmentKinds are the kinds ListAdjustments takes.
 var adjustmentKinds = map[billingv1.LineKind]billing.LineKind{
 	billingv1.LineKind_LINE_KIND_INTER_CUSTOMER_ADJUSTMENT: billing.InterCustomerAdjustment,
 	billingv1.LineKind_LINE_KIND_INTRA_ORG_ADJUSTMENT:      billing.IntraOrgAdjustment,
-}
-
-var statuses = map[billing.Status]billingv1.InvoiceStatus{
-	billing.Draft:  billingv1.InvoiceStatus_INVOICE_STATUS_DRAFT,
-	billing.Issued: billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED,
 }
 
 // views maps the wire views to the domain's; BILLING_VIEW_UNSPECIFIED is
@@ -44,11 +28,6 @@ var views = map[billingv1.BillingView]billing.View{
 	billingv1.BillingView_BILLING_VIEW_UNSPECIFIED:   billing.BillingCycle,
 	billingv1.BillingView_BILLING_VIEW_BILLING_CYCLE: billing.BillingCycle,
 	billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE:  billing.VendorCycle,
-}
-
-var viewNames = map[billing.View]billingv1.BillingView{
-	billing.BillingCycle: billingv1.BillingView_BILLING_VIEW_BILLING_CYCLE,
-	billing.VendorCycle:  billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE,
 }
 
 var exceptionKinds = map[billing.ExceptionKind]billingv1.ExceptionKind{
@@ -105,88 +84,14 @@ func parseView(v billingv1.BillingView) (billing.View, error) {
 	return view, nil
 }
 
-// amount renders x in c with exactly c's minor-unit digits: "4.00" USD,
-// "1200" JPY. The documents' amounts are already rounded details or sums of
-// them, so Format's rounding never changes one.
-func amount(x *apd.Decimal, c money.Currency) *billingv1.Money {
-	return &billingv1.Money{Amount: money.Format(x, c), Currency: c.Code()}
-}
-
-// invoiceProto converts an invoice; lineage says whether its details carry
-// their event_ids (a request's include_lineage).
-func invoiceProto(inv *billing.Invoice, lineage bool) *billingv1.Invoice {
-	out := &billingv1.Invoice{
-		Ban:      inv.BAN,
-		OrgId:    inv.OrgID,
-		Month:    inv.Month.String(),
-		Status:   statuses[inv.Status],
-		Currency: inv.Currency.Code(),
-		Lines:    linesProto(inv.Lines, inv.Currency, lineage),
-		Total:    amount(&inv.Total, inv.Currency),
-		Position: inv.Position,
-	}
-	if !inv.IssuedAt.IsZero() {
-		out.IssuedAt = timestamppb.New(inv.IssuedAt)
-	}
-	return out
-}
-
-func linesProto(lines []billing.Line, c money.Currency, lineage bool) []*billingv1.InvoiceLine {
-	out := make([]*billingv1.InvoiceLine, len(lines))
-	for i := range lines {
-		l := &lines[i]
-		pl := &billingv1.InvoiceLine{
-			Kind:         lineKinds[l.Kind],
-			Vendor:       l.Vendor,
-			AccountId:    l.AccountID,
-			ProviderName: l.ProviderName,
-			Alias:        l.Alias,
-			CostCenterId: l.CostCenterID,
-			ForMonth:     l.ForMonth.String(),
-			Service:      l.Service,
-			Description:  l.Description,
-			Amount:       amount(&l.Amount, c),
-			Details:      make([]*billingv1.InvoiceLineDetail, len(l.Details)),
-			Ban:          l.BAN,
-		}
-		for j := range l.Details {
-			d := &l.Details[j]
-			pd := &billingv1.InvoiceLineDetail{
-				Service:     d.Service,
-				Region:      d.Region,
-				Amount:      amount(&d.Amount, c),
-				Description: d.Description,
-			}
-			if lineage {
-				// The projection's documents are shared and frozen; the
-				// message owns its own copy.
-				pd.EventIds = slices.Clone(d.EventIDs)
-			}
-			pl.Details[j] = pd
-		}
-		out[i] = pl
-	}
-	return out
-}
-
-func usageMonthProto(u *billing.UsageMonth, lineage bool) *billingv1.UsageMonth {
-	return &billingv1.UsageMonth{
-		OrgId: u.OrgID,
-		Month: u.Month.String(),
-		View:  viewNames[u.View],
-		Lines: linesProto(u.Lines, u.Currency, lineage),
-		Total: amount(&u.Total, u.Currency),
-	}
-}
-
 func adjustmentProto(a *billing.Adjustment, c money.Currency) *billingv1.Adjustment {
 	return &billingv1.Adjustment{
-		Kind:                  lineKinds[a.Kind],
+		Kind:                  document.LineKinds[a.Kind],
 		Vendor:                a.Vendor,
 		AccountId:             a.AccountID,
 		CounterpartyAccountId: a.CounterpartyAccountID,
 		RiId:                  a.RIID,
-		Amount:                amount(&a.Amount, c),
+		Amount:                document.Amount(&a.Amount, c),
 		Description:           a.Description,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/projections/document"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
@@ -38,7 +39,7 @@ func TestEnumTables(t *testing.T) {
 
 	kinds := map[string]protoreflect.EnumNumber{}
 	for k := billing.Charges; k <= billing.PostBillUpdate; k++ {
-		kinds["LINE_KIND_"+k.String()] = lineKinds[k].Number()
+		kinds["LINE_KIND_"+k.String()] = document.LineKinds[k].Number()
 	}
 	check(t, "LINE_KIND_", billingv1.LineKind(0).Descriptor(), kinds)
 
@@ -50,13 +51,13 @@ func TestEnumTables(t *testing.T) {
 
 	statusNames := map[string]protoreflect.EnumNumber{}
 	for s := billing.Draft; s <= billing.Issued; s++ {
-		statusNames["INVOICE_STATUS_"+s.String()] = statuses[s].Number()
+		statusNames["INVOICE_STATUS_"+s.String()] = document.Statuses[s].Number()
 	}
 	check(t, "INVOICE_STATUS_", billingv1.InvoiceStatus(0).Descriptor(), statusNames)
 
 	for wire, domain := range views {
-		if wire != billingv1.BillingView_BILLING_VIEW_UNSPECIFIED && viewNames[domain] != wire {
-			t.Errorf("view %v reads as %v, which answers as %v", wire, domain, viewNames[domain])
+		if wire != billingv1.BillingView_BILLING_VIEW_UNSPECIFIED && document.ViewNames[domain] != wire {
+			t.Errorf("view %v reads as %v, which answers as %v", wire, domain, document.ViewNames[domain])
 		}
 	}
 	if views[billingv1.BillingView_BILLING_VIEW_UNSPECIFIED] != billing.BillingCycle {

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ledger-billing/ledger/projections/billing"
+	"github.com/ledger-billing/ledger/projections/document"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/access"
 )
@@ -168,7 +169,7 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 			return nil
 		}
 		// A draft is the projection's answer of this position only.
-		resp.Invoice = invoiceProto(inv, lineage)
+		resp.Invoice = document.Invoice(inv, lineage)
 		return nil
 	})
 	if err != nil {
@@ -190,7 +191,7 @@ func (s *Service) issuedInvoice(inv *billing.Invoice, lineage bool) *billingv1.I
 	if f := s.frozen.get(k); f != nil && f.docs[0] == inv {
 		return f.msg.(*billingv1.Invoice)
 	}
-	return s.frozen.put(k, []*billing.Invoice{inv}, invoiceProto(inv, lineage)).(*billingv1.Invoice)
+	return s.frozen.put(k, []*billing.Invoice{inv}, document.Invoice(inv, lineage)).(*billingv1.Invoice)
 }
 
 // ListInvoices summarizes the invoices of a BAN over a range of months.
@@ -218,8 +219,8 @@ func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesR
 			resp.Invoices = append(resp.Invoices, &billingv1.InvoiceSummary{
 				Ban:    sum.BAN,
 				Month:  sum.Month.String(),
-				Status: statuses[sum.Status],
-				Total:  amount(&sum.Total, first.Currency),
+				Status: document.Statuses[sum.Status],
+				Total:  document.Amount(&sum.Total, first.Currency),
 			})
 		}
 		return nil
@@ -251,7 +252,7 @@ func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHi
 		resp.Months = make([]*billingv1.UsageHistoryMonth, len(months))
 		for i := range months {
 			m := &months[i]
-			resp.Months[i] = &billingv1.UsageHistoryMonth{Month: m.Month.String(), Total: amount(&m.Total, c), Available: m.Available}
+			resp.Months[i] = &billingv1.UsageHistoryMonth{Month: m.Month.String(), Total: document.Amount(&m.Total, c), Available: m.Available}
 		}
 		return nil
 	})
@@ -293,7 +294,7 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 			frozen = u
 			return nil
 		}
-		resp.Month = usageMonthProto(u, lineage)
+		resp.Month = document.UsageMonth(u, lineage)
 		return nil
 	})
 	if err != nil {
@@ -302,7 +303,7 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	if frozen != nil {
 		// u is the call's own, its lines copies of frozen documents' and
 		// their details those documents': safe to read after the lock.
-		resp.Month = s.frozen.put(k, docs, usageMonthProto(frozen, lineage)).(*billingv1.UsageMonth)
+		resp.Month = s.frozen.put(k, docs, document.UsageMonth(frozen, lineage)).(*billingv1.UsageMonth)
 	}
 	resp.Position = pos
 	return resp, nil
@@ -326,7 +327,7 @@ func (s *Service) GetDashboard(ctx context.Context, req *billingv1.GetDashboardR
 		}
 		resp.Bars = make([]*billingv1.DashboardBar, len(bars))
 		for i := range bars {
-			resp.Bars[i] = &billingv1.DashboardBar{Month: bars[i].Month.String(), Amount: amount(&bars[i].Amount, c)}
+			resp.Bars[i] = &billingv1.DashboardBar{Month: bars[i].Month.String(), Amount: document.Amount(&bars[i].Amount, c)}
 		}
 		return nil
 	})
