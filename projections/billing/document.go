@@ -195,9 +195,13 @@ const (
 	// InvalidRecord: a usage record without a cost or charge period start,
 	// or with an amount that is not a decimal; never billed.
 	InvalidRecord
+	// DigestMismatch: a DocumentIssued whose digest is not the one of the
+	// document the history yields (issued.go); its amount is the total it
+	// records.
+	DigestMismatch
 )
 
-var exceptionKindNames = [...]string{"", "UNASSIGNED_USAGE", "PENDING_RI_BENEFIT", "CURRENCY_MISMATCH", "INVALID_RECORD"}
+var exceptionKindNames = [...]string{"", "UNASSIGNED_USAGE", "PENDING_RI_BENEFIT", "CURRENCY_MISMATCH", "INVALID_RECORD", "DIGEST_MISMATCH"}
 
 func (k ExceptionKind) String() string {
 	if k > 0 && int(k) < len(exceptionKindNames) {

@@ -8,10 +8,8 @@ import (
 )
 
 // IssuedRecord is a DocumentIssued of the history: what a ledgerd said it
-// issued, with the digest it computed. The fold only keeps these; checking
-// a digest needs the document in its canonical form, which is the
-// business of projections/document, so the query service and the
-// auditors' verify compare them (README, "Auditing").
+// issued, with the digest it computed, and what this fold computes for the
+// same document.
 type IssuedRecord struct {
 	BAN      string
 	Month    calendar.Month
@@ -23,7 +21,29 @@ type IssuedRecord struct {
 	// the document; Position that of the DocumentIssued itself.
 	Through  uint64
 	Position uint64
+	// Computed is the digest of the document as this projection has it
+	// when the record is applied; empty if the projection checks no
+	// digests (CheckDigests) or has no such document (Problem says why).
+	Computed string
+	Problem  string
 }
+
+// Mismatch reports whether the record's digest was checked and differs
+// from the document's: another ledgerd issued something else, or the
+// history was changed.
+func (r *IssuedRecord) Mismatch() bool {
+	return r.Problem != "" || (r.Computed != "" && r.Computed != r.Digest)
+}
+
+// Digester computes the digest of a document. The canonical form of a
+// document is the business of projections/document, which imports this
+// package; the runner and the auditors' verify hand its DigestOf to
+// CheckDigests, so the fold checks every DocumentIssued as it applies it.
+type Digester func(*Invoice) (string, error)
+
+// CheckDigests makes Apply check the digest of every DocumentIssued
+// against the document this projection yields for it.
+func (p *Projection) CheckDigests(d Digester) { p.digester = d }
 
 // ViewNames are the names a DocumentIssued gives the views: its stream's
 // and its view field's.
@@ -54,11 +74,27 @@ func (p *Projection) applyIssued(pos uint64, m *billingv1.DocumentIssued) error 
 	if m.Ban == "" {
 		return fmt.Errorf("%w: ban is empty", ErrInvalidEvent)
 	}
-	p.issued = append(p.issued, IssuedRecord{
+	rec := IssuedRecord{
 		BAN: m.Ban, Month: month, View: view,
 		Total: m.GetTotal().GetAmount(), Currency: m.GetTotal().GetCurrency(),
 		Digest: m.Digest, Through: m.ThroughPosition, Position: pos,
-	})
+	}
+	if p.digester != nil {
+		// Documents are issued once and frozen, so the digest computed
+		// here is the one of the document whenever it is asked for.
+		doc, err := p.document(m.Ban, month, view)
+		switch {
+		case err != nil:
+			rec.Problem = fmt.Sprintf("the history yields no %s document of %s for %s: %v", m.View, m.Ban, month, err)
+		case doc == nil || doc.Status != Issued:
+			rec.Problem = fmt.Sprintf("the %s document of %s for %s is not issued in the history", m.View, m.Ban, month)
+		default:
+			if rec.Computed, err = p.digester(doc); err != nil {
+				rec.Problem = fmt.Sprintf("the digest of the %s document of %s for %s: %v", m.View, m.Ban, month, err)
+			}
+		}
+	}
+	p.issued = append(p.issued, rec)
 	return nil
 }
 
@@ -66,3 +102,31 @@ func (p *Projection) applyIssued(pos uint64, m *billingv1.DocumentIssued) error 
 // The slice is the projection's: read it under the read lock, never
 // change it.
 func (p *Projection) Issued() []IssuedRecord { return p.issued }
+
+// digestMismatches lists the records of org (all, for "") whose digest
+// does not check, as exceptions: an operator sees them where every other
+// amount that needs a look is listed.
+func (p *Projection) digestMismatches(org string) []Exception {
+	var out []Exception
+	for i := range p.issued {
+		r := &p.issued[i]
+		if !r.Mismatch() {
+			continue
+		}
+		owner, _ := p.h.OrganizationOfBAN(r.BAN)
+		if org != "" && owner != org {
+			continue
+		}
+		reason := r.Problem
+		if reason == "" {
+			reason = fmt.Sprintf("DocumentIssued at position %d records digest %s for the %s document of %s for %s; the history yields %s",
+				r.Position, r.Digest, ViewNames[r.View], r.BAN, r.Month, r.Computed)
+		}
+		e := Exception{Kind: DigestMismatch, OrgID: owner, Month: r.Month, Currency: r.Currency, Reason: reason}
+		if _, _, err := e.Amount.SetString(r.Total); err != nil {
+			e.Amount.SetInt64(0)
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -52,8 +52,10 @@ type Projection struct {
 	cells   cellStore
 	cellIdx map[cellKey]uint32
 
-	// What the history says was issued (issued.go), for the auditors.
-	issued []IssuedRecord
+	// What the history says was issued (issued.go), for the auditors,
+	// and how this projection checks it.
+	issued   []IssuedRecord
+	digester Digester
 
 	// Scratch values of the hot path, reused so that folding a record does
 	// not allocate.

@@ -354,7 +354,7 @@ func (p *Projection) Exceptions(org string) ([]Exception, error) {
 			return nil, fmt.Errorf("%w: %q", ErrUnknownOrganization, org)
 		}
 	}
-	return p.listExceptions(org), nil
+	return append(p.listExceptions(org), p.digestMismatches(org)...), nil
 }
 
 func checkRange(from, to calendar.Month) error {

@@ -9,6 +9,8 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/document"
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
 // cacheBytesMax bounds what the frozen cache holds. A 1,000-account
@@ -70,6 +72,9 @@ type frozen struct {
 	// docs are the projection's documents the entry was built from.
 	docs []*billing.Invoice
 	msg  proto.Message // *billingv1.Invoice or *billingv1.UsageMonth
+	// digest is an invoice's (document.Digest), computed with the entry:
+	// a frozen document's digest never changes. Empty for usage months.
+	digest string
 	// field is msg encoded as field 1 of its response: tag, length and
 	// body, exactly as proto.Marshal of the response writes it.
 	field []byte
@@ -105,29 +110,32 @@ func (c *frozenCache) field(msg proto.Message) []byte {
 	return f.field
 }
 
-// put holds msg, built from docs, under k, and returns the message to
-// answer with: msg, or the one of an entry of the same documents another
-// call put first, so that concurrent misses end up sharing one message.
+// put holds msg, built from docs, under k, and returns the entry to
+// answer with: msg's, or the one of the same documents another call put
+// first, so that concurrent misses end up sharing one message.
 // It encodes msg, and must be called outside the runner's lock: docs are
 // frozen, and a large encoding must not hold up the projection.
-func (c *frozenCache) put(k cacheKey, docs []*billing.Invoice, msg proto.Message) proto.Message {
+func (c *frozenCache) put(k cacheKey, docs []*billing.Invoice, msg proto.Message) *frozen {
 	body, err := proto.Marshal(msg)
 	if err != nil {
 		// The message is the converters' own, which always encodes; a
 		// failure is for the codec to report, not the cache.
-		return msg
+		return &frozen{key: k, docs: docs, msg: msg}
 	}
 	field := protowire.AppendTag(make([]byte, 0, len(body)+16), 1, protowire.BytesType)
 	field = protowire.AppendBytes(field, body)
 	f := &frozen{key: k, docs: docs, msg: msg, field: field, size: entrySize(len(field), k.lineage)}
+	if inv, ok := msg.(*billingv1.Invoice); ok {
+		f.digest = digest(inv)
+	}
 	if f.size > c.max {
-		return msg
+		return f
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old := c.byKey[k]; old != nil {
 		if sameDocs(old.docs, docs) {
-			return old.msg
+			return old
 		}
 		c.remove(old)
 	}
@@ -135,7 +143,15 @@ func (c *frozenCache) put(k cacheKey, docs []*billing.Invoice, msg proto.Message
 	c.byKey[k] = f
 	c.byMsg[msg] = f
 	c.bytes += f.size
-	return msg
+	return f
+}
+
+// digest is document.Digest of a message the converters made, which always
+// encodes: a failure would be a bug of the converters, and an issued
+// invoice is still worth answering without its digest.
+func digest(inv *billingv1.Invoice) string {
+	d, _ := document.Digest(inv)
+	return d
 }
 
 // entrySize is what an entry holds: its encoding, and its message, which

@@ -4,7 +4,6 @@ import (
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the codec frozenCodec wraps
 	"google.golang.org/grpc/mem"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
@@ -13,8 +12,9 @@ import (
 // GetInvoiceResponse or GetUsageMonthResponse carrying a message of the
 // frozen cache is written from the cache's bytes. Protobuf lets a message
 // be the concatenation of its fields' encodings, so such a response is
-// the cached field 1 followed by its own position, field 2: the very bytes
-// proto.Marshal would write (field order, and zero position left out), at
+// the cached field 1 followed by the encoding of its other fields (position,
+// digest): the very bytes proto.Marshal would write (fields in number order,
+// zero values left out), at
 // the cost of a copy instead of a marshalling.
 //
 // It is forced on the whole server (grpc.ForceServerCodecV2) because a
@@ -40,13 +40,21 @@ func (c frozenCodec) Marshal(v any) (mem.BufferSlice, error) {
 		// encoded whole, by the book.
 		if r.Invoice != nil && len(r.ProtoReflect().GetUnknown()) == 0 {
 			if field := c.cache.field(r.Invoice); field != nil {
-				return withPosition(field, r.Position), nil
+				inv := r.Invoice
+				r.Invoice = nil
+				tail, err := c.proto.Marshal(r)
+				r.Invoice = inv
+				return withTail(field, tail), err
 			}
 		}
 	case *billingv1.GetUsageMonthResponse:
 		if r.Month != nil && len(r.ProtoReflect().GetUnknown()) == 0 {
 			if field := c.cache.field(r.Month); field != nil {
-				return withPosition(field, r.Position), nil
+				month := r.Month
+				r.Month = nil
+				tail, err := c.proto.Marshal(r)
+				r.Month = month
+				return withTail(field, tail), err
 			}
 		}
 	}
@@ -57,14 +65,12 @@ func (c frozenCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return c.proto.Unmarshal(data, v)
 }
 
-// withPosition appends field 2, position, to a cached field 1. The cached
-// bytes are never written to, so gRPC may hold them for as long as its
-// transport needs; SliceBuffer's Free leaves them alone.
-func withPosition(field []byte, pos uint64) mem.BufferSlice {
-	if pos == 0 {
-		return mem.BufferSlice{mem.SliceBuffer(field)}
-	}
-	tail := protowire.AppendTag(make([]byte, 0, 11), 2, protowire.VarintType)
-	tail = protowire.AppendVarint(tail, pos)
-	return mem.BufferSlice{mem.SliceBuffer(field), mem.SliceBuffer(tail)}
+// withTail appends the response's other fields, encoded without field 1
+// (its position, digest and whatever a later version adds), to a cached
+// field 1: proto.Marshal writes fields in number order, so the result is
+// the very bytes it would write for the whole response. The cached bytes
+// are never written to, so gRPC may hold them for as long as its transport
+// needs; SliceBuffer's Free leaves them alone.
+func withTail(field []byte, tail mem.BufferSlice) mem.BufferSlice {
+	return append(mem.BufferSlice{mem.SliceBuffer(field)}, tail...)
 }

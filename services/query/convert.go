@@ -35,6 +35,7 @@ var exceptionKinds = map[billing.ExceptionKind]billingv1.ExceptionKind{
 	billing.PendingBenefit:   billingv1.ExceptionKind_EXCEPTION_KIND_PENDING_RI_BENEFIT,
 	billing.CurrencyMismatch: billingv1.ExceptionKind_EXCEPTION_KIND_CURRENCY_MISMATCH,
 	billing.InvalidRecord:    billingv1.ExceptionKind_EXCEPTION_KIND_INVALID_RECORD,
+	billing.DigestMismatch:   billingv1.ExceptionKind_EXCEPTION_KIND_DIGEST_MISMATCH,
 }
 
 // parseMonth reads a month field of a request.

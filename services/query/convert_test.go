@@ -44,7 +44,7 @@ func TestEnumTables(t *testing.T) {
 	check(t, "LINE_KIND_", billingv1.LineKind(0).Descriptor(), kinds)
 
 	exceptions := map[string]protoreflect.EnumNumber{}
-	for k := billing.UnassignedUsage; k <= billing.InvalidRecord; k++ {
+	for k := billing.UnassignedUsage; k <= billing.DigestMismatch; k++ {
 		exceptions["EXCEPTION_KIND_"+k.String()] = exceptionKinds[k].Number()
 	}
 	check(t, "EXCEPTION_KIND_", billingv1.ExceptionKind(0).Descriptor(), exceptions)

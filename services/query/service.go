@@ -178,20 +178,22 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 	if issued != nil {
 		// Issued invoices are frozen, so this may run after the read
 		// lock: a miss's conversion holds up no event.
-		resp.Invoice = s.issuedInvoice(issued, lineage)
+		f := s.issuedInvoice(issued, lineage)
+		resp.Invoice, resp.Digest = f.msg.(*billingv1.Invoice), f.digest
 	}
 	resp.Position = pos
 	return resp, nil
 }
 
-// issuedInvoice returns the message of an issued invoice, with or without
-// its lineage, from the frozen cache or converted and put there.
-func (s *Service) issuedInvoice(inv *billing.Invoice, lineage bool) *billingv1.Invoice {
+// issuedInvoice returns the cache entry of an issued invoice, with or
+// without its lineage: its message and digest, from the frozen cache or
+// converted and put there.
+func (s *Service) issuedInvoice(inv *billing.Invoice, lineage bool) *frozen {
 	k := cacheKey{id: inv.BAN, month: inv.Month, view: inv.View, lineage: lineage}
 	if f := s.frozen.get(k); f != nil && f.docs[0] == inv {
-		return f.msg.(*billingv1.Invoice)
+		return f
 	}
-	return s.frozen.put(k, []*billing.Invoice{inv}, document.Invoice(inv, lineage)).(*billingv1.Invoice)
+	return s.frozen.put(k, []*billing.Invoice{inv}, document.Invoice(inv, lineage))
 }
 
 // ListInvoices summarizes the invoices of a BAN over a range of months.
@@ -303,7 +305,7 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	if frozen != nil {
 		// u is the call's own, its lines copies of frozen documents' and
 		// their details those documents': safe to read after the lock.
-		resp.Month = s.frozen.put(k, docs, document.UsageMonth(frozen, lineage)).(*billingv1.UsageMonth)
+		resp.Month = s.frozen.put(k, docs, document.UsageMonth(frozen, lineage)).msg.(*billingv1.UsageMonth)
 	}
 	resp.Position = pos
 	return resp, nil
