@@ -67,6 +67,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AuthJWKS, "auth-jwks", cfg.AuthJWKS, "JWKS of the keys that sign callers' bearer tokens: a file or an https URL (empty: no authentication, for loopback)")
 	fs.StringVar(&cfg.AuthIssuer, "auth-issuer", cfg.AuthIssuer, "the issuer (iss) bearer tokens must carry; required with --auth-jwks")
 	fs.StringVar(&cfg.AuthAudience, "auth-audience", cfg.AuthAudience, "an audience (aud) bearer tokens must carry")
+	fs.StringVar(&cfg.SigningKey, "signing-key", cfg.SigningKey, "PEM file of the Ed25519 key ledgerd signs the events it appends with (empty: DATA-DIR/signing.key, generated at first start)")
 	securityFlags(fs, &cfg.Security)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fromEnvironment(fs); err != nil {

@@ -1,7 +1,9 @@
 package billing
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
@@ -95,7 +97,37 @@ func (p *Projection) applyIssued(pos uint64, m *billingv1.DocumentIssued) error 
 		}
 	}
 	p.issued = append(p.issued, rec)
+	if p.recorded == nil {
+		p.recorded = make(map[issuedKey]struct{})
+	}
+	p.recorded[issuedKey{view, docKey{m.Ban, month}}] = struct{}{}
 	return nil
+}
+
+type issuedKey struct {
+	view View
+	doc  docKey
+}
+
+// Unrecorded returns up to limit issued documents (invoices and vendor
+// views) that no DocumentIssued of the history records yet, in the order
+// they were issued: what a ledgerd still has to record (services/audit).
+func (p *Projection) Unrecorded(limit int) []*Invoice {
+	var out []*Invoice
+	for view, docs := range map[View]map[docKey]*Invoice{BillingCycle: p.cycles.issued, VendorCycle: p.cycles.vendor} {
+		for k, inv := range docs {
+			if _, ok := p.recorded[issuedKey{view, k}]; !ok {
+				out = append(out, inv)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b *Invoice) int {
+		return cmp.Or(cmp.Compare(a.Position, b.Position), cmp.Compare(a.View, b.View), cmp.Compare(a.BAN, b.BAN))
+	})
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out
 }
 
 // Issued returns the DocumentIssued records of the history, in log order.

@@ -55,6 +55,7 @@ type Projection struct {
 	// What the history says was issued (issued.go), for the auditors,
 	// and how this projection checks it.
 	issued   []IssuedRecord
+	recorded map[issuedKey]struct{}
 	digester Digester
 
 	// Scratch values of the hot path, reused so that folding a record does

@@ -36,6 +36,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/services/access"
+	"github.com/ledger-billing/ledger/services/audit"
 	"github.com/ledger-billing/ledger/services/clock"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/eventstore"
@@ -78,6 +79,10 @@ type Config struct {
 	// verify callers' bearer tokens (services/access); an empty AuthJWKS
 	// turns authentication off (see AuthConfigured).
 	AuthJWKS, AuthIssuer, AuthAudience string
+	// SigningKey is the file of the Ed25519 key ledgerd signs the events it
+	// appends with (services/audit); empty: the data directory's
+	// signing.key, generated at first start.
+	SigningKey string
 	// Security: TLS, the store's and NATS's credentials, the secure
 	// defaults (security.go).
 	Security
@@ -122,6 +127,8 @@ type Daemon struct {
 	runner    *runner.Runner
 	ingester  *ingest.Ingester
 	publisher *ingest.Publisher
+	recorder  *audit.Recorder
+	sealer    *audit.Sealer
 	http      *http.Server
 	httpAddr  string
 	grpc      *grpc.Server
@@ -180,6 +187,9 @@ func start(cfg Config) (d *Daemon, err error) {
 	if d.evlog, err = eventlog.Dial(d.storeURL, d.log); err != nil {
 		return d, err
 	}
+	if err := d.sign(); err != nil {
+		return d, err
+	}
 	if err := d.connectNATS(ctx); err != nil {
 		return d, err
 	}
@@ -188,8 +198,14 @@ func start(cfg Config) (d *Daemon, err error) {
 	d.runner = runner.New(d.evlog, runner.Options{
 		Logger:     d.log,
 		Registerer: d.registry,
-		OnApplied:  func(a billing.Applied) { d.publisher.Enqueue(ctx, a.Issued) },
+		OnApplied: func(a billing.Applied) {
+			d.publisher.Enqueue(ctx, a.Issued)
+			d.recorder.Wake()
+		},
 	})
+	auditMetrics := audit.NewMetrics(d.registry)
+	d.recorder = audit.NewRecorder(d.evlog, d.runner, auditMetrics, d.log)
+	d.sealer = audit.NewSealer(d.evlog, d.runner, auditMetrics, d.log)
 	d.ingester = ingest.New(ingest.Config{
 		JetStream: d.js,
 		Log:       d.evlog,
@@ -225,6 +241,8 @@ func start(cfg Config) (d *Daemon, err error) {
 	}
 	d.run(ctx, "runner", func() error { return d.runner.Run(ctx) })
 	d.run(ctx, "publisher", func() error { d.publisher.Run(ctx); return nil })
+	d.run(ctx, "recorder", func() error { d.recorder.Run(ctx); return nil })
+	d.run(ctx, "sealer", func() error { d.sealer.Run(ctx); return nil })
 	d.run(ctx, "ingest", func() error { return d.ingester.Run(ctx) })
 	if cfg.Clock {
 		c := clock.New(clock.Config{Cycles: d.runner, Publish: d.Publish, Now: cfg.Now, Logger: d.log})

@@ -38,7 +38,19 @@ var (
 type Log struct {
 	client *esdb.Client
 	log    *slog.Logger
+	signer Signer
 }
+
+// Signer signs what Ledger appends (services/audit): given an event about
+// to be appended, it returns the event's custom metadata. It must be
+// deterministic, so that a retried append carries the same bytes.
+type Signer interface {
+	Sign(stream string, id uuid.UUID, eventType string, data []byte) []byte
+}
+
+// SignWith makes every later Append sign its events with s. Call it before
+// the Log is shared.
+func (l *Log) SignWith(s Signer) { l.signer = s }
 
 // Dial connects to the store at url, a KurrentDB connection string such as
 // "esdb://127.0.0.1:2113?tls=false". The connection itself is made lazily by
@@ -85,6 +97,9 @@ var (
 	StreamExists Revision = esdb.StreamExists{}
 )
 
+// AtRevision expects the stream's last event to be at revision r.
+func AtRevision(r uint64) Revision { return esdb.Revision(r) }
+
 // Appended is where an append left its stream.
 type Appended struct {
 	Revision uint64 // of the stream's last event
@@ -99,6 +114,9 @@ func (l *Log) Append(ctx context.Context, stream string, expected Revision, even
 	data := make([]esdb.EventData, len(events))
 	for i, e := range events {
 		data[i] = esdb.EventData{EventID: e.ID, EventType: e.Type, ContentType: esdb.ContentTypeBinary, Data: e.Data}
+		if l.signer != nil {
+			data[i].Metadata = l.signer.Sign(stream, e.ID, e.Type, e.Data)
+		}
 	}
 	res, err := l.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expected}, data...)
 	if err != nil {
@@ -204,6 +222,9 @@ type Recorded struct {
 	ID       uuid.UUID
 	Type     string
 	Data     []byte
+	// Metadata is the event's custom metadata: a Signer's signature, for
+	// the events Ledger appended.
+	Metadata []byte
 	Created  time.Time
 }
 
@@ -335,6 +356,7 @@ func recorded(ev *esdb.RecordedEvent) Recorded {
 		ID:       ev.EventID,
 		Type:     ev.EventType,
 		Data:     ev.Data,
+		Metadata: ev.UserMetadata,
 		Created:  ev.CreatedDate,
 	}
 }

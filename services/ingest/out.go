@@ -16,6 +16,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/document"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
@@ -107,6 +108,10 @@ func (p *Publisher) announce(ctx context.Context, inv *billing.Invoice) error {
 		p.last[inv.BAN] = last
 		return nil
 	}
+	digest, err := document.DigestOf(inv)
+	if err != nil {
+		return err
+	}
 	msg := &billingv1.InvoiceIssued{
 		Ban:      inv.BAN,
 		OrgId:    inv.OrgID,
@@ -114,6 +119,7 @@ func (p *Publisher) announce(ctx context.Context, inv *billing.Invoice) error {
 		Total:    &billingv1.Money{Amount: money.Format(&inv.Total, inv.Currency), Currency: inv.Currency.Code()},
 		IssuedAt: timestamppb.New(inv.IssuedAt),
 		Position: inv.Position,
+		Digest:   digest,
 	}
 	data, err := protojson.Marshal(msg)
 	if err != nil {

@@ -31,6 +31,8 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/document"
+	"github.com/ledger-billing/ledger/services/audit"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/retry"
 )
@@ -68,6 +70,19 @@ type Runner struct {
 	changed  chan struct{}
 
 	outage retry.Outage // of the store subscription
+
+	// chain is the seal chain over the events followed (services/audit),
+	// advanced as they are received: it is about the history, not about
+	// what the rules made of it.
+	chainMu sync.Mutex
+	chain   audit.Chain
+}
+
+// Chain returns the seal chain over the billing events received so far.
+func (r *Runner) Chain() audit.State {
+	r.chainMu.Lock()
+	defer r.chainMu.Unlock()
+	return r.chain.State()
 }
 
 // Outage reports how long the subscription to the store has kept
@@ -91,6 +106,14 @@ func (e *HaltError) Error() string {
 // on purpose, which no valid history can do.
 var applyEvent = (*billing.Projection).Apply
 
+// newProjection returns an empty projection that checks the digest of
+// every DocumentIssued it applies.
+func newProjection() *billing.Projection {
+	p := billing.New()
+	p.CheckDigests(document.DigestOf)
+	return p
+}
+
 // New returns a Runner over log; Run starts it.
 func New(log *eventlog.Log, opts Options) *Runner {
 	logger := opts.Logger
@@ -102,7 +125,7 @@ func New(log *eventlog.Log, opts Options) *Runner {
 		logger:    logger,
 		onApplied: opts.OnApplied,
 		metrics:   newMetrics(opts.Registerer),
-		proj:      billing.New(),
+		proj:      newProjection(),
 		changed:   make(chan struct{}),
 	}
 }
@@ -135,6 +158,11 @@ func (r *Runner) Run(ctx context.Context) error {
 		dd := decodedDelivery{event: d.Event, pos: d.Position, caughtUp: d.CaughtUp}
 		if d.Event != nil {
 			dd.msg, dd.err = billing.Decode(d.Event.Type, d.Event.Data)
+			if audit.Chained(d.Event.Type) {
+				r.chainMu.Lock()
+				r.chain.Add(d.Event.Stream, d.Event.ID, d.Event.Type, d.Event.Data, d.Event.Position)
+				r.chainMu.Unlock()
+			}
 		}
 		select {
 		case decoded <- dd:
