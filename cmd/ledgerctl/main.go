@@ -21,6 +21,9 @@
 // bearer token of --token, or of LEDGERCTL_TOKEN.
 //
 //	ledgerctl backup DIR
+//	ledgerctl audit public-key [--data-dir DIR | --signing-key FILE]
+//	ledgerctl audit verify (--eventstore-url URL | --data-dir DIR) --public-key FILE
+//	ledgerctl audit replay (--eventstore-url URL | --data-dir DIR) --through-position P (--ban BAN | --org ID) --month YYYY-MM
 //
 // This file only parses the command line and calls services/ctl, where
 // the commands are. It exits 0 on success, 1 when a command fails, and 2
@@ -225,6 +228,41 @@ var commands = []command{
 		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
 			return func(ctx context.Context, c *ctl.Client, args []string) error { return c.Backup(ctx, args[0]) }
 		}},
+	{name: "audit public-key", args: "[--data-dir DIR | --signing-key FILE]",
+		about: "print the public half of the key ledgerd signs its events with, for auditors",
+		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
+			dir := fs.String("data-dir", "./ledger-data", "ledgerd's data directory, whose signing.key is read")
+			key := fs.String("signing-key", "", "the key file given to ledgerd's --signing-key, instead")
+			return func(_ context.Context, c *ctl.Client, _ []string) error { return c.AuditPublicKey(*dir, *key) }
+		}},
+	{name: "audit verify", args: "(--eventstore-url URL | --data-dir DIR) --public-key FILE",
+		about: "check that the history is the one ledgerd wrote and that every issued document follows from it; exit status 1 if not",
+		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
+			var src ctl.AuditSource
+			auditSource(fs, &src)
+			pub := fs.String("public-key", "", "PEM file of ledgerd's public key(s), from audit public-key (required)")
+			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.AuditVerify(ctx, src, *pub) }
+		}},
+	{name: "audit replay", args: "(--eventstore-url URL | --data-dir DIR) --through-position P (--ban BAN | --org ID) --month YYYY-MM [--view billing|vendor] [--lineage]",
+		about: "print a document as the history through a $all position yields it: what was known then",
+		flags: func(fs *flag.FlagSet) func(context.Context, *ctl.Client, []string) error {
+			var src ctl.AuditSource
+			auditSource(fs, &src)
+			var opt ctl.ReplayOptions
+			fs.StringVar(&opt.Through, "through-position", "", "the $all position to replay through (required)")
+			fs.StringVar(&opt.BAN, "ban", "", "Billing Account Number: its invoice (or vendor view)")
+			fs.StringVar(&opt.Org, "org", "", "organization: its usage month")
+			fs.StringVar(&opt.Month, "month", "", "month, YYYY-MM (required)")
+			fs.StringVar(&opt.View, "view", "billing", "billing or vendor")
+			fs.BoolVar(&opt.Lineage, "lineage", false, "list each detail's event_ids")
+			return func(ctx context.Context, c *ctl.Client, _ []string) error { return c.AuditReplay(ctx, src, opt) }
+		}},
+}
+
+// auditSource defines the flags that name the history an audit reads.
+func auditSource(fs *flag.FlagSet, src *ctl.AuditSource) {
+	fs.StringVar(&src.StoreURL, "eventstore-url", "", "KurrentDB connection string of the store (read access is enough)")
+	fs.StringVar(&src.DataDir, "data-dir", "", "a copy of a ledgerd data directory, opened read-only")
 }
 
 func dispatch(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -214,6 +214,28 @@ func (l *Log) ReadAll(ctx context.Context, fn func(Recorded) error) (int, error)
 	}
 }
 
+// ReadStream reads a stream from its first event to its last, calling fn
+// for each in order: ErrStreamNotFound if it has none.
+func (l *Log) ReadStream(ctx context.Context, stream string, fn func(Recorded) error) error {
+	rs, err := l.client.ReadStream(ctx, stream, esdb.ReadStreamOptions{}, math.MaxInt64)
+	if err != nil {
+		return fmt.Errorf("read %s: %w", stream, classify(err))
+	}
+	defer rs.Close()
+	for {
+		ev, err := rs.Recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("read %s: %w", stream, classify(err))
+		}
+		if err := fn(recorded(ev.Event)); err != nil {
+			return err
+		}
+	}
+}
+
 // Recorded is an event read from the log.
 type Recorded struct {
 	Position uint64

@@ -46,6 +46,9 @@ type Config struct {
 	// TLS, when set, is the server's TLS configuration: the store then
 	// serves only TLS.
 	TLS *tls.Config
+	// ReadOnly opens the directory without writing to it, for auditors
+	// reading a copy (ledgerctl audit --data-dir): appends fail.
+	ReadOnly bool
 }
 
 // DefaultMaxAppendSize is KurrentDB's default maximum append size.
@@ -85,7 +88,7 @@ func Open(cfg Config) (_ *Server, err error) {
 	if cfg.Password != "" && cfg.TLS == nil {
 		return nil, ErrPasswordWithoutTLS
 	}
-	st, err := openStore(cfg.Dir, log)
+	st, err := openStore(cfg.Dir, log, cfg.ReadOnly)
 	if err != nil {
 		return nil, err
 	}

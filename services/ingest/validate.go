@@ -229,6 +229,16 @@ func (c *checker) count(field string, n, atLeast, atMost int) {
 var chargeCategories = map[string]bool{"Usage": true, "Purchase": true, "Credit": true, "Tax": true, "Adjustment": true}
 
 // validate checks every field of a decoded message.
+// Validate checks an input message as ingestion does before appending it:
+// nil, or a *Rejection naming the field. Auditors' verify checks every
+// stored input with it (services/audit).
+func Validate(msg proto.Message) error {
+	if r := validate(msg); r != nil {
+		return r
+	}
+	return nil
+}
+
 func validate(msg proto.Message) *Rejection {
 	var c checker
 	switch m := msg.(type) {
