@@ -20,6 +20,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ledger-billing/ledger/services/audit"
 	"github.com/ledger-billing/ledger/services/daemon"
 )
 
@@ -68,6 +69,7 @@ func run(args []string) error {
 	fs.StringVar(&cfg.AuthIssuer, "auth-issuer", cfg.AuthIssuer, "the issuer (iss) bearer tokens must carry; required with --auth-jwks")
 	fs.StringVar(&cfg.AuthAudience, "auth-audience", cfg.AuthAudience, "an audience (aud) bearer tokens must carry")
 	fs.StringVar(&cfg.SigningKey, "signing-key", cfg.SigningKey, "PEM file of the Ed25519 key ledgerd signs the events it appends with (empty: DATA-DIR/signing.key, generated at first start)")
+	fs.DurationVar(&cfg.SealInterval, "seal-interval", audit.SealInterval, "how long after the last seal ledgerd seals the log again if it has new billing events (it also seals every 10,000)")
 	securityFlags(fs, &cfg.Security)
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fromEnvironment(fs); err != nil {

@@ -45,6 +45,13 @@ func NewSealer(log *eventlog.Log, proj Projections, metrics Metrics, logger *slo
 	return &Sealer{log: log, proj: proj, logger: logger, metrics: metrics, events: SealEvents, interval: SealInterval, poll: time.Second}
 }
 
+// Interval sets how long after the last seal the log is sealed again if
+// it has new events; call it before Run.
+func (s *Sealer) Interval(d time.Duration) {
+	s.interval = d
+	s.poll = min(s.poll, d)
+}
+
 // Run seals until ctx ends, once the projections have caught up.
 func (s *Sealer) Run(ctx context.Context) {
 	if err := s.proj.WaitFor(ctx, 0); err != nil {
@@ -54,7 +61,7 @@ func (s *Sealer) Run(ctx context.Context) {
 	defer t.Stop()
 	var sealed uint64 // events covered by the last seal this sealer knows of
 	known := false
-	last := time.Now()
+	var last time.Time // the zero time: look at once
 	for {
 		select {
 		case <-ctx.Done():

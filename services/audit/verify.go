@@ -42,8 +42,11 @@ type Fault struct {
 }
 
 func (f Fault) String() string {
-	if f.Stream == "" {
+	switch {
+	case f.Stream == "":
 		return f.Problem
+	case f.EventID == "":
+		return fmt.Sprintf("%s (stream %s, position %d)", f.Problem, f.Stream, f.Position)
 	}
 	return fmt.Sprintf("%s (stream %s, event %s, position %d)", f.Problem, f.Stream, f.EventID, f.Position)
 }

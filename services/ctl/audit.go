@@ -23,7 +23,7 @@ import (
 // "Auditing").
 
 // AuditSource is the history an audit reads: a store's connection string,
-// or a copy of a ledgerd data directory, opened read-only.
+// or a copy of a ledgerd data directory (or a backup), opened read-only.
 type AuditSource struct {
 	StoreURL string
 	DataDir  string
@@ -45,7 +45,13 @@ func openHistory(src AuditSource) (*eventlog.Log, func(), error) {
 	case src.DataDir == "":
 		return nil, nil, usage("give --eventstore-url URL or --data-dir DIR (a copy of ledgerd's data directory)")
 	}
-	srv, err := eventstore.Open(eventstore.Config{Dir: filepath.Join(src.DataDir, "eventstore"), ReadOnly: true})
+	// A data directory holds the store in eventstore/; a backup
+	// (ledgerctl backup) is the store itself.
+	dir := filepath.Join(src.DataDir, "eventstore")
+	if _, err := os.Stat(dir); err != nil {
+		dir = src.DataDir
+	}
+	srv, err := eventstore.Open(eventstore.Config{Dir: dir, ReadOnly: true})
 	if err != nil {
 		return nil, nil, err
 	}

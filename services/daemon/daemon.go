@@ -83,6 +83,10 @@ type Config struct {
 	// appends with (services/audit); empty: the data directory's
 	// signing.key, generated at first start.
 	SigningKey string
+	// SealInterval is how long after the last seal the log is sealed again
+	// if it has new billing events (it is also sealed every 10,000); zero
+	// is audit.SealInterval, a minute.
+	SealInterval time.Duration
 	// Security: TLS, the store's and NATS's credentials, the secure
 	// defaults (security.go).
 	Security
@@ -206,6 +210,9 @@ func start(cfg Config) (d *Daemon, err error) {
 	auditMetrics := audit.NewMetrics(d.registry)
 	d.recorder = audit.NewRecorder(d.evlog, d.runner, auditMetrics, d.log)
 	d.sealer = audit.NewSealer(d.evlog, d.runner, auditMetrics, d.log)
+	if cfg.SealInterval > 0 {
+		d.sealer.Interval(cfg.SealInterval)
+	}
 	d.ingester = ingest.New(ingest.Config{
 		JetStream: d.js,
 		Log:       d.evlog,

@@ -6,8 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -115,12 +113,6 @@ type store struct {
 }
 
 func openStore(dir string, log *slog.Logger, readOnly bool) (*store, error) {
-	if readOnly {
-		// Pebble would otherwise create an empty store where none is.
-		if _, err := os.Stat(filepath.Join(dir, "CURRENT")); err != nil {
-			return nil, fmt.Errorf("eventstore: open %s read-only: no store there: %w", dir, err)
-		}
-	}
 	db, err := pebble.Open(dir, &pebble.Options{Logger: pebbleLogger{log}, ReadOnly: readOnly})
 	if err != nil {
 		return nil, fmt.Errorf("eventstore: open %s: %w", dir, err)
