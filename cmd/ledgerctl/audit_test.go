@@ -349,7 +349,7 @@ func TestAuditTwoLedgerds(t *testing.T) {
 			t.Fatal(err)
 		}
 		if ra.Digest == "" || ra.Digest != rb.Digest {
-			t.Errorf("%s: digests %q and %q", month, ra.Digest, rb.Digest)
+			t.Errorf("%s: digests %q and %q; A: %v %d lines, B: %v %d lines", month, ra.Digest, rb.Digest, ra.GetInvoice().GetStatus(), len(ra.GetInvoice().GetLines()), rb.GetInvoice().GetStatus(), len(rb.GetInvoice().GetLines()))
 		}
 	}
 	// One DocumentIssued per document, and seals that never fork.

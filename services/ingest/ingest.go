@@ -258,6 +258,15 @@ func (i *Ingester) dispatch(ctx context.Context, msgs []jetstream.Msg) {
 	for _, msg := range msgs {
 		if isCycleSubject(msg.Subject()) {
 			i.inFlight.Wait()
+			if !i.earlierHandled(ctx, msg) {
+				// Another ledgerd still holds a message published before
+				// this one, or this one will fetch it next: hand the
+				// cycle message back, to come again once it is handled.
+				if err := msg.NakWithDelay(cycleRetryDelay); err != nil {
+					i.log.Warn("ingest: nak of a cycle message failed", "subject", msg.Subject(), "err", err)
+				}
+				continue
+			}
 			i.handle(ctx, msg)
 			continue
 		}
@@ -266,6 +275,45 @@ func (i *Ingester) dispatch(ctx context.Context, msgs []jetstream.Msg) {
 			defer func() { <-i.slots }()
 			i.handle(ctx, msg)
 		})
+	}
+}
+
+// Waits of a cycle message for the messages published before it.
+const (
+	cycleWaitMax    = 5 * time.Second
+	cycleRetryDelay = time.Second
+)
+
+// earlierHandled reports whether every message published on BILLING_IN
+// before msg has been handled (appended, or dead-lettered) by whichever
+// ledgerd fetched it. A cycle message closes a month over exactly the
+// events appended before it; with several ledgerd sharing the consumer,
+// waiting for this one's own handlers is not enough. BILLING_IN is a work
+// queue, which deletes a message once acknowledged, and a message is
+// acknowledged only after its event is in the store: so when the stream's
+// first sequence has reached msg's, nothing before it is left. It waits at
+// most cycleWaitMax, keeping msg in progress meanwhile.
+func (i *Ingester) earlierHandled(ctx context.Context, msg jetstream.Msg) bool {
+	meta, err := msg.Metadata()
+	if err != nil {
+		return true // not a JetStream message: nothing to order it by
+	}
+	deadline := time.Now().Add(cycleWaitMax)
+	b := retry.New(10*time.Millisecond, 500*time.Millisecond)
+	for {
+		stream, err := i.cfg.JetStream.Stream(ctx, wire.StreamIn)
+		if err == nil {
+			var info *jetstream.StreamInfo
+			if info, err = stream.Info(ctx); err == nil && info.State.FirstSeq >= meta.Sequence.Stream {
+				return true
+			}
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			i.log.Info("ingest: a cycle message waits for messages published before it", "subject", msg.Subject(), "sequence", meta.Sequence.Stream, "err", err)
+			return false
+		}
+		_ = msg.InProgress()
+		_ = b.Wait(ctx)
 	}
 }
 
