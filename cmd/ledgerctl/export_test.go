@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"google.golang.org/protobuf/proto"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/testkit"
@@ -328,6 +329,17 @@ func TestImportFOCUSVersions(t *testing.T) {
 	if s.Rows != 300 || len(s.Lineage) != 1 || !slices.Equal(s.Lineage[0].InvoiceIDs, []string{"INV-2024-09"}) || s.FocusVersion != "1.2" {
 		t.Fatalf("summary %+v", s)
 	}
+	// The history keeps each row's InvoiceId and where it was read: the
+	// stored event, read with the official client, says so.
+	stored := storedUsage(t, l, s.EventIDs[0])
+	if n := len(stored.GetRecords()); n != 300 {
+		t.Fatalf("the stored batch has %d records, want 300", n)
+	}
+	for i, rec := range stored.GetRecords() {
+		if want := fmt.Sprintf("v12.csv.gz:%d", i+2); rec.GetInvoiceId() != "INV-2024-09" || rec.GetSource() != want {
+			t.Fatalf("stored record %d: invoice_id %q, source %q; want INV-2024-09 and %s", i, rec.GetInvoiceId(), rec.GetSource(), want)
+		}
+	}
 	l.must(t, "cycle", "close", "2024-09")
 	got := chargesByAccount(issuedInvoice(t, l, "BAN-v", "2024-09"))
 	for account, costs := range want {
@@ -361,6 +373,20 @@ func TestImportFOCUSVersions(t *testing.T) {
 	s = importFOCUS(t, l, pq, "--org", "v")
 	if s.Rows != 2 || s.FocusVersion != "1.4" {
 		t.Fatalf("summary %+v", s)
+	}
+	// The 1.2 file again under another name: its rows have no Id, so its
+	// batch has the same event_id (the file's name is no part of it), and
+	// records that name another source: a conflict, reported, and nothing
+	// billed twice (October's invoice below has no other update).
+	renamed := filepath.Join(dir, "v12-again.csv.gz")
+	if zb, err := os.ReadFile(gz); err != nil || os.WriteFile(renamed, zb, 0o644) != nil {
+		t.Fatal("copy the 1.2 file")
+	}
+	if r := l.ctl(t.Context(), "import", "focus", renamed, "--org", "v"); r.code != 1 || !strings.Contains(r.stderr, "event_id_conflict") {
+		t.Errorf("the 1.2 file renamed: exit %d, stderr %q; want a conflict", r.code, r.stderr)
+	}
+	if recs := storedUsage(t, l, s.EventIDs[0]).GetRecords(); len(recs) != 2 || recs[1].GetSource() != "v14.parquet:row 2" || recs[1].GetInvoiceId() != "" {
+		t.Errorf("stored Parquet records %v: want the second's source v14.parquet:row 2 and no invoice_id", recs)
 	}
 	l.must(t, "cycle", "close", "2024-10")
 	oct := issuedInvoice(t, l, "BAN-v", "2024-10")
@@ -435,4 +461,20 @@ func TestImportFOCUSVersions(t *testing.T) {
 	if after.State.LastSeq != before.State.LastSeq {
 		t.Errorf("BILLING_IN went from sequence %d to %d with damaged files", before.State.LastSeq, after.State.LastSeq)
 	}
+}
+
+// storedUsage reads the UsageReported that ledgerd stored for an event_id,
+// from its stream in the store (docs/architecture.md: usage-<event_id>),
+// with the store's official client.
+func storedUsage(t *testing.T, l *ledger, eventID string) *billingv1.UsageReported {
+	t.Helper()
+	evs, err := testkit.ReadStream(t.Context(), testkit.Client(t, l.d.EventstoreURL()), "usage-"+eventID, 1)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("read stream usage-%s: %d events, %v", eventID, len(evs), err)
+	}
+	var msg billingv1.UsageReported
+	if err := proto.Unmarshal(evs[0].Event.Data, &msg); err != nil {
+		t.Fatalf("decode usage-%s: %v", eventID, err)
+	}
+	return &msg
 }

@@ -147,7 +147,18 @@ func TestFocusSampleForms(t *testing.T) {
 				t.Fatalf("%d rows, problems %v; want %d rows", len(got), problems, len(want))
 			}
 			for i := range want {
-				if !proto.Equal(got[i].record, want[i].record) {
+				// The same record but for its source, which names the
+				// file and the line (CSV) or row (Parquet) it was read at.
+				source := fmt.Sprintf("%s:%d", filepath.Base(path), i+2)
+				if strings.HasSuffix(path, ".parquet") {
+					source = fmt.Sprintf("%s:row %d", filepath.Base(path), i+1)
+				}
+				g := proto.CloneOf(got[i].record)
+				if g.Source != source {
+					t.Fatalf("row %d: source %q, want %q", i+1, g.Source, source)
+				}
+				g.Source = want[i].record.Source
+				if !proto.Equal(g, want[i].record) {
 					t.Fatalf("row %d: %v\nwant %v", i+1, got[i].record, want[i].record)
 				}
 			}
@@ -192,8 +203,8 @@ func TestFocusVersions(t *testing.T) {
 			if row.record.Vendor != "AWS" || row.record.Cost.Amount != "1.25" {
 				t.Errorf("record %v", row.record)
 			}
-			if strings.Contains(c.extra, "InvoiceId") && row.invoiceID != "INV-1" {
-				t.Errorf("InvoiceId %q not kept", row.invoiceID)
+			if strings.Contains(c.extra, "InvoiceId") && row.record.InvoiceId != "INV-1" {
+				t.Errorf("InvoiceId %q not kept", row.record.InvoiceId)
 			}
 		})
 	}
@@ -214,7 +225,7 @@ func TestFocusCorrection(t *testing.T) {
 	if err != nil || len(problems) > 0 || len(rows) != 1 {
 		t.Fatalf("rows %v, problems %v, err %v", rows, problems, err)
 	}
-	if rows[0].month.String() != "2024-08" || rows[0].record.Cost.Amount != "-2.50" || rows[0].invoiceID != "INV-2024-09" {
+	if rows[0].month.String() != "2024-08" || rows[0].record.Cost.Amount != "-2.50" || rows[0].record.InvoiceId != "INV-2024-09" {
 		t.Errorf("correction read as %v, month %s", rows[0].record, rows[0].month)
 	}
 	_, problems, _ = readAll(t, head+"1,AWS,Amazon EC2,2024-08-03,Usage,Refund,-2.50,USD,\n")
