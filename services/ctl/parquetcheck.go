@@ -89,7 +89,18 @@ func (w *thriftWalker) uvarint() (uint64, error) {
 
 // Thrift compact types.
 const (
-	tcTrue, tcFalse, tcByte, tcI16, tcI32, tcI64, tcDouble, tcBinary, tcList, tcSet, tcMap, tcStruct = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12
+	tcTrue = 1 + iota
+	tcFalse
+	tcByte
+	tcI16
+	tcI32
+	tcI64
+	tcDouble
+	tcBinary
+	tcList
+	tcSet
+	tcMap
+	tcStruct
 )
 
 // value walks one value of type t.
