@@ -3,7 +3,9 @@ package main
 import (
 	"compress/gzip"
 	"encoding/csv"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/parquet-go/parquet-go"
+	"google.golang.org/protobuf/proto"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/testkit"
@@ -178,23 +181,65 @@ func TestExportFOCUS(t *testing.T) {
 		}
 	})
 
-	t.Run("round trip", func(t *testing.T) {
-		path := filepath.Join(dir, "inv-1.2.csv")
-		if _, err := os.Stat(path); err != nil {
-			t.Skip("the CSV export failed")
+	// Exported and imported into a fresh ledgerd's organization, as CSV
+	// (FOCUS 1.2) and as Parquet (1.4), the invoice bills the same total,
+	// its corrections in the months they correct.
+	for _, form := range []struct{ format, version string }{{"csv", "1.2"}, {"parquet", "1.4"}} {
+		t.Run("round trip "+form.format+" "+form.version, func(t *testing.T) {
+			path := filepath.Join(dir, "trip-"+form.version+"."+form.format)
+			l.must(t, "export", "focus", "--ban", ban, "--month", month, "--format", form.format, "--focus-version", form.version, "-o", path)
+			fresh := newLedger(t)
+			s := importFOCUS(t, fresh, path, "--org", "copy", "--register")
+			if len(s.Months) < 2 || s.FocusVersion != form.version {
+				t.Fatalf("summary %+v: want the invoice's month and the months its updates correct", s)
+			}
+			var totals []string
+			for _, m := range s.Months {
+				fresh.must(t, "cycle", "close", m)
+				totals = append(totals, issuedInvoice(t, fresh, "BAN-copy", m).GetTotal().GetAmount())
+			}
+			if got := sumDecimals(t, totals...); got != inv.GetTotal().GetAmount() {
+				t.Errorf("imported back, the invoices of %v total %s, the exported invoice %s", s.Months, got, inv.GetTotal().GetAmount())
+			}
+		})
+	}
+
+	// Every issued invoice of the demo, in both versions and both forms:
+	// the version's columns, its InvoiceId, and BilledCost summing to its
+	// total exactly.
+	t.Run("every demo invoice", func(t *testing.T) {
+		invoices := issuedInvoices(t, l)
+		if len(invoices) < 6 {
+			t.Fatalf("%d issued invoices in the demo", len(invoices))
 		}
-		fresh := newLedger(t)
-		s := importFOCUS(t, fresh, path, "--org", "copy", "--register")
-		if len(s.Months) == 0 {
-			t.Fatalf("summary %+v", s)
-		}
-		var totals []string
-		for _, m := range s.Months {
-			fresh.must(t, "cycle", "close", m)
-			totals = append(totals, issuedInvoice(t, fresh, "BAN-copy", m).GetTotal().GetAmount())
-		}
-		if got := sumDecimals(t, totals...); got != inv.GetTotal().GetAmount() {
-			t.Errorf("imported back, the invoices of %v total %s, the exported invoice %s", s.Months, got, inv.GetTotal().GetAmount())
+		for key, want := range invoices {
+			for _, version := range []string{"1.2", "1.4"} {
+				for _, format := range []string{"csv", "parquet"} {
+					path := filepath.Join(dir, strings.ReplaceAll(key, " ", "-")+"-"+version+"."+format)
+					l.must(t, "export", "focus", "--ban", want.GetBan(), "--month", want.GetMonth(), "--format", format, "--focus-version", version, "-o", path)
+					header, rows := readExportForm(t, path)
+					provider := "ProviderName"
+					if version == "1.4" {
+						provider = "ServiceProviderName"
+					}
+					for _, name := range []string{"InvoiceId", "BillingAccountId", "SubAccountId", provider, "ChargePeriodStart", "ChargeClass", "BilledCost", "BillingCurrency", "x_EventIds"} {
+						if !slices.Contains(header, name) {
+							t.Fatalf("%s: no column %s in %v", path, name, header)
+						}
+					}
+					at := func(row []string, name string) string { return row[slices.Index(header, name)] }
+					var costs []string
+					for _, row := range rows {
+						costs = append(costs, at(row, "BilledCost"))
+						if at(row, "InvoiceId") != want.GetBan()+"-"+want.GetMonth() {
+							t.Errorf("%s: row %v", path, row)
+						}
+					}
+					if got := sumDecimals(t, costs...); got != want.GetTotal().GetAmount() {
+						t.Errorf("%s: BilledCost sums to %s, the invoice's total is %s", path, got, want.GetTotal().GetAmount())
+					}
+				}
+			}
 		}
 	})
 
@@ -328,6 +373,17 @@ func TestImportFOCUSVersions(t *testing.T) {
 	if s.Rows != 300 || len(s.Lineage) != 1 || !slices.Equal(s.Lineage[0].InvoiceIDs, []string{"INV-2024-09"}) || s.FocusVersion != "1.2" {
 		t.Fatalf("summary %+v", s)
 	}
+	// The history keeps each row's InvoiceId and where it was read: the
+	// stored event, read with the official client, says so.
+	stored := storedUsage(t, l, s.EventIDs[0])
+	if n := len(stored.GetRecords()); n != 300 {
+		t.Fatalf("the stored batch has %d records, want 300", n)
+	}
+	for i, rec := range stored.GetRecords() {
+		if want := fmt.Sprintf("v12.csv.gz:%d", i+2); rec.GetInvoiceId() != "INV-2024-09" || rec.GetSource() != want {
+			t.Fatalf("stored record %d: invoice_id %q, source %q; want INV-2024-09 and %s", i, rec.GetInvoiceId(), rec.GetSource(), want)
+		}
+	}
 	l.must(t, "cycle", "close", "2024-09")
 	got := chargesByAccount(issuedInvoice(t, l, "BAN-v", "2024-09"))
 	for account, costs := range want {
@@ -361,6 +417,20 @@ func TestImportFOCUSVersions(t *testing.T) {
 	s = importFOCUS(t, l, pq, "--org", "v")
 	if s.Rows != 2 || s.FocusVersion != "1.4" {
 		t.Fatalf("summary %+v", s)
+	}
+	// The 1.2 file again under another name: its rows have no Id, so its
+	// batch has the same event_id (the file's name is no part of it), and
+	// records that name another source: a conflict, reported, and nothing
+	// billed twice (October's invoice below has no other update).
+	renamed := filepath.Join(dir, "v12-again.csv.gz")
+	if zb, err := os.ReadFile(gz); err != nil || os.WriteFile(renamed, zb, 0o644) != nil {
+		t.Fatal("copy the 1.2 file")
+	}
+	if r := l.ctl(t.Context(), "import", "focus", renamed, "--org", "v"); r.code != 1 || !strings.Contains(r.stderr, "event_id_conflict") {
+		t.Errorf("the 1.2 file renamed: exit %d, stderr %q; want a conflict", r.code, r.stderr)
+	}
+	if recs := storedUsage(t, l, s.EventIDs[0]).GetRecords(); len(recs) != 2 || recs[1].GetSource() != "v14.parquet:row 2" || recs[1].GetInvoiceId() != "" {
+		t.Errorf("stored Parquet records %v: want the second's source v14.parquet:row 2 and no invoice_id", recs)
 	}
 	l.must(t, "cycle", "close", "2024-10")
 	oct := issuedInvoice(t, l, "BAN-v", "2024-10")
@@ -434,5 +504,69 @@ func TestImportFOCUSVersions(t *testing.T) {
 	// published shows in its last sequence, not in its count.
 	if after.State.LastSeq != before.State.LastSeq {
 		t.Errorf("BILLING_IN went from sequence %d to %d with damaged files", before.State.LastSeq, after.State.LastSeq)
+	}
+}
+
+// storedUsage reads the UsageReported that ledgerd stored for an event_id,
+// from its stream in the store (docs/architecture.md: usage-<event_id>),
+// with the store's official client.
+func storedUsage(t *testing.T, l *ledger, eventID string) *billingv1.UsageReported {
+	t.Helper()
+	evs, err := testkit.ReadStream(t.Context(), testkit.Client(t, l.d.EventstoreURL()), "usage-"+eventID, 1)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("read stream usage-%s: %d events, %v", eventID, len(evs), err)
+	}
+	var msg billingv1.UsageReported
+	if err := proto.Unmarshal(evs[0].Event.Data, &msg); err != nil {
+		t.Fatalf("decode usage-%s: %v", eventID, err)
+	}
+	return &msg
+}
+
+// readExportForm reads an exported file, CSV or Parquet (read with the
+// library's own reader, null cells as empty), as its header and rows.
+func readExportForm(t *testing.T, path string) ([]string, [][]string) {
+	t.Helper()
+	if !strings.HasSuffix(path, ".parquet") {
+		return readExport(t, path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pf, err := parquet.OpenFile(f, info.Size())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var header []string
+	for _, p := range pf.Schema().Columns() {
+		header = append(header, p[0])
+	}
+	r := parquet.NewReader(pf)
+	defer r.Close()
+	var rows [][]string
+	buf := make([]parquet.Row, 64)
+	for {
+		n, err := r.ReadRows(buf)
+		for _, row := range buf[:n] {
+			cells := make([]string, len(header))
+			for _, v := range row {
+				if !v.IsNull() {
+					cells[v.Column()] = string(v.ByteArray())
+				}
+			}
+			rows = append(rows, cells)
+		}
+		if errors.Is(err, io.EOF) {
+			return header, rows
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -3,9 +3,7 @@ package main
 import (
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"path/filepath"
@@ -47,10 +45,8 @@ func importFOCUS(t *testing.T, l *ledger, args ...string) importSummary {
 	return s
 }
 
-// expectedTotals computes, from a FOCUS file and without the code under
-// test, each account's billed total by docs/architecture.md, "Rounding": the exact sum per
-// (account, service, region), rounded half away from zero to cents, then
-// summed per account.
+// expectedTotals computes, from a FOCUS CSV file and without the code
+// under test, each account's billed total (totalsOf).
 func expectedTotals(t *testing.T, path string) map[string]string {
 	t.Helper()
 	f, err := os.Open(path)
@@ -58,11 +54,19 @@ func expectedTotals(t *testing.T, path string) map[string]string {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	header, err := r.Read()
+	all, err := csv.NewReader(f).ReadAll()
 	if err != nil {
 		t.Fatal(err)
 	}
+	return totalsOf(t, all[0], all[1:])
+}
+
+// totalsOf computes each account's billed total from a FOCUS file's rows
+// of one month by docs/architecture.md, "Rounding": the exact sum per
+// (account, service, region), rounded half away from zero to cents, then
+// summed per account.
+func totalsOf(t *testing.T, header []string, rows [][]string) map[string]string {
+	t.Helper()
 	col := map[string]int{}
 	for i, name := range header {
 		col[name] = i
@@ -70,14 +74,7 @@ func expectedTotals(t *testing.T, path string) map[string]string {
 	exact := apd.BaseContext.WithPrecision(100)
 	type key struct{ account, service, region string }
 	sums := map[key]*apd.Decimal{}
-	for {
-		row, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	for _, row := range rows {
 		region := row[col["RegionId"]]
 		if region == "NULL" {
 			region = ""

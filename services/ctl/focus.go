@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"strings"
 	"time"
 	"unicode"
@@ -14,6 +15,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // The FOCUS columns an import reads. Other columns, x_ columns among
@@ -129,7 +131,12 @@ var timeLayouts = []string{time.RFC3339Nano, "2006-01-02 15:04:05Z07:00", "2006-
 // idLengthMax is the longest id ledgerd accepts (services/ingest): a row
 // with a longer one is refused here, by line, rather than as a whole batch
 // in the dead letters.
-const idLengthMax = 256
+const idLengthMax = wire.IDLengthMax
+
+// sourceNameMax bounds the file name a record's source carries: with the
+// row's number it stays within the text ledgerd accepts
+// (wire.TextLengthMax), however long a name the file system allows.
+const sourceNameMax = 512
 
 // focusRow is one row of a FOCUS file as a usage record.
 type focusRow struct {
@@ -141,9 +148,6 @@ type focusRow struct {
 	// account that the import registers.
 	accountName string
 	month       calendar.Month
-	// invoiceID is the FOCUS InvoiceId (1.2 and later), kept in the
-	// import's lineage of the row's batch.
-	invoiceID string
 	// inRow says line counts the rows of a Parquet file.
 	inRow bool
 }
@@ -157,6 +161,10 @@ type focusReader struct {
 	// rowName prefixes the record_id of a row without an Id: "line-" (of
 	// a CSV file) or "row-" (of a Parquet file), then its number.
 	rowName string
+	// name is the file's base name, which each record's source names
+	// (without the directory: the same file imported from elsewhere is
+	// the same source).
+	name string
 }
 
 // rowSource yields the cells of a file's rows, each with where it is.
@@ -179,7 +187,7 @@ func newFocusReader(r io.Reader, file string) (*focusReader, error) {
 // newFocusReaderOf maps a header's columns and checks the required ones
 // are there; at says where a problem with the header is reported.
 func newFocusReaderOf(src rowSource, header []string, file string, at RowProblem) (*focusReader, error) {
-	f := &focusReader{src: src, col: make(map[string]int, len(header)), rowName: "line-"}
+	f := &focusReader{src: src, col: make(map[string]int, len(header)), rowName: "line-", name: sourceName(file)}
 	if at.InRow {
 		f.rowName = "row-"
 	}
@@ -273,7 +281,16 @@ func (f *focusReader) row(line int, cells []string) (*focusRow, []RowProblem, er
 		Description:  f.cell(cells, colChargeDescription),
 		CommitmentId: get(colCommitmentDiscountID, false),
 	}
-	row := &focusRow{line: line, record: r, accountName: f.cell(cells, colSubAccountName), invoiceID: get(colInvoiceID, false)}
+	// InvoiceId and where the row is go into the history with the
+	// record, so that a charge leads back to the vendor's invoice and to
+	// the row it was read from.
+	r.InvoiceId = get(colInvoiceID, false)
+	if f.rowName == "row-" {
+		r.Source = fmt.Sprintf("%s:row %d", f.name, line)
+	} else {
+		r.Source = fmt.Sprintf("%s:%d", f.name, line)
+	}
+	row := &focusRow{line: line, record: r, accountName: f.cell(cells, colSubAccountName)}
 
 	providerCol := colProviderName
 	if _, ok := f.col[colProviderName]; !ok {
@@ -379,6 +396,22 @@ func decimal(s string) (string, error) {
 		return "", err
 	}
 	return plain, nil
+}
+
+// sourceName is the name of a file as a record's source: its base name,
+// control characters replaced (ledgerd refuses them in text) and cut to
+// sourceNameMax bytes.
+func sourceName(file string) string {
+	name := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == unicode.ReplacementChar {
+			return '?'
+		}
+		return r
+	}, strings.ToValidUTF8(filepath.Base(file), "?"))
+	if len(name) > sourceNameMax {
+		name = strings.ToValidUTF8(name[:sourceNameMax], "")
+	}
+	return name
 }
 
 // printable reports whether s has no control characters, which ledgerd

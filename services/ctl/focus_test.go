@@ -225,6 +225,15 @@ func TestBatchEventID(t *testing.T) {
 	if id(withID) == id(otherProvider) {
 		t.Error("the same Id at another provider gives the same event_id")
 	}
+	// Where a row was read, and its InvoiceId, are lineage, not identity:
+	// the same rows in a renamed file, or read by a ledgerctl from before
+	// records carried them, make the same event_id.
+	rows := read(withoutID)
+	plain := usageBatch(rows).EventId
+	rows[0].record.Source, rows[0].record.InvoiceId = "renamed.csv:2", "INV-1"
+	if got := usageBatch(rows); got.EventId != plain || got.Records[0].Source != "renamed.csv:2" || got.Records[0].InvoiceId != "INV-1" {
+		t.Errorf("event_id %s with a source and InvoiceId, %s without; record %v", got.EventId, plain, got.Records[0])
+	}
 	if got := id(withID); !strings.HasPrefix(got, "focus-") || len(got) != len("focus-")+32 {
 		t.Errorf("event_id %q", got)
 	}

@@ -52,7 +52,11 @@ func openFOCUS(path string) (*focusReader, io.Closer, error) {
 	}
 	switch {
 	case bytes.Equal(head, parquetMagic):
-		r, err := newParquetReader(f, path)
+		info, err := f.Stat()
+		if err != nil {
+			return fail(fmt.Errorf("read %s: %w", path, err))
+		}
+		r, err := newParquetReader(f, info.Size(), path)
 		if err != nil {
 			return fail(err)
 		}
@@ -169,15 +173,13 @@ type parquetLeaf struct {
 	has  bool // kind is set
 }
 
-func newParquetReader(f *os.File, path string) (*focusReader, error) {
+// newParquetReader reads the schema of the Parquet file of size bytes in
+// r, which path names.
+func newParquetReader(r io.ReaderAt, size int64, path string) (*focusReader, error) {
 	schemaProblem := func(reason string) error {
 		return &FileError{File: path, Problems: []RowProblem{{InRow: true, Reason: reason}}}
 	}
-	info, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
-	}
-	pf, err := openParquet(f, info.Size())
+	pf, err := openParquet(r, size)
 	if err != nil {
 		return nil, schemaProblem("not a Parquet file: " + err.Error())
 	}
@@ -210,9 +212,19 @@ func openParquet(r io.ReaderAt, size int64) (f *parquet.File, err error) {
 			f, err = nil, fmt.Errorf("%v", p)
 		}
 	}()
+	footerLen, err := checkParquetFooter(r, size)
+	if err != nil {
+		return nil, err
+	}
 	// The page index and bloom filters serve queries that skip rows; an
 	// import reads every row, so they would only cost memory.
-	return parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
+	if f, err = parquet.OpenFile(r, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true)); err != nil {
+		return nil, err
+	}
+	if err := checkParquetPages(r, size, footerLen, f.Metadata()); err != nil {
+		return nil, err
+	}
+	return f, nil
 }
 
 func readParquetRows(r *parquet.Reader, rows []parquet.Row) (n int, err error) {

@@ -292,8 +292,8 @@ const invoiceIDsMax = 16
 func batchLineage(eventID string, rows []*focusRow) BatchLineage {
 	l := BatchLineage{EventID: eventID, FirstRow: rows[0].line, LastRow: rows[len(rows)-1].line}
 	for _, r := range rows {
-		if r.invoiceID != "" && len(l.InvoiceIDs) < invoiceIDsMax && !slices.Contains(l.InvoiceIDs, r.invoiceID) {
-			l.InvoiceIDs = append(l.InvoiceIDs, r.invoiceID)
+		if id := r.record.InvoiceId; id != "" && len(l.InvoiceIDs) < invoiceIDsMax && !slices.Contains(l.InvoiceIDs, id) {
+			l.InvoiceIDs = append(l.InvoiceIDs, id)
 		}
 	}
 	return l
@@ -310,8 +310,16 @@ func usageBatch(rows []*focusRow) *billingv1.UsageReported {
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00", hierarchy.VendorKey(r.Vendor), r.AccountId, r.RecordId)
 		if !row.hasID {
 			// "line-N" says where, not what: without an Id, the content is
-			// the row's identity.
+			// the row's identity. Its content as ledgerctl read it before
+			// records carried invoice_id and source: the same file makes
+			// the same event_id across ledgerctl versions (a new one's
+			// batch then meets the old one's as a conflict, never bills
+			// twice), and source, which names the file, is no part of
+			// what the row says.
+			invoiceID, source := r.InvoiceId, r.Source
+			r.InvoiceId, r.Source = "", ""
 			b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(r)
+			r.InvoiceId, r.Source = invoiceID, source
 			h.Write(b)
 		}
 		h.Write([]byte{0x1e})

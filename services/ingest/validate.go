@@ -372,6 +372,10 @@ func checkRecord(c *checker, f string, r *billingv1.UsageRecord) {
 	c.text(f+".description", r.Description)
 	c.money(f+".cost", r.Cost)
 	c.optional(f+".commitment_id", r.CommitmentId)
+	// Lineage from an upstream bill: an id, and where the record was read
+	// (a file name and a row), which is text.
+	c.optional(f+".invoice_id", r.InvoiceId)
+	c.text(f+".source", r.Source)
 }
 
 // monthOf reads the month of a cycle message; "" for other messages.

@@ -475,7 +475,16 @@ type UsageRecord struct {
 	Cost        *Money `protobuf:"bytes,11,opt,name=cost,proto3" json:"cost,omitempty"`
 	Description string `protobuf:"bytes,12,opt,name=description,proto3" json:"description,omitempty"`
 	// The reserved instance, for RI fees.
-	CommitmentId  string `protobuf:"bytes,13,opt,name=commitment_id,json=commitmentId,proto3" json:"commitment_id,omitempty"`
+	CommitmentId string `protobuf:"bytes,13,opt,name=commitment_id,json=commitmentId,proto3" json:"commitment_id,omitempty"`
+	// The invoice of the upstream bill the record came from (FOCUS InvoiceId,
+	// 1.2 and later); may be empty. Kept in the history so that an auditor can
+	// trace a charge to the vendor's invoice without the file it was read from.
+	InvoiceId string `protobuf:"bytes,14,opt,name=invoice_id,json=invoiceId,proto3" json:"invoice_id,omitempty"`
+	// Where the record was read, for lineage: a file's name and the line
+	// ("focus.csv:12") or Parquet row ("focus.parquet:row 11") of its row; may
+	// be empty. Not part of the record's identity: ledgerctl leaves it out of
+	// the batch's event_id.
+	Source        string `protobuf:"bytes,15,opt,name=source,proto3" json:"source,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -597,6 +606,20 @@ func (x *UsageRecord) GetDescription() string {
 func (x *UsageRecord) GetCommitmentId() string {
 	if x != nil {
 		return x.CommitmentId
+	}
+	return ""
+}
+
+func (x *UsageRecord) GetInvoiceId() string {
+	if x != nil {
+		return x.InvoiceId
+	}
+	return ""
+}
+
+func (x *UsageRecord) GetSource() string {
+	if x != nil {
+		return x.Source
 	}
 	return ""
 }
@@ -1449,7 +1472,7 @@ const file_billing_v1_events_proto_rawDesc = "" +
 	"account_id\x18\x06 \x01(\tR\taccountId\x12\x12\n" +
 	"\x04name\x18\a \x01(\tR\x04name\x12\x14\n" +
 	"\x05alias\x18\b \x01(\tR\x05alias\x12=\n" +
-	"\feffective_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\"\xee\x03\n" +
+	"\feffective_at\x18\t \x01(\v2\x1a.google.protobuf.TimestampR\veffectiveAt\"\xa5\x04\n" +
 	"\vUsageRecord\x12\x1b\n" +
 	"\trecord_id\x18\x01 \x01(\tR\brecordId\x12\x16\n" +
 	"\x06vendor\x18\x02 \x01(\tR\x06vendor\x12\x1d\n" +
@@ -1465,7 +1488,10 @@ const file_billing_v1_events_proto_rawDesc = "" +
 	" \x01(\tR\x04unit\x12%\n" +
 	"\x04cost\x18\v \x01(\v2\x11.billing.v1.MoneyR\x04cost\x12 \n" +
 	"\vdescription\x18\f \x01(\tR\vdescription\x12#\n" +
-	"\rcommitment_id\x18\r \x01(\tR\fcommitmentId\"]\n" +
+	"\rcommitment_id\x18\r \x01(\tR\fcommitmentId\x12\x1d\n" +
+	"\n" +
+	"invoice_id\x18\x0e \x01(\tR\tinvoiceId\x12\x16\n" +
+	"\x06source\x18\x0f \x01(\tR\x06source\"]\n" +
 	"\rUsageReported\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x121\n" +
 	"\arecords\x18\x02 \x03(\v2\x17.billing.v1.UsageRecordR\arecords\"\xcb\x02\n" +
