@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ledger-billing/ledger/projections/billing"
@@ -144,15 +145,18 @@ func (s *Service) wait(ctx context.Context, minPos uint64) error {
 	return &positionError{err: ErrNotReached, want: minPos, pos: pos}
 }
 
-// GetInvoice returns the invoice of a BAN for a month, its details with
-// their lineage only if the request sets include_lineage.
+// GetInvoice returns the invoice of a BAN for a month, or a page of its
+// lines, their details with their lineage only if the request sets
+// include_lineage.
 func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceRequest) (*billingv1.GetInvoiceResponse, error) {
 	invalid := required("ban", req.GetBan())
 	m, err := parseMonth("month", req.GetMonth())
 	invalid = cmp.Or(invalid, err)
+	pg, err := newPager(req)
+	invalid = cmp.Or(invalid, err)
 	lineage := req.GetIncludeLineage()
-	resp := &billingv1.GetInvoiceResponse{}
 	var issued *billing.Invoice
+	var whole *billingv1.Invoice
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		if err := allowBAN(ctx, p, req.GetBan()); err != nil {
 			return err
@@ -168,7 +172,7 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 			return nil
 		}
 		// A draft is the projection's answer of this position only.
-		resp.Invoice = invoiceProto(inv, lineage)
+		whole = invoiceProto(inv, lineage)
 		return nil
 	})
 	if err != nil {
@@ -177,9 +181,25 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 	if issued != nil {
 		// Issued invoices are frozen, so this may run after the read
 		// lock: a miss's conversion holds up no event.
-		resp.Invoice = s.issuedInvoice(issued, lineage)
+		whole = s.issuedInvoice(issued, lineage)
 	}
-	resp.Position = pos
+	frozen := whole.GetStatus() == billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED
+	c, err := pg.cut(len(whole.GetLines()), whole.GetPosition(), frozen, func() digest {
+		return answerDigest(whole.GetLines(), whole.GetTotal(), whole.GetIssuedAt())
+	})
+	if err != nil {
+		return nil, s.status(req, err)
+	}
+	resp := &billingv1.GetInvoiceResponse{Invoice: whole, Position: pos, NextPageToken: c.next}
+	if c.from > 0 || c.to < len(whole.GetLines()) {
+		// A page is a message of its own around the whole document's
+		// lines; the whole, when it fits, is the frozen cache's message,
+		// which the codec writes from its bytes.
+		page := withoutField(whole, "lines")
+		page.Lines = whole.GetLines()[c.from:c.to]
+		page.Position = c.position
+		resp.Invoice = page
+	}
 	return resp, nil
 }
 
@@ -197,6 +217,8 @@ func (s *Service) issuedInvoice(inv *billing.Invoice, lineage bool) *billingv1.I
 func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesRequest) (*billingv1.ListInvoicesResponse, error) {
 	invalid := required("ban", req.GetBan())
 	from, to, err := parseRange(req.GetFromMonth(), req.GetToMonth())
+	invalid = cmp.Or(invalid, err)
+	pg, err := newPager(req)
 	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.ListInvoicesResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
@@ -228,7 +250,7 @@ func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesR
 		return nil, err
 	}
 	resp.Position = pos
-	return resp, nil
+	return pageList(s, req, pg, pos, resp, &resp.Invoices, &resp.NextPageToken)
 }
 
 // GetUsageHistory returns an organization's total per month of a range.
@@ -263,9 +285,9 @@ func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHi
 }
 
 // GetUsageMonth returns the lines of all of an organization's BANs for a
-// month, their details with their lineage only if the request sets
-// include_lineage. In the vendor cycle view, a month not yet finalized is
-// FAILED_PRECONDITION saying from when, from the projection's
+// month, or a page of them, their details with their lineage only if the
+// request sets include_lineage. In the vendor cycle view, a month not yet
+// finalized is FAILED_PRECONDITION saying from when, from the projection's
 // *billing.NotFinalizedError.
 func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMonthRequest) (*billingv1.GetUsageMonthResponse, error) {
 	invalid := required("org_id", req.GetOrgId())
@@ -273,16 +295,22 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	invalid = cmp.Or(invalid, err)
 	view, err := parseView(req.GetView())
 	invalid = cmp.Or(invalid, err)
-	resp := &billingv1.GetUsageMonthResponse{}
+	pg, err := newPager(req)
+	invalid = cmp.Or(invalid, err)
 	lineage := req.GetIncludeLineage()
 	k := cacheKey{usage: true, id: req.GetOrgId(), month: m, view: view, lineage: lineage}
+	var whole *billingv1.UsageMonth
 	var frozen *billing.UsageMonth
 	var docs []*billing.Invoice
+	// docPos is the document's position for its page tokens: for a month
+	// made of frozen documents, that of the close or finalization that froze
+	// them, which never changes; else the projection's.
+	var docPos uint64
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		// A held month stands for an organization that exists and a view
 		// that is available for good, so it answers before any error.
 		if f := s.frozen.get(k); f != nil && f.current(p) {
-			resp.Month = f.msg.(*billingv1.UsageMonth)
+			whole, docs = f.msg.(*billingv1.UsageMonth), f.docs
 			return nil
 		}
 		u, err := p.UsageMonth(req.GetOrgId(), m, view)
@@ -293,7 +321,8 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 			frozen = u
 			return nil
 		}
-		resp.Month = usageMonthProto(u, lineage)
+		docPos = u.Position
+		whole = usageMonthProto(u, lineage)
 		return nil
 	})
 	if err != nil {
@@ -302,9 +331,24 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	if frozen != nil {
 		// u is the call's own, its lines copies of frozen documents' and
 		// their details those documents': safe to read after the lock.
-		resp.Month = s.frozen.put(k, docs, usageMonthProto(frozen, lineage)).(*billingv1.UsageMonth)
+		whole = s.frozen.put(k, docs, usageMonthProto(frozen, lineage)).(*billingv1.UsageMonth)
 	}
-	resp.Position = pos
+	if docs != nil {
+		docPos = docs[0].Position
+	}
+	c, err := pg.cut(len(whole.GetLines()), docPos, docs != nil, func() digest {
+		return answerDigest(whole.GetLines(), whole.GetTotal())
+	})
+	if err != nil {
+		return nil, s.status(req, err)
+	}
+	resp := &billingv1.GetUsageMonthResponse{Month: whole, Position: pos, NextPageToken: c.next}
+	if c.from > 0 || c.to < len(whole.GetLines()) {
+		// As GetInvoice's pages: a message of its own, sharing the lines.
+		page := withoutField(whole, "lines")
+		page.Lines = whole.GetLines()[c.from:c.to]
+		resp.Month = page
+	}
 	return resp, nil
 }
 
@@ -347,6 +391,8 @@ func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjust
 	if !ok {
 		invalid = cmp.Or(invalid, billing.ErrInvalidKind)
 	}
+	pg, err := newPager(req)
+	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.ListAdjustmentsResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		c, err := p.Currency(req.GetOrgId())
@@ -367,7 +413,7 @@ func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjust
 		return nil, err
 	}
 	resp.Position = pos
-	return resp, nil
+	return pageList(s, req, pg, pos, resp, &resp.Adjustments, &resp.NextPageToken)
 }
 
 // ListExceptions lists the amounts that are on no invoice. A caller
@@ -377,7 +423,8 @@ func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjust
 func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExceptionsRequest) (*billingv1.ListExceptionsResponse, error) {
 	resp := &billingv1.ListExceptionsResponse{}
 	orgs, limited := access.Organizations(ctx)
-	pos, err := s.read(ctx, req, nil, func(p *billing.Projection) error {
+	pg, invalid := newPager(req)
+	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		list, err := p.Exceptions(req.GetOrgId())
 		if err != nil {
 			return err
@@ -395,6 +442,23 @@ func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExcepti
 		return nil, err
 	}
 	resp.Position = pos
+	return pageList(s, req, pg, pos, resp, &resp.Exceptions, &resp.NextPageToken)
+}
+
+// pageList cuts a list response's entries, all of them as the projection
+// has them now, to the request's page. A list may name drafts (a month's
+// invoice, an exception billed since), so its tokens are bound to the
+// digest of the whole list, as a draft's are.
+func pageList[R any, M proto.Message](s *Service, req pagedRequest, pg *pager, pos uint64, resp R, entries *[]M, next *string) (R, error) {
+	var zero R
+	all := *entries
+	c, err := pg.cut(len(all), pos, false, func() digest {
+		return answerDigest(all)
+	})
+	if err != nil {
+		return zero, s.status(req, err)
+	}
+	*entries, *next = all[c.from:c.to], c.next
 	return resp, nil
 }
 

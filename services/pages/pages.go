@@ -1,0 +1,162 @@
+// Package pages follows the page tokens of the query service's paged calls
+// (billing.v1.BillingService; DESIGN.md section 13): each function asks for
+// every page of a document or list, at the largest page size, and returns
+// one response that holds it whole, as an answer from a server without
+// paging would. ledgerctl and the console read through it, so that no
+// document is cut to its first page.
+//
+// Its functions have the shape of the generated client's methods, with the
+// client first (billingv1.BillingServiceClient.GetInvoice's method
+// expression), so a caller that takes a method takes them too.
+//
+// A draft that changes between two pages (FAILED_PRECONDITION,
+// wire.ReasonDraftChanged) is asked for again from its first page, up to
+// restartsMax times in all: a draft of a busy organization may change
+// under a long walk, and the caller wants the document, not the error. It
+// imports only the protos and services/wire, so a client links nothing of
+// the server.
+package pages
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
+
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/wire"
+)
+
+// restartsMax bounds how many times a walk starts again from the first
+// page after its draft changed: past it, the error goes to the caller.
+const restartsMax = 3
+
+// ErrNoProgress reports a server that answered a page with nothing in it
+// and yet a next_page_token: following it could go on forever.
+var ErrNoProgress = errors.New("pages: a page without entries names a next page")
+
+// Invoice returns the whole invoice req names: its first page's response,
+// with the lines of every page. A request without page_size asks for
+// wire.PageSizeMax lines a page.
+func Invoice(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.GetInvoiceRequest, opts ...grpc.CallOption) (*billingv1.GetInvoiceResponse, error) {
+	return walk(ctx, req, func(r *billingv1.GetInvoiceRequest, token string) (*billingv1.GetInvoiceResponse, error) {
+		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+		return c.GetInvoice(ctx, r, opts...)
+	}, func(all, page *billingv1.GetInvoiceResponse) int {
+		if all != page {
+			all.Invoice.Lines = append(all.Invoice.Lines, page.GetInvoice().GetLines()...)
+			all.Position = page.GetPosition()
+		}
+		return len(page.GetInvoice().GetLines())
+	})
+}
+
+// UsageMonth returns the whole month of lines req names, as Invoice.
+func UsageMonth(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.GetUsageMonthRequest, opts ...grpc.CallOption) (*billingv1.GetUsageMonthResponse, error) {
+	return walk(ctx, req, func(r *billingv1.GetUsageMonthRequest, token string) (*billingv1.GetUsageMonthResponse, error) {
+		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+		return c.GetUsageMonth(ctx, r, opts...)
+	}, func(all, page *billingv1.GetUsageMonthResponse) int {
+		if all != page {
+			all.Month.Lines = append(all.Month.Lines, page.GetMonth().GetLines()...)
+			all.Position = page.GetPosition()
+		}
+		return len(page.GetMonth().GetLines())
+	})
+}
+
+// Invoices returns every invoice summary of the range req names.
+func Invoices(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.ListInvoicesRequest, opts ...grpc.CallOption) (*billingv1.ListInvoicesResponse, error) {
+	return walk(ctx, req, func(r *billingv1.ListInvoicesRequest, token string) (*billingv1.ListInvoicesResponse, error) {
+		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+		return c.ListInvoices(ctx, r, opts...)
+	}, func(all, page *billingv1.ListInvoicesResponse) int {
+		if all != page {
+			all.Invoices = append(all.Invoices, page.GetInvoices()...)
+			all.Position = page.GetPosition()
+		}
+		return len(page.GetInvoices())
+	})
+}
+
+// Adjustments returns every entry of the adjustment ledger req names.
+func Adjustments(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.ListAdjustmentsRequest, opts ...grpc.CallOption) (*billingv1.ListAdjustmentsResponse, error) {
+	return walk(ctx, req, func(r *billingv1.ListAdjustmentsRequest, token string) (*billingv1.ListAdjustmentsResponse, error) {
+		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+		return c.ListAdjustments(ctx, r, opts...)
+	}, func(all, page *billingv1.ListAdjustmentsResponse) int {
+		if all != page {
+			all.Adjustments = append(all.Adjustments, page.GetAdjustments()...)
+			all.Position = page.GetPosition()
+		}
+		return len(page.GetAdjustments())
+	})
+}
+
+// Exceptions returns every exception req asks for.
+func Exceptions(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.ListExceptionsRequest, opts ...grpc.CallOption) (*billingv1.ListExceptionsResponse, error) {
+	return walk(ctx, req, func(r *billingv1.ListExceptionsRequest, token string) (*billingv1.ListExceptionsResponse, error) {
+		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+		return c.ListExceptions(ctx, r, opts...)
+	}, func(all, page *billingv1.ListExceptionsResponse) int {
+		if all != page {
+			all.Exceptions = append(all.Exceptions, page.GetExceptions()...)
+			all.Position = page.GetPosition()
+		}
+		return len(page.GetExceptions())
+	})
+}
+
+// pageSize is the page size a walk asks for: the caller's, or the most
+// the server gives, which takes the fewest calls.
+func pageSize(size int32) int32 {
+	if size == 0 {
+		return wire.PageSizeMax
+	}
+	return size
+}
+
+type paged interface {
+	proto.Message
+	GetNextPageToken() string
+}
+
+// walk asks for the pages of req in turn (get, on a copy of req, which it
+// leaves as it was) and adds each to the first (add, which returns how many
+// entries the page had). The response's next_page_token ends empty.
+func walk[Req proto.Message, Resp paged](ctx context.Context, req Req, get func(Req, string) (Resp, error), add func(all, page Resp) int) (Resp, error) {
+	var zero Resp
+	r := proto.Clone(req).(Req)
+	for restarts := 0; ; restarts++ {
+		var all Resp
+		token := ""
+		for {
+			page, err := get(r, token)
+			if err != nil {
+				if token != "" && restarts < restartsMax && errors.Is(wire.FromStatus(err), wire.ReasonDraftChanged) {
+					break // start again from the first page
+				}
+				return zero, err
+			}
+			if token == "" {
+				all = page
+			}
+			n := add(all, page)
+			token = page.GetNextPageToken()
+			if token == "" {
+				// all is the first page's response, and says so.
+				m := all.ProtoReflect()
+				m.Clear(m.Descriptor().Fields().ByName("next_page_token"))
+				return all, nil
+			}
+			if n == 0 {
+				return zero, fmt.Errorf("%w (%s)", ErrNoProgress, page.ProtoReflect().Descriptor().FullName())
+			}
+			if err := ctx.Err(); err != nil {
+				return zero, err
+			}
+		}
+	}
+}
