@@ -5,9 +5,10 @@
 // paging would. ledgerctl and the console read through it, so that no
 // document is cut to its first page.
 //
-// Its functions have the shape of the generated client's methods, with the
-// client first (billingv1.BillingServiceClient.GetInvoice's method
-// expression), so a caller that takes a method takes them too.
+// Each function takes the call to make for one page, get: a method value
+// of the query service in process (console: svc.GetInvoice), or a
+// client's method with its call options bound (Client adapts a method
+// expression, as ledgerctl calls them).
 //
 // A draft that changes between two pages (FAILED_PRECONDITION,
 // wire.ReasonDraftChanged) is asked for again from its first page, up to
@@ -40,10 +41,10 @@ var ErrNoProgress = errors.New("pages: a page without entries names a next page"
 // Invoice returns the whole invoice req names: its first page's response,
 // with the lines of every page. A request without page_size asks for
 // wire.PageSizeMax lines a page.
-func Invoice(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.GetInvoiceRequest, opts ...grpc.CallOption) (*billingv1.GetInvoiceResponse, error) {
+func Invoice(ctx context.Context, get Get[*billingv1.GetInvoiceRequest, *billingv1.GetInvoiceResponse], req *billingv1.GetInvoiceRequest) (*billingv1.GetInvoiceResponse, error) {
 	return walk(ctx, req, func(r *billingv1.GetInvoiceRequest, token string) (*billingv1.GetInvoiceResponse, error) {
 		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
-		return c.GetInvoice(ctx, r, opts...)
+		return get(ctx, r)
 	}, func(all, page *billingv1.GetInvoiceResponse) int {
 		if all != page {
 			all.Invoice.Lines = append(all.Invoice.Lines, page.GetInvoice().GetLines()...)
@@ -54,10 +55,10 @@ func Invoice(c billingv1.BillingServiceClient, ctx context.Context, req *billing
 }
 
 // UsageMonth returns the whole month of lines req names, as Invoice.
-func UsageMonth(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.GetUsageMonthRequest, opts ...grpc.CallOption) (*billingv1.GetUsageMonthResponse, error) {
+func UsageMonth(ctx context.Context, get Get[*billingv1.GetUsageMonthRequest, *billingv1.GetUsageMonthResponse], req *billingv1.GetUsageMonthRequest) (*billingv1.GetUsageMonthResponse, error) {
 	return walk(ctx, req, func(r *billingv1.GetUsageMonthRequest, token string) (*billingv1.GetUsageMonthResponse, error) {
 		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
-		return c.GetUsageMonth(ctx, r, opts...)
+		return get(ctx, r)
 	}, func(all, page *billingv1.GetUsageMonthResponse) int {
 		if all != page {
 			all.Month.Lines = append(all.Month.Lines, page.GetMonth().GetLines()...)
@@ -68,10 +69,10 @@ func UsageMonth(c billingv1.BillingServiceClient, ctx context.Context, req *bill
 }
 
 // Invoices returns every invoice summary of the range req names.
-func Invoices(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.ListInvoicesRequest, opts ...grpc.CallOption) (*billingv1.ListInvoicesResponse, error) {
+func Invoices(ctx context.Context, get Get[*billingv1.ListInvoicesRequest, *billingv1.ListInvoicesResponse], req *billingv1.ListInvoicesRequest) (*billingv1.ListInvoicesResponse, error) {
 	return walk(ctx, req, func(r *billingv1.ListInvoicesRequest, token string) (*billingv1.ListInvoicesResponse, error) {
 		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
-		return c.ListInvoices(ctx, r, opts...)
+		return get(ctx, r)
 	}, func(all, page *billingv1.ListInvoicesResponse) int {
 		if all != page {
 			all.Invoices = append(all.Invoices, page.GetInvoices()...)
@@ -82,10 +83,10 @@ func Invoices(c billingv1.BillingServiceClient, ctx context.Context, req *billin
 }
 
 // Adjustments returns every entry of the adjustment ledger req names.
-func Adjustments(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.ListAdjustmentsRequest, opts ...grpc.CallOption) (*billingv1.ListAdjustmentsResponse, error) {
+func Adjustments(ctx context.Context, get Get[*billingv1.ListAdjustmentsRequest, *billingv1.ListAdjustmentsResponse], req *billingv1.ListAdjustmentsRequest) (*billingv1.ListAdjustmentsResponse, error) {
 	return walk(ctx, req, func(r *billingv1.ListAdjustmentsRequest, token string) (*billingv1.ListAdjustmentsResponse, error) {
 		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
-		return c.ListAdjustments(ctx, r, opts...)
+		return get(ctx, r)
 	}, func(all, page *billingv1.ListAdjustmentsResponse) int {
 		if all != page {
 			all.Adjustments = append(all.Adjustments, page.GetAdjustments()...)
@@ -96,10 +97,10 @@ func Adjustments(c billingv1.BillingServiceClient, ctx context.Context, req *bil
 }
 
 // Exceptions returns every exception req asks for.
-func Exceptions(c billingv1.BillingServiceClient, ctx context.Context, req *billingv1.ListExceptionsRequest, opts ...grpc.CallOption) (*billingv1.ListExceptionsResponse, error) {
+func Exceptions(ctx context.Context, get Get[*billingv1.ListExceptionsRequest, *billingv1.ListExceptionsResponse], req *billingv1.ListExceptionsRequest) (*billingv1.ListExceptionsResponse, error) {
 	return walk(ctx, req, func(r *billingv1.ListExceptionsRequest, token string) (*billingv1.ListExceptionsResponse, error) {
 		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
-		return c.ListExceptions(ctx, r, opts...)
+		return get(ctx, r)
 	}, func(all, page *billingv1.ListExceptionsResponse) int {
 		if all != page {
 			all.Exceptions = append(all.Exceptions, page.GetExceptions()...)
@@ -107,6 +108,18 @@ func Exceptions(c billingv1.BillingServiceClient, ctx context.Context, req *bill
 		}
 		return len(page.GetExceptions())
 	})
+}
+
+// Get is one call of a paged RPC.
+type Get[Req, Resp any] func(context.Context, Req) (Resp, error)
+
+// Client adapts a walk over pages (Invoice, ...) and a client's method
+// expression (billingv1.BillingServiceClient.GetInvoice) to the shape of
+// that method: what ledgerctl's calls take.
+func Client[Req, Resp any](walk func(context.Context, Get[Req, Resp], Req) (Resp, error), rpc func(billingv1.BillingServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error)) func(billingv1.BillingServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error) {
+	return func(c billingv1.BillingServiceClient, ctx context.Context, req Req, opts ...grpc.CallOption) (Resp, error) {
+		return walk(ctx, func(ctx context.Context, r Req) (Resp, error) { return rpc(c, ctx, r, opts...) }, req)
+	}
 }
 
 // pageSize is the page size a walk asks for: the caller's, or the most

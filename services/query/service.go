@@ -196,7 +196,7 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 		// lines; the whole, when it fits, is the frozen cache's message,
 		// which the codec writes from its bytes.
 		page := withoutField(whole, "lines")
-		page.Lines = whole.GetLines()[c.from:c.to]
+		page.Lines = whole.GetLines()[c.from:c.to:c.to] // capped: an append must not write into the whole
 		page.Position = c.position
 		resp.Invoice = page
 	}
@@ -346,7 +346,7 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	if c.from > 0 || c.to < len(whole.GetLines()) {
 		// As GetInvoice's pages: a message of its own, sharing the lines.
 		page := withoutField(whole, "lines")
-		page.Lines = whole.GetLines()[c.from:c.to]
+		page.Lines = whole.GetLines()[c.from:c.to:c.to] // capped: an append must not write into the whole
 		resp.Month = page
 	}
 	return resp, nil
@@ -458,7 +458,7 @@ func pageList[R any, M proto.Message](s *Service, req pagedRequest, pg *pager, p
 	if err != nil {
 		return zero, s.status(req, err)
 	}
-	*entries, *next = all[c.from:c.to], c.next
+	*entries, *next = all[c.from:c.to:c.to], c.next
 	return resp, nil
 }
 
