@@ -121,6 +121,11 @@ func decodeToken(s string) (*pageToken, error) {
 	default:
 		return nil, &tokenError{"not a token the service gave"}
 	}
+	// One text per token: the decoders above forgive what the service
+	// never writes (line breaks in base64, varints longer than need be).
+	if t.encode() != s {
+		return nil, &tokenError{"not a token the service gave"}
+	}
 	return t, nil
 }
 
