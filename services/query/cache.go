@@ -57,12 +57,20 @@ type frozenCache struct {
 // request never gets the other form; the form without lineage, which most
 // calls ask for, is the smaller by far, and one does not evict the other
 // any sooner than any two documents.
+//
+// A page of lines of such a document (from, to: its lines [from, to)) is
+// an entry of its own, its message sharing the lines of the whole's: a walk
+// over a large issued invoice asks for the same pages again and again (one
+// downstream run after another), and a page held costs a copy of its bytes
+// where a page made costs the marshalling of each of its lines. The whole
+// document is from = to = 0.
 type cacheKey struct {
-	usage   bool
-	id      string
-	month   calendar.Month
-	view    billing.View
-	lineage bool
+	usage    bool
+	id       string
+	month    calendar.Month
+	view     billing.View
+	lineage  bool
+	from, to int
 }
 
 type frozen struct {

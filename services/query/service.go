@@ -194,13 +194,34 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 	if c.from > 0 || c.to < len(whole.GetLines()) {
 		// A page is a message of its own around the whole document's
 		// lines; the whole, when it fits, is the frozen cache's message,
-		// which the codec writes from its bytes.
-		page := withoutField(whole, "lines")
-		page.Lines = whole.GetLines()[c.from:c.to:c.to] // capped: an append must not write into the whole
-		page.Position = c.position
-		resp.Invoice = page
+		// which the codec writes from its bytes, and so is a page of an
+		// issued invoice (see cacheKey).
+		build := func() proto.Message {
+			page := withoutField(whole, "lines")
+			page.Lines = whole.GetLines()[c.from:c.to:c.to] // capped: an append must not write into the whole
+			page.Position = c.position
+			return page
+		}
+		if issued == nil {
+			resp.Invoice = build().(*billingv1.Invoice)
+		} else {
+			k := cacheKey{id: issued.BAN, month: issued.Month, view: issued.View, lineage: lineage, from: c.from, to: c.to}
+			resp.Invoice = s.frozenPage(k, []*billing.Invoice{issued}, build).(*billingv1.Invoice)
+		}
 	}
 	return resp, nil
+}
+
+// frozenPage returns the message of a page of a frozen document (k names
+// it, with its bounds), from the frozen cache or built and put there. An
+// issued document's page is the same message at every position: the
+// page's position is the document's own (pager.cut binds a frozen
+// document's tokens to it).
+func (s *Service) frozenPage(k cacheKey, docs []*billing.Invoice, build func() proto.Message) proto.Message {
+	if f := s.frozen.get(k); f != nil && sameDocs(f.docs, docs) {
+		return f.msg
+	}
+	return s.frozen.put(k, docs, build())
 }
 
 // issuedInvoice returns the message of an issued invoice, with or without
@@ -344,10 +365,20 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	}
 	resp := &billingv1.GetUsageMonthResponse{Month: whole, Position: pos, NextPageToken: c.next}
 	if c.from > 0 || c.to < len(whole.GetLines()) {
-		// As GetInvoice's pages: a message of its own, sharing the lines.
-		page := withoutField(whole, "lines")
-		page.Lines = whole.GetLines()[c.from:c.to:c.to] // capped: an append must not write into the whole
-		resp.Month = page
+		// As GetInvoice's pages: a message of its own, sharing the lines,
+		// held when the month is frozen.
+		build := func() proto.Message {
+			page := withoutField(whole, "lines")
+			page.Lines = whole.GetLines()[c.from:c.to:c.to] // capped: an append must not write into the whole
+			return page
+		}
+		if docs == nil {
+			resp.Month = build().(*billingv1.UsageMonth)
+		} else {
+			pk := k
+			pk.from, pk.to = c.from, c.to
+			resp.Month = s.frozenPage(pk, docs, build).(*billingv1.UsageMonth)
+		}
 	}
 	return resp, nil
 }
