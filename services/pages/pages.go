@@ -1,8 +1,8 @@
 // Package pages follows the page tokens of the query service's paged calls
 // (billing.v1.BillingService; DESIGN.md section 13): each function asks for
-// every page of a document or list, at the largest page size, and returns
-// one response that holds it whole, as an answer from a server without
-// paging would. ledgerctl and the console read through it, so that no
+// every page of a document or list, of the request's page_size or else the
+// server's default, and returns one response that holds it whole, as an
+// answer from a server without paging would. ledgerctl and the console read through it, so that no
 // document is cut to its first page.
 //
 // Each function takes the call to make for one page, get: a method value
@@ -24,6 +24,8 @@ import (
 	"fmt"
 
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
@@ -39,11 +41,11 @@ const restartsMax = 3
 var ErrNoProgress = errors.New("pages: a page without entries names a next page")
 
 // Invoice returns the whole invoice req names: its first page's response,
-// with the lines of every page. A request without page_size asks for
-// wire.PageSizeMax lines a page.
+// with the lines of every page. A request without page_size gets the
+// server's default page.
 func Invoice(ctx context.Context, get Get[*billingv1.GetInvoiceRequest, *billingv1.GetInvoiceResponse], req *billingv1.GetInvoiceRequest) (*billingv1.GetInvoiceResponse, error) {
-	return walk(ctx, req, func(r *billingv1.GetInvoiceRequest, token string) (*billingv1.GetInvoiceResponse, error) {
-		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+	return walk(ctx, req, req.GetPageSize(), func(r *billingv1.GetInvoiceRequest, token string, size int32) (*billingv1.GetInvoiceResponse, error) {
+		r.PageToken, r.PageSize = token, size
 		return get(ctx, r)
 	}, func(all, page *billingv1.GetInvoiceResponse) int {
 		if all != page {
@@ -56,8 +58,8 @@ func Invoice(ctx context.Context, get Get[*billingv1.GetInvoiceRequest, *billing
 
 // UsageMonth returns the whole month of lines req names, as Invoice.
 func UsageMonth(ctx context.Context, get Get[*billingv1.GetUsageMonthRequest, *billingv1.GetUsageMonthResponse], req *billingv1.GetUsageMonthRequest) (*billingv1.GetUsageMonthResponse, error) {
-	return walk(ctx, req, func(r *billingv1.GetUsageMonthRequest, token string) (*billingv1.GetUsageMonthResponse, error) {
-		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+	return walk(ctx, req, req.GetPageSize(), func(r *billingv1.GetUsageMonthRequest, token string, size int32) (*billingv1.GetUsageMonthResponse, error) {
+		r.PageToken, r.PageSize = token, size
 		return get(ctx, r)
 	}, func(all, page *billingv1.GetUsageMonthResponse) int {
 		if all != page {
@@ -70,8 +72,8 @@ func UsageMonth(ctx context.Context, get Get[*billingv1.GetUsageMonthRequest, *b
 
 // Invoices returns every invoice summary of the range req names.
 func Invoices(ctx context.Context, get Get[*billingv1.ListInvoicesRequest, *billingv1.ListInvoicesResponse], req *billingv1.ListInvoicesRequest) (*billingv1.ListInvoicesResponse, error) {
-	return walk(ctx, req, func(r *billingv1.ListInvoicesRequest, token string) (*billingv1.ListInvoicesResponse, error) {
-		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+	return walk(ctx, req, req.GetPageSize(), func(r *billingv1.ListInvoicesRequest, token string, size int32) (*billingv1.ListInvoicesResponse, error) {
+		r.PageToken, r.PageSize = token, size
 		return get(ctx, r)
 	}, func(all, page *billingv1.ListInvoicesResponse) int {
 		if all != page {
@@ -84,8 +86,8 @@ func Invoices(ctx context.Context, get Get[*billingv1.ListInvoicesRequest, *bill
 
 // Adjustments returns every entry of the adjustment ledger req names.
 func Adjustments(ctx context.Context, get Get[*billingv1.ListAdjustmentsRequest, *billingv1.ListAdjustmentsResponse], req *billingv1.ListAdjustmentsRequest) (*billingv1.ListAdjustmentsResponse, error) {
-	return walk(ctx, req, func(r *billingv1.ListAdjustmentsRequest, token string) (*billingv1.ListAdjustmentsResponse, error) {
-		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+	return walk(ctx, req, req.GetPageSize(), func(r *billingv1.ListAdjustmentsRequest, token string, size int32) (*billingv1.ListAdjustmentsResponse, error) {
+		r.PageToken, r.PageSize = token, size
 		return get(ctx, r)
 	}, func(all, page *billingv1.ListAdjustmentsResponse) int {
 		if all != page {
@@ -98,8 +100,8 @@ func Adjustments(ctx context.Context, get Get[*billingv1.ListAdjustmentsRequest,
 
 // Exceptions returns every exception req asks for.
 func Exceptions(ctx context.Context, get Get[*billingv1.ListExceptionsRequest, *billingv1.ListExceptionsResponse], req *billingv1.ListExceptionsRequest) (*billingv1.ListExceptionsResponse, error) {
-	return walk(ctx, req, func(r *billingv1.ListExceptionsRequest, token string) (*billingv1.ListExceptionsResponse, error) {
-		r.PageToken, r.PageSize = token, pageSize(r.PageSize)
+	return walk(ctx, req, req.GetPageSize(), func(r *billingv1.ListExceptionsRequest, token string, size int32) (*billingv1.ListExceptionsResponse, error) {
+		r.PageToken, r.PageSize = token, size
 		return get(ctx, r)
 	}, func(all, page *billingv1.ListExceptionsResponse) int {
 		if all != page {
@@ -122,15 +124,6 @@ func Client[Req, Resp any](walk func(context.Context, Get[Req, Resp], Req) (Resp
 	}
 }
 
-// pageSize is the page size a walk asks for: the caller's, or the most
-// the server gives, which takes the fewest calls.
-func pageSize(size int32) int32 {
-	if size == 0 {
-		return wire.PageSizeMax
-	}
-	return size
-}
-
 type paged interface {
 	proto.Message
 	GetNextPageToken() string
@@ -139,19 +132,34 @@ type paged interface {
 // walk asks for the pages of req in turn (get, on a copy of req, which it
 // leaves as it was) and adds each to the first (add, which returns how many
 // entries the page had). The response's next_page_token ends empty.
-func walk[Req proto.Message, Resp paged](ctx context.Context, req Req, get func(Req, string) (Resp, error), add func(all, page Resp) int) (Resp, error) {
+//
+// A page too large for the client to receive (gRPC's receive limit, 4 MiB
+// by default: a page of lines with a long lineage can pass it) is asked
+// for again at half the size, down to a line: the walk is slower, but
+// gets the document.
+func walk[Req proto.Message, Resp paged](ctx context.Context, req Req, size int32, get func(Req, string, int32) (Resp, error), add func(all, page Resp) int) (Resp, error) {
 	var zero Resp
 	r := proto.Clone(req).(Req)
 	for restarts := 0; ; restarts++ {
 		var all Resp
 		token := ""
 		for {
-			page, err := get(r, token)
-			if err != nil {
-				if token != "" && restarts < restartsMax && errors.Is(wire.FromStatus(err), wire.ReasonDraftChanged) {
-					break // start again from the first page
+			page, err := get(r, token, size)
+			switch {
+			case err == nil:
+			case tooLarge(err) && size != 1:
+				if size == 0 {
+					size = wire.PageSizeDefault
 				}
+				size /= 2
+				continue
+			case token != "" && restarts < restartsMax && errors.Is(wire.FromStatus(err), wire.ReasonDraftChanged):
+				// Start again from the first page.
+			default:
 				return zero, err
+			}
+			if err != nil {
+				break
 			}
 			if token == "" {
 				all = page
@@ -172,4 +180,11 @@ func walk[Req proto.Message, Resp paged](ctx context.Context, req Req, get func(
 			}
 		}
 	}
+}
+
+// tooLarge reports a response the client refused for its size: gRPC's own
+// RESOURCE_EXHAUSTED, which carries no ErrorInfo of the service (the
+// service's, too many waiting calls, does).
+func tooLarge(err error) bool {
+	return status.Code(err) == codes.ResourceExhausted && wire.FromStatus(err) == err
 }

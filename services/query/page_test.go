@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"google.golang.org/genproto/googleapis/rpc/errdetails"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -118,6 +119,19 @@ func TestPaging(t *testing.T) {
 		}
 		if len(um.GetMonth().GetLines()) != pagedLines || um.GetMonth().GetTotal().GetAmount() != whole.GetTotal().GetAmount() {
 			t.Errorf("pages.UsageMonth: %d lines, total %s; want %d, %s", len(um.GetMonth().GetLines()), amountOf(um.GetMonth().GetTotal()), pagedLines, amountOf(whole.GetTotal()))
+		}
+	})
+
+	t.Run("a walk halves pages too large for its client", func(t *testing.T) {
+		// A client that takes at most 16 KiB a message: a page of 1,000
+		// lines is more, one of 125 is not.
+		got, err := pages.Client(pages.Invoice, billingv1.BillingServiceClient.GetInvoice)(c, ctx,
+			&billingv1.GetInvoiceRequest{Ban: "BAN-BIG", Month: "2018-01"}, grpc.MaxCallRecvMsgSize(16<<10))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got.GetInvoice(), whole) {
+			t.Errorf("pages.Invoice with a 16 KiB limit gave %d lines, want the whole invoice's %d", len(got.GetInvoice().GetLines()), len(whole.GetLines()))
 		}
 	})
 
