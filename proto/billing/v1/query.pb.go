@@ -1140,8 +1140,9 @@ type GetInvoiceRequest struct {
 	// invoice is most of its size). True: each detail lists the event_id of
 	// every message behind its amount, for an audit.
 	IncludeLineage bool `protobuf:"varint,4,opt,name=include_lineage,json=includeLineage,proto3" json:"include_lineage,omitempty"`
-	// How many lines (each with its details) a page holds (AIP-158): 0 is the default, 1,000; more
-	// than 10,000 is 10,000; a negative size is INVALID_ARGUMENT.
+	// How many lines, each with its details, a page holds (AIP-158): 0 is
+	// the default, 1,000; more than 10,000 is 10,000; a negative size is
+	// INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Empty for the first page; else the next_page_token of the previous
 	// page, with the other fields as they were (page_size may differ). A
@@ -1606,8 +1607,9 @@ type GetUsageMonthRequest struct {
 	// Whether the details carry their lineage: as GetInvoiceRequest's
 	// include_lineage, empty event_ids unless true.
 	IncludeLineage bool `protobuf:"varint,5,opt,name=include_lineage,json=includeLineage,proto3" json:"include_lineage,omitempty"`
-	// How many lines (each with its details) a page holds (AIP-158): 0 is the default, 1,000; more
-	// than 10,000 is 10,000; a negative size is INVALID_ARGUMENT.
+	// How many lines, each with its details, a page holds (AIP-158): 0 is
+	// the default, 1,000; more than 10,000 is 10,000; a negative size is
+	// INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Empty for the first page; else the next_page_token of the previous
 	// page, with the other fields as they were (page_size may differ). A
@@ -2074,8 +2076,8 @@ type ListExceptionsRequest struct {
 	OrgId string `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	// Answer only once the projections have passed this $all position.
 	MinPosition uint64 `protobuf:"varint,2,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
-	// How many exceptions a page holds (AIP-158): 0 is the default, 1,000; more
-	// than 10,000 is 10,000; a negative size is INVALID_ARGUMENT.
+	// How many exceptions a page holds (AIP-158): 0 is the default, 1,000;
+	// more than 10,000 is 10,000; a negative size is INVALID_ARGUMENT.
 	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
 	// Empty for the first page; else the next_page_token of the previous
 	// page, with the other fields as they were (page_size may differ). A
