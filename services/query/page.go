@@ -40,8 +40,10 @@ import (
 // only ask for another page of a document its caller may read anyway, since
 // access is decided on every call.
 
-// Page token format, version 1: version, request hash, checksum, then the
-// offset and the position as uvarints, a frozen flag and the digest.
+// Page token format, version 1: the version, the request hash, the offset
+// and the position as uvarints, then 1 (frozen) or 0 and the digest, and
+// last a checksum of all that. A token holds no state of the server, so
+// any replica answers it alike.
 const (
 	tokenVersion   = 1
 	requestHashLen = 8
@@ -180,8 +182,8 @@ func requestHash(req pagedRequest) [requestHashLen]byte {
 			m.Clear(fd)
 		}
 	}
-	// Deterministic, so that equal requests give equal bytes on every
-	// replica and every version of the same protobuf library.
+	// Deterministic, and the requests have scalar fields only, so equal
+	// requests give equal bytes on every replica.
 	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m.Interface())
 	if err != nil {
 		// A request that arrived decoded always encodes again.
