@@ -1,6 +1,7 @@
 package query_test
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"testing"
@@ -284,6 +285,34 @@ func TestPaging(t *testing.T) {
 		got, err := pages.Invoice(ctx, r.svc.GetInvoice, &billingv1.GetInvoiceRequest{Ban: "BAN-BIG", Month: "2018-02", PageSize: 1})
 		if err != nil || len(got.GetInvoice().GetLines()) != 3 || got.GetInvoice().GetTotal().GetAmount() != "11.00" {
 			t.Errorf("pages.Invoice of the issued 2018-02: %d lines, total %s, %v; want 3, 11.00 USD", len(got.GetInvoice().GetLines()), amountOf(got.GetInvoice().GetTotal()), err)
+		}
+	})
+
+	t.Run("a walk starts again when its draft changes", func(t *testing.T) {
+		mar := r.append(t, usage(
+			rec("AWS", "000000000001", "Amazon EC2", "us-east-1", "2018-03-02T00:00:00Z", "1.00", "USD"),
+			rec("AWS", "000000000002", "Amazon EC2", "us-east-1", "2018-03-02T00:00:00Z", "2.00", "USD"),
+		))
+		var calls int
+		var changed uint64
+		// The service itself, but the draft changes after the first page.
+		get := func(ctx context.Context, req *billingv1.GetInvoiceRequest) (*billingv1.GetInvoiceResponse, error) {
+			calls++
+			req.MinPosition = max(mar, changed)
+			resp, err := r.svc.GetInvoice(ctx, req)
+			if calls == 1 {
+				changed = r.append(t, usage(rec("AWS", "000000000003", "Amazon EC2", "us-east-1", "2018-03-03T00:00:00Z", "3.00", "USD")))
+			}
+			return resp, err
+		}
+		got, err := pages.Invoice(ctx, get, &billingv1.GetInvoiceRequest{Ban: "BAN-BIG", Month: "2018-03", PageSize: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The first page, the refused second, then the three pages of the
+		// changed draft.
+		if n := len(got.GetInvoice().GetLines()); n != 3 || got.GetInvoice().GetTotal().GetAmount() != "6.00" || calls != 5 {
+			t.Errorf("walk: %d lines, total %s, in %d calls; want 3 lines, 6.00 USD, in 5 calls", n, amountOf(got.GetInvoice().GetTotal()), calls)
 		}
 	})
 }
