@@ -68,7 +68,7 @@ func cents(t *testing.T, amount string) int64 {
 // draftCents is the total of ban's invoice of month, in cents.
 func draftCents(t *testing.T, l *ledger, ban, month string) int64 {
 	t.Helper()
-	resp, err := l.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
+	resp, err := getInvoice(l.svc, t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +92,7 @@ func issuedInvoices(t *testing.T, l *ledger) map[string]*billingv1.Invoice {
 	t.Helper()
 	out := map[string]*billingv1.Invoice{}
 	for _, ban := range []string{ctl.DemoBAN, ctl.DemoDataBAN, ctl.DemoOtherBAN} {
-		list, err := l.svc.ListInvoices(t.Context(), &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: "2025-01", ToMonth: "2025-12"})
+		list, err := listInvoices(l.svc, t.Context(), &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: "2025-01", ToMonth: "2025-12"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +100,7 @@ func issuedInvoices(t *testing.T, l *ledger) map[string]*billingv1.Invoice {
 			if s.GetStatus() != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED {
 				continue
 			}
-			resp, err := l.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: s.GetMonth(), IncludeLineage: true})
+			resp, err := getInvoice(l.svc, t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: s.GetMonth(), IncludeLineage: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -191,7 +191,7 @@ func TestBackupUnderLoad(t *testing.T) {
 
 	for key, want := range issued {
 		ban, m, _ := strings.Cut(key, " ")
-		resp, err := l2.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: m, IncludeLineage: true})
+		resp, err := getInvoice(l2.svc, t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: m, IncludeLineage: true})
 		if err != nil {
 			t.Fatalf("restored %s: %v", key, err)
 		}

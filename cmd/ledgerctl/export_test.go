@@ -44,7 +44,7 @@ func readExport(t *testing.T, path string) ([]string, [][]string) {
 func TestExportFOCUS(t *testing.T) {
 	l := demoLedger(t)
 	const ban, month = "BAN-1001", "2025-03"
-	resp, err := l.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
+	resp, err := getInvoice(l.svc, t.Context(), &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestExportFOCUS(t *testing.T) {
 
 	t.Run("vendor view to stdout", func(t *testing.T) {
 		const feb = "2025-02"
-		um, err := l.svc.GetUsageMonth(t.Context(), &billingv1.GetUsageMonthRequest{OrgId: inv.GetOrgId(), Month: feb, View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE})
+		um, err := getUsageMonth(l.svc, t.Context(), &billingv1.GetUsageMonthRequest{OrgId: inv.GetOrgId(), Month: feb, View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -91,7 +91,7 @@ func common(fs *flag.FlagSet, cfg *ctl.Config) {
 	fs.Var(secret{&cfg.Token}, "token", "bearer `token` sent to ledgerd with every query (env LEDGERCTL_TOKEN)")
 	fs.StringVar(&cfg.HTTP, "http", cfg.HTTP, "ledgerd's HTTP address, for backup (env LEDGERCTL_HTTP)")
 	fs.BoolVar(&cfg.JSON, "json", cfg.JSON, "print JSON (protojson of the responses) instead of tables")
-	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each query")
+	fs.DurationVar(&cfg.Timeout, "timeout", cfg.Timeout, "bound on each query, all the pages of a document together")
 	fs.DurationVar(&cfg.Wait, "wait", cfg.Wait, "bound on waiting for ledgerd to ingest what a command publishes")
 	securityFlags(fs, cfg)
 }

@@ -37,10 +37,16 @@ import (
 	"github.com/ledger-billing/ledger/projections/billing"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/pages"
 	"github.com/ledger-billing/ledger/services/runner"
 	"github.com/ledger-billing/ledger/services/synth"
 	"github.com/ledger-billing/ledger/services/wire"
 )
+
+// pageLines is the page of an issued invoice the query figures measure
+// (issue 15: p99 under 5 ms at concurrency 16): what a downstream run that
+// walks a large invoice asks for at a time.
+const pageLines = 100
 
 // Config says what to measure and where.
 type Config struct {
@@ -172,9 +178,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if head, err = waitIngested(ctx, js, log); err != nil {
 		return nil, err
 	}
-	inv, err := api.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String(), MinPosition: head})
+	inv, err := pages.Client(pages.Invoice, billingv1.BillingServiceClient.GetInvoice)(api, ctx, &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String(), MinPosition: head})
 	if err != nil {
 		return nil, err
+	}
+	// The page measured is the second of 100 lines, which a token names:
+	// a page after the first, as a downstream run walking the invoice asks
+	// for, decoding and checking its token.
+	first, err := api.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String(), PageSize: pageLines})
+	if err != nil {
+		return nil, err
+	}
+	if first.GetNextPageToken() == "" {
+		say("warning: the invoice has at most %d lines: the page figures measure the whole invoice", pageLines)
 	}
 	if inv.Invoice.Status != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED {
 		say("warning: the invoice is %s, not issued: was the ledger fresh? Query figures measure drafts", inv.Invoice.Status)
@@ -185,12 +201,17 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		name string
 		call func(context.Context) error
 	}{
+		// The whole documents, in one call each (the largest page).
 		{"GetInvoice", func(ctx context.Context) error {
-			_, err := api.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String()})
+			_, err := api.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String(), PageSize: wire.PageSizeMax})
 			return err
 		}},
 		{"GetUsageMonth", func(ctx context.Context) error {
-			_, err := api.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: gen.OrgID(0), Month: gen.Months()[0].String()})
+			_, err := api.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: gen.OrgID(0), Month: gen.Months()[0].String(), PageSize: wire.PageSizeMax})
+			return err
+		}},
+		{fmt.Sprintf("GetInvoice page of %d", pageLines), func(ctx context.Context) error {
+			_, err := api.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String(), PageSize: pageLines, PageToken: first.GetNextPageToken()})
 			return err
 		}},
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/pages"
 	"github.com/ledger-billing/ledger/services/token"
 )
 
@@ -195,7 +196,7 @@ func TestBrowser(t *testing.T) {
 		chromedp.Click(chromedp.Search(`//a[contains(@class,"month-link")][text()="2025-01"]`)),
 		chromedp.WaitVisible(chromedp.Search(`//h2[@id="detail-title"][text()="2025-01"]`)))
 	amounts := get(t, ctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('td.line-amount')).map(td => td.textContent.trim())`))
-	want, err := r.client.GetUsageMonth(as(t.Context(), r.operator), &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2025-01"})
+	want, err := pages.Client(pages.UsageMonth, billingv1.BillingServiceClient.GetUsageMonth)(r.client, as(t.Context(), r.operator), &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2025-01"})
 	if err != nil {
 		t.Fatal(err)
 	}

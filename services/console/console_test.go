@@ -10,6 +10,7 @@ import (
 	"golang.org/x/net/html"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/pages"
 	"github.com/ledger-billing/ledger/services/token"
 )
 
@@ -207,7 +208,7 @@ func TestUsage(t *testing.T) {
 			if resp.code != 200 {
 				t.Fatalf("status %d: %s", resp.code, resp.body)
 			}
-			want, err := r.client.GetUsageMonth(as(t.Context(), r.operator), &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2025-02", View: tc.pv})
+			want, err := pages.Client(pages.UsageMonth, billingv1.BillingServiceClient.GetUsageMonth)(r.client, as(t.Context(), r.operator), &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2025-02", View: tc.pv})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -309,7 +310,7 @@ func TestOrganizations(t *testing.T) {
 // TestInvoice checks the printable invoice and its CSV against GetInvoice.
 func TestInvoice(t *testing.T) {
 	r := demoRig(t)
-	want, err := r.client.GetInvoice(as(t.Context(), r.operator), &billingv1.GetInvoiceRequest{Ban: "BAN-1001", Month: "2025-02"})
+	want, err := pages.Client(pages.Invoice, billingv1.BillingServiceClient.GetInvoice)(r.client, as(t.Context(), r.operator), &billingv1.GetInvoiceRequest{Ban: "BAN-1001", Month: "2025-02"})
 	if err != nil {
 		t.Fatal(err)
 	}

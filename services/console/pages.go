@@ -17,6 +17,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/access"
+	"github.com/ledger-billing/ledger/services/pages"
 )
 
 // Defaults of the pages' query parameters.
@@ -94,7 +95,7 @@ func (c *Console) organization(ctx context.Context, id string) (*billingv1.Organ
 // cycle ever closed. The latest months of the pages end with it.
 func (c *Console) openMonth(ctx context.Context, ban string) (calendar.Month, error) {
 	now := calendar.Of(c.cfg.Now())
-	resp, err := c.cfg.Queries.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: (now - openSearch).String(), ToMonth: now.String()})
+	resp, err := pages.Invoices(ctx, c.cfg.Queries.ListInvoices, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: (now - openSearch).String(), ToMonth: now.String()})
 	if err != nil {
 		return 0, err
 	}
@@ -109,7 +110,7 @@ func (c *Console) openMonth(ctx context.Context, ban string) (calendar.Month, er
 // statuses returns the status of ban's invoice of each month of a range
 // that has one: "draft" or "issued".
 func (c *Console) statuses(ctx context.Context, ban string, from, to calendar.Month) (map[string]string, error) {
-	resp, err := c.cfg.Queries.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: from.String(), ToMonth: to.String()})
+	resp, err := pages.Invoices(ctx, c.cfg.Queries.ListInvoices, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: from.String(), ToMonth: to.String()})
 	if err != nil {
 		return nil, err
 	}
@@ -304,7 +305,7 @@ func (c *Console) usage(w http.ResponseWriter, r *http.Request) {
 		})
 	}
 	if selected != 0 {
-		resp, err := c.cfg.Queries.GetUsageMonth(ctx, &billingv1.GetUsageMonthRequest{OrgId: o.GetOrgId(), Month: selected.String(), View: view, IncludeLineage: d.Lineage})
+		resp, err := pages.UsageMonth(ctx, c.cfg.Queries.GetUsageMonth, &billingv1.GetUsageMonthRequest{OrgId: o.GetOrgId(), Month: selected.String(), View: view, IncludeLineage: d.Lineage})
 		switch {
 		case status.Code(err) == codes.FailedPrecondition:
 			d.Unavailable = status.Convert(err).Message()
@@ -336,7 +337,7 @@ func (c *Console) invoices(w http.ResponseWriter, r *http.Request) {
 		c.failWindow(w, r, err)
 		return
 	}
-	resp, err := c.cfg.Queries.ListInvoices(ctx, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: from.String(), ToMonth: to.String()})
+	resp, err := pages.Invoices(ctx, c.cfg.Queries.ListInvoices, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: from.String(), ToMonth: to.String()})
 	if err != nil {
 		c.failCall(w, r, err)
 		return
@@ -349,7 +350,7 @@ func (c *Console) invoices(w http.ResponseWriter, r *http.Request) {
 // getInvoice reads the invoice a request names.
 func (c *Console) getInvoice(ctx context.Context, r *http.Request) (*billingv1.Invoice, error) {
 	q := r.URL.Query()
-	resp, err := c.cfg.Queries.GetInvoice(ctx, &billingv1.GetInvoiceRequest{Ban: q.Get("ban"), Month: q.Get("month")})
+	resp, err := pages.Invoice(ctx, c.cfg.Queries.GetInvoice, &billingv1.GetInvoiceRequest{Ban: q.Get("ban"), Month: q.Get("month")})
 	if err != nil {
 		return nil, err
 	}
@@ -451,7 +452,7 @@ func (c *Console) adjustments(w http.ResponseWriter, r *http.Request) {
 		Previous: link("/adjustments", "org", o.GetOrgId(), "month", (m - 1).String()),
 		Next:     link("/adjustments", "org", o.GetOrgId(), "month", (m + 1).String())}
 	for _, k := range []billingv1.LineKind{billingv1.LineKind_LINE_KIND_INTER_CUSTOMER_ADJUSTMENT, billingv1.LineKind_LINE_KIND_INTRA_ORG_ADJUSTMENT} {
-		resp, err := c.cfg.Queries.ListAdjustments(ctx, &billingv1.ListAdjustmentsRequest{OrgId: o.GetOrgId(), Month: m.String(), Kind: k})
+		resp, err := pages.Adjustments(ctx, c.cfg.Queries.ListAdjustments, &billingv1.ListAdjustmentsRequest{OrgId: o.GetOrgId(), Month: m.String(), Kind: k})
 		if err != nil {
 			c.failCall(w, r, err)
 			return
@@ -483,7 +484,7 @@ func (c *Console) exceptions(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	resp, err := c.cfg.Queries.ListExceptions(ctx, &billingv1.ListExceptionsRequest{OrgId: org})
+	resp, err := pages.Exceptions(ctx, c.cfg.Queries.ListExceptions, &billingv1.ListExceptionsRequest{OrgId: org})
 	if err != nil {
 		c.failCall(w, r, err)
 		return

@@ -73,7 +73,8 @@ type Config struct {
 	// Progress draws a progress bar on Err during long work; for a
 	// terminal, not for a log.
 	Progress bool
-	// Timeout bounds each query; zero: DefaultTimeout.
+	// Timeout bounds each query, all the pages of a document together;
+	// zero: DefaultTimeout.
 	Timeout time.Duration
 	// Wait bounds how long a publishing command waits for ledgerd to
 	// ingest and reflect what it published; zero: DefaultWait.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/pages"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -186,7 +187,7 @@ func (c *Client) Demo(ctx context.Context) error {
 	}
 	var lists []*billingv1.ListInvoicesResponse
 	for _, ban := range []string{DemoBAN, DemoDataBAN, DemoOtherBAN} {
-		resp, err := call(ctx, c, billingv1.BillingServiceClient.ListInvoices, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: DemoFirst, ToMonth: DemoLast})
+		resp, err := call(ctx, c, pages.Client(pages.Invoices, billingv1.BillingServiceClient.ListInvoices), &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: DemoFirst, ToMonth: DemoLast})
 		if err != nil {
 			return err
 		}
@@ -242,7 +243,7 @@ func (c *Client) awaitIssued(ctx context.Context, ban, month string) error {
 	defer cancel()
 	var last error
 	err := poll(ctx, func(ctx context.Context) (bool, error) {
-		resp, err := call(ctx, c, billingv1.BillingServiceClient.GetInvoice, &billingv1.GetInvoiceRequest{Ban: ban, Month: month})
+		resp, err := call(ctx, c, billingv1.BillingServiceClient.GetInvoice, &billingv1.GetInvoiceRequest{Ban: ban, Month: month, PageSize: 1})
 		switch {
 		case errors.Is(err, wire.ReasonNotBilled):
 			// A ledger whose first close came later than the demo's

@@ -18,6 +18,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/pages"
 )
 
 // DefaultIssuerName is InvoiceIssuerName when --issuer is not given:
@@ -89,7 +90,7 @@ func (c *Client) ExportFOCUS(ctx context.Context, opt ExportOptions) error {
 	if format != "csv" && format != "parquet" {
 		return usage("--format %q: want csv or parquet", opt.Format)
 	}
-	resp, err := call(ctx, c, billingv1.BillingServiceClient.GetInvoice, &billingv1.GetInvoiceRequest{Ban: opt.BAN, Month: opt.Month, IncludeLineage: true})
+	resp, err := call(ctx, c, pages.Client(pages.Invoice, billingv1.BillingServiceClient.GetInvoice), &billingv1.GetInvoiceRequest{Ban: opt.BAN, Month: opt.Month, IncludeLineage: true})
 	if err != nil {
 		return err
 	}

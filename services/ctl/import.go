@@ -334,7 +334,7 @@ func usageBatch(rows []*focusRow) *billingv1.UsageReported {
 // second import publishes the same messages (taken once), and a provider
 // named differently in a later file is a new version, never a conflict.
 func (c *Client) register(ctx context.Context, pub *publication, opt ImportOptions, s *scan, summary *ImportSummary) error {
-	_, err := call(ctx, c, billingv1.BillingServiceClient.ListExceptions, &billingv1.ListExceptionsRequest{OrgId: opt.Org})
+	_, err := call(ctx, c, billingv1.BillingServiceClient.ListExceptions, &billingv1.ListExceptionsRequest{OrgId: opt.Org, PageSize: 1})
 	switch {
 	case errors.Is(err, wire.ReasonUnknownOrganization):
 		org := &billingv1.OrganizationRegistered{

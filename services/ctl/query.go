@@ -11,6 +11,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/pages"
 )
 
 // rangeMonths is how many months a range covers when neither end is
@@ -104,7 +105,7 @@ func (c *Client) Invoice(ctx context.Context, ban, monthText, view string, linea
 	if err != nil {
 		return err
 	}
-	resp, err := call(ctx, c, billingv1.BillingServiceClient.GetInvoice, &billingv1.GetInvoiceRequest{Ban: ban, Month: monthText, IncludeLineage: lineage})
+	resp, err := call(ctx, c, pages.Client(pages.Invoice, billingv1.BillingServiceClient.GetInvoice), &billingv1.GetInvoiceRequest{Ban: ban, Month: monthText, IncludeLineage: lineage})
 	if err != nil {
 		return err
 	}
@@ -141,7 +142,7 @@ func invoiceState(inv *billingv1.Invoice, v billingv1.BillingView) string {
 // organization's, whose lines each name their BAN: GetInvoice has no view
 // of its own.
 func (c *Client) vendorInvoice(ctx context.Context, inv *billingv1.Invoice, lineage bool) (*billingv1.GetInvoiceResponse, error) {
-	um, err := call(ctx, c, billingv1.BillingServiceClient.GetUsageMonth, &billingv1.GetUsageMonthRequest{
+	um, err := call(ctx, c, pages.Client(pages.UsageMonth, billingv1.BillingServiceClient.GetUsageMonth), &billingv1.GetUsageMonthRequest{
 		OrgId: inv.GetOrgId(), Month: inv.GetMonth(), View: billingv1.BillingView_BILLING_VIEW_VENDOR_CYCLE, IncludeLineage: lineage,
 	})
 	if err != nil {
@@ -173,7 +174,7 @@ func (c *Client) Invoices(ctx context.Context, ban, from, to string) error {
 	if err != nil {
 		return err
 	}
-	resp, err := call(ctx, c, billingv1.BillingServiceClient.ListInvoices, &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: from, ToMonth: to})
+	resp, err := call(ctx, c, pages.Client(pages.Invoices, billingv1.BillingServiceClient.ListInvoices), &billingv1.ListInvoicesRequest{Ban: ban, FromMonth: from, ToMonth: to})
 	if err != nil {
 		return err
 	}
@@ -213,7 +214,7 @@ func (c *Client) Usage(ctx context.Context, org, monthText, from, to, view strin
 		if _, _, err := month("month", monthText, true); err != nil {
 			return err
 		}
-		resp, err := call(ctx, c, billingv1.BillingServiceClient.GetUsageMonth, &billingv1.GetUsageMonthRequest{OrgId: org, Month: monthText, View: v, IncludeLineage: lineage})
+		resp, err := call(ctx, c, pages.Client(pages.UsageMonth, billingv1.BillingServiceClient.GetUsageMonth), &billingv1.GetUsageMonthRequest{OrgId: org, Month: monthText, View: v, IncludeLineage: lineage})
 		if err != nil {
 			return err
 		}
@@ -301,7 +302,7 @@ func (c *Client) Adjustments(ctx context.Context, org, monthText, kind string) e
 	}
 	var resps []*billingv1.ListAdjustmentsResponse
 	for _, k := range kinds {
-		resp, err := call(ctx, c, billingv1.BillingServiceClient.ListAdjustments, &billingv1.ListAdjustmentsRequest{OrgId: org, Month: monthText, Kind: k})
+		resp, err := call(ctx, c, pages.Client(pages.Adjustments, billingv1.BillingServiceClient.ListAdjustments), &billingv1.ListAdjustmentsRequest{OrgId: org, Month: monthText, Kind: k})
 		if err != nil {
 			return err
 		}
@@ -350,7 +351,7 @@ func (c *Client) printJSONObject(parts map[string]*billingv1.ListAdjustmentsResp
 
 // Exceptions prints the amounts on no invoice: all, or an organization's.
 func (c *Client) Exceptions(ctx context.Context, org string) error {
-	resp, err := call(ctx, c, billingv1.BillingServiceClient.ListExceptions, &billingv1.ListExceptionsRequest{OrgId: org})
+	resp, err := call(ctx, c, pages.Client(pages.Exceptions, billingv1.BillingServiceClient.ListExceptions), &billingv1.ListExceptionsRequest{OrgId: org})
 	if err != nil {
 		return err
 	}

@@ -59,12 +59,20 @@ type frozenCache struct {
 // request never gets the other form; the form without lineage, which most
 // calls ask for, is the smaller by far, and one does not evict the other
 // any sooner than any two documents.
+//
+// A page of lines of such a document (from, to: its lines [from, to)) is
+// an entry of its own, its message sharing the lines of the whole's: a walk
+// over a large issued invoice asks for the same pages again and again (one
+// downstream run after another), and a page held costs a copy of its bytes
+// where a page made costs the marshalling of each of its lines. The whole
+// document is from = to = 0.
 type cacheKey struct {
-	usage   bool
-	id      string
-	month   calendar.Month
-	view    billing.View
-	lineage bool
+	usage    bool
+	id       string
+	month    calendar.Month
+	view     billing.View
+	lineage  bool
+	from, to int
 }
 
 type frozen struct {
@@ -125,8 +133,8 @@ func (c *frozenCache) put(k cacheKey, docs []*billing.Invoice, msg proto.Message
 	field := protowire.AppendTag(make([]byte, 0, len(body)+16), 1, protowire.BytesType)
 	field = protowire.AppendBytes(field, body)
 	f := &frozen{key: k, docs: docs, msg: msg, field: field, size: entrySize(len(field), k.lineage)}
-	if inv, ok := msg.(*billingv1.Invoice); ok {
-		f.digest = digest(inv)
+	if inv, ok := msg.(*billingv1.Invoice); ok && k.to == 0 {
+		f.digest = invoiceDigest(inv) // of the whole invoice, not of a page
 	}
 	if f.size > c.max {
 		return f
@@ -146,10 +154,10 @@ func (c *frozenCache) put(k cacheKey, docs []*billing.Invoice, msg proto.Message
 	return f
 }
 
-// digest is document.Digest of a message the converters made, which always
+// invoiceDigest is document.Digest of a message the converters made, which always
 // encodes: a failure would be a bug of the converters, and an issued
 // invoice is still worth answering without its digest.
-func digest(inv *billingv1.Invoice) string {
+func invoiceDigest(inv *billingv1.Invoice) string {
 	d, _ := document.Digest(inv)
 	return d
 }

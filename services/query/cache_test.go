@@ -45,11 +45,15 @@ func TestFrozenCache(t *testing.T) {
 		{name: "usage month acme 2018-01", frozen: true, um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", MinPosition: last}},
 		{name: "usage month acme 2018-01 vendor", frozen: true, um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: vendor, MinPosition: last}},
 		{name: "usage month acme 2018-01 vendor lineage", frozen: true, um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: vendor, MinPosition: last, IncludeLineage: true}},
+		// Pages of frozen documents are held too, and carry a next_page_token
+		// after the cached bytes.
+		{name: "invoice BAN-100 2018-01 page", frozen: true, inv: &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-01", MinPosition: last, PageSize: 1}},
+		{name: "usage month acme 2018-01 vendor lineage page", frozen: true, um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-01", View: vendor, MinPosition: last, IncludeLineage: true, PageSize: 1}},
 		{name: "draft BAN-100 2018-02", inv: &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-02", MinPosition: last}},
 		{name: "draft BAN-100 2018-02 lineage", inv: &billingv1.GetInvoiceRequest{Ban: "BAN-100", Month: "2018-02", MinPosition: last, IncludeLineage: true}},
 		{name: "draft usage month acme 2018-02", um: &billingv1.GetUsageMonthRequest{OrgId: "acme", Month: "2018-02", MinPosition: last}},
 	}
-	const frozenCalls = 6
+	const frozenCalls = 8
 	// call makes a call of the table, to the service, or (client set)
 	// over the wire through the server's codec, and returns the response
 	// and its document.
@@ -138,7 +142,7 @@ func TestFrozenCache(t *testing.T) {
 	// Each form is the other but for the lineage.
 	wantWithoutLineage(t, wantDocs[0], wantDocs[1])
 	wantWithoutLineage(t, wantDocs[4], wantDocs[5])
-	wantWithoutLineage(t, wantDocs[6], wantDocs[7])
+	wantWithoutLineage(t, wantDocs[8], wantDocs[9])
 
 	// Over the wire, through the server's codec, the same answers with
 	// the client's own position.

@@ -4,6 +4,8 @@ import (
 	"google.golang.org/grpc/encoding"
 	_ "google.golang.org/grpc/encoding/proto" // registers the codec frozenCodec wraps
 	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
@@ -12,10 +14,11 @@ import (
 // GetInvoiceResponse or GetUsageMonthResponse carrying a message of the
 // frozen cache is written from the cache's bytes. Protobuf lets a message
 // be the concatenation of its fields' encodings, so such a response is
-// the cached field 1 followed by the encoding of its other fields (position,
-// digest): the very bytes proto.Marshal would write (fields in number order,
-// zero values left out), at
-// the cost of a copy instead of a marshalling.
+// the cached field 1 followed by the encoding of its other fields (its
+// position, a next_page_token): the very bytes proto.Marshal would write
+// (fields in number order, zero fields left out), at the cost of a copy
+// instead of a marshalling. A page of a document is a message of its own,
+// not the cache's, and is encoded by the book.
 //
 // It is forced on the whole server (grpc.ForceServerCodecV2) because a
 // codec is chosen per content-subtype, and gRPC's own "proto" must stay as
@@ -40,21 +43,13 @@ func (c frozenCodec) Marshal(v any) (mem.BufferSlice, error) {
 		// encoded whole, by the book.
 		if r.Invoice != nil && len(r.ProtoReflect().GetUnknown()) == 0 {
 			if field := c.cache.field(r.Invoice); field != nil {
-				inv := r.Invoice
-				r.Invoice = nil
-				tail, err := c.proto.Marshal(r)
-				r.Invoice = inv
-				return withTail(field, tail), err
+				return withRest(field, r, "invoice")
 			}
 		}
 	case *billingv1.GetUsageMonthResponse:
 		if r.Month != nil && len(r.ProtoReflect().GetUnknown()) == 0 {
 			if field := c.cache.field(r.Month); field != nil {
-				month := r.Month
-				r.Month = nil
-				tail, err := c.proto.Marshal(r)
-				r.Month = month
-				return withTail(field, tail), err
+				return withRest(field, r, "month")
 			}
 		}
 	}
@@ -65,12 +60,19 @@ func (c frozenCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return c.proto.Unmarshal(data, v)
 }
 
-// withTail appends the response's other fields, encoded without field 1
-// (its position, digest and whatever a later version adds), to a cached
-// field 1: proto.Marshal writes fields in number order, so the result is
-// the very bytes it would write for the whole response. The cached bytes
-// are never written to, so gRPC may hold them for as long as its transport
-// needs; SliceBuffer's Free leaves them alone.
-func withTail(field []byte, tail mem.BufferSlice) mem.BufferSlice {
-	return append(mem.BufferSlice{mem.SliceBuffer(field)}, tail...)
+// withRest appends the encoding of the response's fields but the cached
+// one (named cached, field 1) to its cached encoding. Every other field
+// has a higher number, so the concatenation is in field order, as
+// proto.Marshal writes it. The cached bytes are never written to, so gRPC
+// may hold them for as long as its transport needs; SliceBuffer's Free
+// leaves them alone.
+func withRest[M proto.Message](field []byte, resp M, cached protoreflect.Name) (mem.BufferSlice, error) {
+	tail, err := proto.Marshal(withoutField(resp, cached))
+	if err != nil {
+		return nil, err
+	}
+	if len(tail) == 0 {
+		return mem.BufferSlice{mem.SliceBuffer(field)}, nil
+	}
+	return mem.BufferSlice{mem.SliceBuffer(field), mem.SliceBuffer(tail)}, nil
 }

@@ -39,6 +39,12 @@
 // another organization's BAN as for an unknown one; and ListExceptions
 // without an organization lists only its organizations' exceptions.
 //
+// The documents and lists are answered a page at a time (page.go; AIP-158,
+// DESIGN.md section 13). Each page is cut from the whole document, whose
+// total and other fields it carries; its token is bound to the request and
+// to the first page's document, so that the pages of a walk add up to one
+// document or the walk fails and starts again.
+//
 // Errors follow one table (errors.go): domain errors become gRPC codes with
 // a message naming the request field and its value, and a
 // google.rpc.ErrorInfo whose reason is stable, so that a client can match

@@ -35,6 +35,14 @@ var (
 	// ErrTooManyWaiters reports a call with a min_position not yet reached
 	// while waitersMax calls already wait for theirs.
 	ErrTooManyWaiters = errors.New("query: too many calls waiting for their min_position")
+	// ErrInvalidPageSize reports a negative page_size.
+	ErrInvalidPageSize = errors.New("query: page_size is negative")
+	// ErrInvalidPageToken reports a page_token the service did not give,
+	// or gave for another request (a *tokenError says which).
+	ErrInvalidPageToken = errors.New("query: not a page token of this request")
+	// ErrDraftChanged reports the page_token of a draft, or of a list,
+	// that has changed since its first page (a *changedError says where).
+	ErrDraftChanged = errors.New("query: the draft changed since the first page")
 )
 
 // rule is a row of the error table.
@@ -81,6 +89,12 @@ var rules = []rule{
 		says: "precedes the first closed billing cycle, so has no invoice of its own", detail: notBilled},
 	{err: billing.ErrNotFinalized, code: codes.FailedPrecondition, reason: wire.ReasonNotFinalized, field: "month",
 		says: "has no vendor cycle view yet", detail: availableFrom},
+	{err: ErrInvalidPageSize, code: codes.InvalidArgument, reason: wire.ReasonInvalidPageSize, field: "page_size",
+		says: fmt.Sprintf("is negative: want 0 for the default (%d) or a size up to %d", wire.PageSizeDefault, wire.PageSizeMax)},
+	{err: ErrInvalidPageToken, code: codes.InvalidArgument, reason: wire.ReasonInvalidPageToken, field: "page_token",
+		says: "is not a page token of this request; leave it empty for the first page", detail: tokenProblem},
+	{err: ErrDraftChanged, code: codes.FailedPrecondition, reason: wire.ReasonDraftChanged, field: "page_token",
+		says: "is of a draft that changed since its first page; start again from the first page", detail: changedSince},
 	{err: ErrNotReached, code: codes.DeadlineExceeded, reason: wire.ReasonPositionNotReached, field: "min_position",
 		says: "was not reached in time", detail: reached},
 	{err: ErrTooManyWaiters, code: codes.ResourceExhausted, reason: wire.ReasonTooManyWaiters, field: "min_position",
@@ -220,4 +234,20 @@ func notBilled(_ protoreflect.Message, err error) string {
 		return ""
 	}
 	return nb.Detail()
+}
+
+func tokenProblem(_ protoreflect.Message, err error) string {
+	var te *tokenError
+	if !errors.As(err, &te) {
+		return ""
+	}
+	return te.why
+}
+
+func changedSince(_ protoreflect.Message, err error) string {
+	var ce *changedError
+	if !errors.As(err, &ce) {
+		return ""
+	}
+	return fmt.Sprintf("the first page reflects position %d, the projections are at %d", ce.first, ce.now)
 }

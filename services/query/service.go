@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/ledger-billing/ledger/projections/billing"
@@ -145,15 +146,19 @@ func (s *Service) wait(ctx context.Context, minPos uint64) error {
 	return &positionError{err: ErrNotReached, want: minPos, pos: pos}
 }
 
-// GetInvoice returns the invoice of a BAN for a month, its details with
-// their lineage only if the request sets include_lineage.
+// GetInvoice returns the invoice of a BAN for a month, or a page of its
+// lines, their details with their lineage only if the request sets
+// include_lineage.
 func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceRequest) (*billingv1.GetInvoiceResponse, error) {
 	invalid := required("ban", req.GetBan())
 	m, err := parseMonth("month", req.GetMonth())
 	invalid = cmp.Or(invalid, err)
+	pg, err := newPager(req)
+	invalid = cmp.Or(invalid, err)
 	lineage := req.GetIncludeLineage()
-	resp := &billingv1.GetInvoiceResponse{}
 	var issued *billing.Invoice
+	var whole *billingv1.Invoice
+	var sum string // the digest of an issued invoice
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		if err := allowBAN(ctx, p, req.GetBan()); err != nil {
 			return err
@@ -169,7 +174,10 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 			return nil
 		}
 		// A draft is the projection's answer of this position only.
-		resp.Invoice = document.Invoice(inv, lineage)
+		whole = document.Invoice(inv, lineage)
+		if inv.Status == billing.Issued {
+			sum = invoiceDigest(whole) // issued without lines: small
+		}
 		return nil
 	})
 	if err != nil {
@@ -179,10 +187,47 @@ func (s *Service) GetInvoice(ctx context.Context, req *billingv1.GetInvoiceReque
 		// Issued invoices are frozen, so this may run after the read
 		// lock: a miss's conversion holds up no event.
 		f := s.issuedInvoice(issued, lineage)
-		resp.Invoice, resp.Digest = f.msg.(*billingv1.Invoice), f.digest
+		whole, sum = f.msg.(*billingv1.Invoice), f.digest
 	}
-	resp.Position = pos
+	frozen := whole.GetStatus() == billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED
+	c, err := pg.cut(len(whole.GetLines()), whole.GetPosition(), frozen, func() digest {
+		return answerDigest(whole.GetLines(), whole.GetTotal(), whole.GetIssuedAt())
+	})
+	if err != nil {
+		return nil, s.status(req, err)
+	}
+	resp := &billingv1.GetInvoiceResponse{Invoice: whole, Position: pos, NextPageToken: c.next, Digest: sum}
+	if c.from > 0 || c.to < len(whole.GetLines()) {
+		// A page is a message of its own around the whole document's
+		// lines; the whole, when it fits, is the frozen cache's message,
+		// which the codec writes from its bytes, and so is a page of an
+		// issued invoice (see cacheKey).
+		build := func() proto.Message {
+			page := withoutField(whole, "lines")
+			page.Lines = whole.GetLines()[c.from:c.to:c.to] // capped: an append must not write into the whole
+			page.Position = c.position
+			return page
+		}
+		if issued == nil {
+			resp.Invoice = build().(*billingv1.Invoice)
+		} else {
+			k := cacheKey{id: issued.BAN, month: issued.Month, view: issued.View, lineage: lineage, from: c.from, to: c.to}
+			resp.Invoice = s.frozenPage(k, []*billing.Invoice{issued}, build).(*billingv1.Invoice)
+		}
+	}
 	return resp, nil
+}
+
+// frozenPage returns the message of a page of a frozen document (k names
+// it, with its bounds), from the frozen cache or built and put there. An
+// issued document's page is the same message at every position: the
+// page's position is the document's own (pager.cut binds a frozen
+// document's tokens to it).
+func (s *Service) frozenPage(k cacheKey, docs []*billing.Invoice, build func() proto.Message) proto.Message {
+	if f := s.frozen.get(k); f != nil && sameDocs(f.docs, docs) {
+		return f.msg
+	}
+	return s.frozen.put(k, docs, build()).msg
 }
 
 // issuedInvoice returns the cache entry of an issued invoice, with or
@@ -200,6 +245,8 @@ func (s *Service) issuedInvoice(inv *billing.Invoice, lineage bool) *frozen {
 func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesRequest) (*billingv1.ListInvoicesResponse, error) {
 	invalid := required("ban", req.GetBan())
 	from, to, err := parseRange(req.GetFromMonth(), req.GetToMonth())
+	invalid = cmp.Or(invalid, err)
+	pg, err := newPager(req)
 	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.ListInvoicesResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
@@ -231,7 +278,7 @@ func (s *Service) ListInvoices(ctx context.Context, req *billingv1.ListInvoicesR
 		return nil, err
 	}
 	resp.Position = pos
-	return resp, nil
+	return pageList(s, req, pg, pos, resp, &resp.Invoices, &resp.NextPageToken)
 }
 
 // GetUsageHistory returns an organization's total per month of a range.
@@ -266,9 +313,9 @@ func (s *Service) GetUsageHistory(ctx context.Context, req *billingv1.GetUsageHi
 }
 
 // GetUsageMonth returns the lines of all of an organization's BANs for a
-// month, their details with their lineage only if the request sets
-// include_lineage. In the vendor cycle view, a month not yet finalized is
-// FAILED_PRECONDITION saying from when, from the projection's
+// month, or a page of them, their details with their lineage only if the
+// request sets include_lineage. In the vendor cycle view, a month not yet
+// finalized is FAILED_PRECONDITION saying from when, from the projection's
 // *billing.NotFinalizedError.
 func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMonthRequest) (*billingv1.GetUsageMonthResponse, error) {
 	invalid := required("org_id", req.GetOrgId())
@@ -276,16 +323,22 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	invalid = cmp.Or(invalid, err)
 	view, err := parseView(req.GetView())
 	invalid = cmp.Or(invalid, err)
-	resp := &billingv1.GetUsageMonthResponse{}
+	pg, err := newPager(req)
+	invalid = cmp.Or(invalid, err)
 	lineage := req.GetIncludeLineage()
 	k := cacheKey{usage: true, id: req.GetOrgId(), month: m, view: view, lineage: lineage}
+	var whole *billingv1.UsageMonth
 	var frozen *billing.UsageMonth
 	var docs []*billing.Invoice
+	// docPos is the document's position for its page tokens: for a month
+	// made of frozen documents, that of the close or finalization that froze
+	// them, which never changes; else the projection's.
+	var docPos uint64
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		// A held month stands for an organization that exists and a view
 		// that is available for good, so it answers before any error.
 		if f := s.frozen.get(k); f != nil && f.current(p) {
-			resp.Month = f.msg.(*billingv1.UsageMonth)
+			whole, docs = f.msg.(*billingv1.UsageMonth), f.docs
 			return nil
 		}
 		u, err := p.UsageMonth(req.GetOrgId(), m, view)
@@ -296,7 +349,8 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 			frozen = u
 			return nil
 		}
-		resp.Month = document.UsageMonth(u, lineage)
+		docPos = u.Position
+		whole = document.UsageMonth(u, lineage)
 		return nil
 	})
 	if err != nil {
@@ -305,9 +359,34 @@ func (s *Service) GetUsageMonth(ctx context.Context, req *billingv1.GetUsageMont
 	if frozen != nil {
 		// u is the call's own, its lines copies of frozen documents' and
 		// their details those documents': safe to read after the lock.
-		resp.Month = s.frozen.put(k, docs, document.UsageMonth(frozen, lineage)).msg.(*billingv1.UsageMonth)
+		whole = s.frozen.put(k, docs, document.UsageMonth(frozen, lineage)).msg.(*billingv1.UsageMonth)
 	}
-	resp.Position = pos
+	if docs != nil {
+		docPos = docs[0].Position
+	}
+	c, err := pg.cut(len(whole.GetLines()), docPos, docs != nil, func() digest {
+		return answerDigest(whole.GetLines(), whole.GetTotal())
+	})
+	if err != nil {
+		return nil, s.status(req, err)
+	}
+	resp := &billingv1.GetUsageMonthResponse{Month: whole, Position: pos, NextPageToken: c.next}
+	if c.from > 0 || c.to < len(whole.GetLines()) {
+		// As GetInvoice's pages: a message of its own, sharing the lines,
+		// held when the month is frozen.
+		build := func() proto.Message {
+			page := withoutField(whole, "lines")
+			page.Lines = whole.GetLines()[c.from:c.to:c.to] // capped: an append must not write into the whole
+			return page
+		}
+		if docs == nil {
+			resp.Month = build().(*billingv1.UsageMonth)
+		} else {
+			pk := k
+			pk.from, pk.to = c.from, c.to
+			resp.Month = s.frozenPage(pk, docs, build).(*billingv1.UsageMonth)
+		}
+	}
 	return resp, nil
 }
 
@@ -350,6 +429,8 @@ func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjust
 	if !ok {
 		invalid = cmp.Or(invalid, billing.ErrInvalidKind)
 	}
+	pg, err := newPager(req)
+	invalid = cmp.Or(invalid, err)
 	resp := &billingv1.ListAdjustmentsResponse{}
 	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		c, err := p.Currency(req.GetOrgId())
@@ -370,7 +451,7 @@ func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjust
 		return nil, err
 	}
 	resp.Position = pos
-	return resp, nil
+	return pageList(s, req, pg, pos, resp, &resp.Adjustments, &resp.NextPageToken)
 }
 
 // ListExceptions lists the amounts that are on no invoice. A caller
@@ -380,7 +461,8 @@ func (s *Service) ListAdjustments(ctx context.Context, req *billingv1.ListAdjust
 func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExceptionsRequest) (*billingv1.ListExceptionsResponse, error) {
 	resp := &billingv1.ListExceptionsResponse{}
 	orgs, limited := access.Organizations(ctx)
-	pos, err := s.read(ctx, req, nil, func(p *billing.Projection) error {
+	pg, invalid := newPager(req)
+	pos, err := s.read(ctx, req, invalid, func(p *billing.Projection) error {
 		list, err := p.Exceptions(req.GetOrgId())
 		if err != nil {
 			return err
@@ -398,6 +480,23 @@ func (s *Service) ListExceptions(ctx context.Context, req *billingv1.ListExcepti
 		return nil, err
 	}
 	resp.Position = pos
+	return pageList(s, req, pg, pos, resp, &resp.Exceptions, &resp.NextPageToken)
+}
+
+// pageList cuts a list response's entries, all of them as the projection
+// has them now, to the request's page. A list may name drafts (a month's
+// invoice, an exception billed since), so its tokens are bound to the
+// digest of the whole list, as a draft's are.
+func pageList[R any, M proto.Message](s *Service, req pagedRequest, pg *pager, pos uint64, resp R, entries *[]M, next *string) (R, error) {
+	var zero R
+	all := *entries
+	c, err := pg.cut(len(all), pos, false, func() digest {
+		return answerDigest(all)
+	})
+	if err != nil {
+		return zero, s.status(req, err)
+	}
+	*entries, *next = all[c.from:c.to:c.to], c.next
 	return resp, nil
 }
 

@@ -34,6 +34,15 @@ const (
 	ReasonReplaying           Reason = "REPLAYING"
 	ReasonTooManyWaiters      Reason = "TOO_MANY_WAITERS"
 	ReasonCanceled            Reason = "CANCELED"
+	// ReasonInvalidPageSize is a negative page_size; ReasonInvalidPageToken
+	// a page_token that is not one the service gave, or that it gave for
+	// another request.
+	ReasonInvalidPageSize  Reason = "INVALID_PAGE_SIZE"
+	ReasonInvalidPageToken Reason = "INVALID_PAGE_TOKEN"
+	// ReasonDraftChanged is the page_token of a draft (or of a list) that
+	// has changed since its first page: the pages would not add up to one
+	// document, so the client starts again from the first page.
+	ReasonDraftChanged Reason = "DRAFT_CHANGED"
 	// ReasonUnauthenticated and ReasonPermissionDenied are services/access's
 	// answers: no valid bearer token, and a token whose role may not do
 	// what the call asks (DESIGN.md section 10).
@@ -68,3 +77,12 @@ type remoteError struct {
 
 func (e *remoteError) Error() string   { return e.status.Error() }
 func (e *remoteError) Unwrap() []error { return []error{e.reason, e.status} }
+
+// Page sizes of the query service's paged calls (AIP-158), in lines of a
+// document or entries of a list. A page_size of 0 gets PageSizeDefault,
+// and one above PageSizeMax gets PageSizeMax: a client that wants a
+// document whole asks for PageSizeMax and follows the page tokens.
+const (
+	PageSizeDefault = 1_000
+	PageSizeMax     = 10_000
+)

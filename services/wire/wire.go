@@ -1,8 +1,9 @@
 // Package wire is Ledger's contract with everything outside the process:
 // the NATS subjects, streams and consumer, the dead-letter headers and their
-// codes, the query service's error reasons, and the cycle messages. Both
-// sides of each wire (ingest and the clock inside ledgerd; ledgerctl and any
-// metering service outside) use these names, so each is written once.
+// codes, the query service's error reasons and page sizes, and the cycle
+// messages. Both sides of each wire (ingest and the clock inside ledgerd;
+// ledgerctl and any metering service outside) use these names, so each is
+// written once.
 //
 // It imports only the protos and the calendar, never the server: a client
 // that links it links nothing of ingestion, the billing fold or the store.

@@ -1146,8 +1146,20 @@ type GetInvoiceRequest struct {
 	// invoice is most of its size). True: each detail lists the event_id of
 	// every message behind its amount, for an audit.
 	IncludeLineage bool `protobuf:"varint,4,opt,name=include_lineage,json=includeLineage,proto3" json:"include_lineage,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How many lines, each with its details, a page holds (AIP-158): 0 is
+	// the default, 1,000; more than 10,000 is 10,000; a negative size is
+	// INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty for the first page; else the next_page_token of the previous
+	// page, with the other fields as they were (page_size may differ). A
+	// token of another request, or not a token, is INVALID_ARGUMENT. A draft's
+	// token is bound to the position of the first page: a later page answers
+	// from that position, or, if the draft has changed since, is
+	// FAILED_PRECONDITION (reason DRAFT_CHANGED): start again from the first
+	// page. An issued invoice is frozen, so its tokens never expire.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetInvoiceRequest) Reset() {
@@ -1208,18 +1220,37 @@ func (x *GetInvoiceRequest) GetIncludeLineage() bool {
 	return false
 }
 
-// GetInvoiceResponse carries the invoice.
+func (x *GetInvoiceRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetInvoiceRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// GetInvoiceResponse carries the invoice, or one page of its lines.
 type GetInvoiceResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The invoice.
+	// The invoice: every field of the whole document (total is the sum of
+	// all its lines), but only the page's lines. The pages of one walk carry
+	// the same position, that of the first page.
 	Invoice *Invoice `protobuf:"bytes,1,opt,name=invoice,proto3" json:"invoice,omitempty"`
 	// The $all position the answer reflects.
 	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
-	// The issued invoice's digest: lowercase hex SHA-256 of the invoice as
-	// returned here, with position cleared and no lineage, as protojson
-	// (proto field names) canonicalized by RFC 8785 (README, "Auditing").
-	// Empty for a draft, which changes with every event.
-	Digest        string `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The issued invoice's digest: lowercase hex SHA-256 of the whole
+	// invoice (every page's lines) as GetInvoice returns it in one page,
+	// with position cleared and no lineage, as protojson (proto field names)
+	// canonicalized by RFC 8785 (README, "Auditing"). The same on every
+	// page. Empty for a draft, which changes with every event.
+	Digest string `protobuf:"bytes,3,opt,name=digest,proto3" json:"digest,omitempty"`
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,4,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1275,6 +1306,13 @@ func (x *GetInvoiceResponse) GetDigest() string {
 	return ""
 }
 
+func (x *GetInvoiceResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // ListInvoicesRequest names a BAN and a range of months.
 type ListInvoicesRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1285,7 +1323,16 @@ type ListInvoicesRequest struct {
 	// The last month, YYYY-MM, included; at most 1199 months after from_month.
 	ToMonth string `protobuf:"bytes,3,opt,name=to_month,json=toMonth,proto3" json:"to_month,omitempty"`
 	// Answer only once the projections have passed this $all position.
-	MinPosition   uint64 `protobuf:"varint,4,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	MinPosition uint64 `protobuf:"varint,4,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	// How many invoices a page holds (AIP-158): 0 is the default, 1,000; more
+	// than 10,000 is 10,000; a negative size is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty for the first page; else the next_page_token of the previous
+	// page, with the other fields as they were (page_size may differ). A
+	// token of another request, or not a token, is INVALID_ARGUMENT. A list
+	// that has changed since its first page (a draft's total moved) is
+	// FAILED_PRECONDITION (reason DRAFT_CHANGED): start again.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1348,14 +1395,30 @@ func (x *ListInvoicesRequest) GetMinPosition() uint64 {
 	return 0
 }
 
-// ListInvoicesResponse lists the invoices of the range.
+func (x *ListInvoicesRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListInvoicesRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListInvoicesResponse lists the invoices of the range, or a page of them.
 type ListInvoicesResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// The invoices, in month order; months before the first closed billing
 	// cycle have none of their own and are left out.
 	Invoices []*InvoiceSummary `protobuf:"bytes,1,rep,name=invoices,proto3" json:"invoices,omitempty"`
 	// The $all position the answer reflects.
-	Position      uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1402,6 +1465,13 @@ func (x *ListInvoicesResponse) GetPosition() uint64 {
 		return x.Position
 	}
 	return 0
+}
+
+func (x *ListInvoicesResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // GetUsageHistoryRequest names an organization, a range and a view.
@@ -1556,8 +1626,18 @@ type GetUsageMonthRequest struct {
 	// Whether the details carry their lineage: as GetInvoiceRequest's
 	// include_lineage, empty event_ids unless true.
 	IncludeLineage bool `protobuf:"varint,5,opt,name=include_lineage,json=includeLineage,proto3" json:"include_lineage,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// How many lines, each with its details, a page holds (AIP-158): 0 is
+	// the default, 1,000; more than 10,000 is 10,000; a negative size is
+	// INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,6,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty for the first page; else the next_page_token of the previous
+	// page, with the other fields as they were (page_size may differ). A
+	// token of another request, or not a token, is INVALID_ARGUMENT. As
+	// GetInvoiceRequest's: a month of drafts that has changed since its first
+	// page is FAILED_PRECONDITION (reason DRAFT_CHANGED).
+	PageToken     string `protobuf:"bytes,7,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *GetUsageMonthRequest) Reset() {
@@ -1625,13 +1705,31 @@ func (x *GetUsageMonthRequest) GetIncludeLineage() bool {
 	return false
 }
 
-// GetUsageMonthResponse carries the organization's month.
+func (x *GetUsageMonthRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *GetUsageMonthRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// GetUsageMonthResponse carries the organization's month, or one page of its
+// lines.
 type GetUsageMonthResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// The organization's lines for the month.
+	// The organization's month: its total is that of all its lines, but only
+	// the page's lines are here.
 	Month *UsageMonth `protobuf:"bytes,1,opt,name=month,proto3" json:"month,omitempty"`
 	// The $all position the answer reflects.
-	Position      uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1678,6 +1776,13 @@ func (x *GetUsageMonthResponse) GetPosition() uint64 {
 		return x.Position
 	}
 	return 0
+}
+
+func (x *GetUsageMonthResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // GetDashboardRequest names an organization, optionally a cost center, and a
@@ -1829,7 +1934,16 @@ type ListAdjustmentsRequest struct {
 	// LINE_KIND_INTRA_ORG_ADJUSTMENT; any other kind is INVALID_ARGUMENT.
 	Kind LineKind `protobuf:"varint,3,opt,name=kind,proto3,enum=billing.v1.LineKind" json:"kind,omitempty"`
 	// Answer only once the projections have passed this $all position.
-	MinPosition   uint64 `protobuf:"varint,4,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	MinPosition uint64 `protobuf:"varint,4,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	// How many entries a page holds (AIP-158): 0 is the default, 1,000; more
+	// than 10,000 is 10,000; a negative size is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,5,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty for the first page; else the next_page_token of the previous
+	// page, with the other fields as they were (page_size may differ). A
+	// token of another request, or not a token, is INVALID_ARGUMENT. A
+	// ledger that has changed since its first page is FAILED_PRECONDITION
+	// (reason DRAFT_CHANGED): start again.
+	PageToken     string `protobuf:"bytes,6,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1892,8 +2006,22 @@ func (x *ListAdjustmentsRequest) GetMinPosition() uint64 {
 	return 0
 }
 
+func (x *ListAdjustmentsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListAdjustmentsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
 // ListAdjustmentsResponse lists the ledger's entries at the current
-// position.
+// position, or a page of them.
 type ListAdjustmentsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Inter-customer: one entry per RI, account and counterparty, both sides
@@ -1901,7 +2029,9 @@ type ListAdjustmentsResponse struct {
 	// per account. Ordered by vendor, account, RI and counterparty.
 	Adjustments []*Adjustment `protobuf:"bytes,1,rep,name=adjustments,proto3" json:"adjustments,omitempty"`
 	// The $all position the answer reflects.
-	Position      uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1950,6 +2080,13 @@ func (x *ListAdjustmentsResponse) GetPosition() uint64 {
 	return 0
 }
 
+func (x *ListAdjustmentsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
+}
+
 // ListExceptionsRequest optionally names an organization.
 type ListExceptionsRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -1957,7 +2094,16 @@ type ListExceptionsRequest struct {
 	// (unassigned usage has no organization, so it is only in the full list).
 	OrgId string `protobuf:"bytes,1,opt,name=org_id,json=orgId,proto3" json:"org_id,omitempty"`
 	// Answer only once the projections have passed this $all position.
-	MinPosition   uint64 `protobuf:"varint,2,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	MinPosition uint64 `protobuf:"varint,2,opt,name=min_position,json=minPosition,proto3" json:"min_position,omitempty"`
+	// How many exceptions a page holds (AIP-158): 0 is the default, 1,000;
+	// more than 10,000 is 10,000; a negative size is INVALID_ARGUMENT.
+	PageSize int32 `protobuf:"varint,3,opt,name=page_size,json=pageSize,proto3" json:"page_size,omitempty"`
+	// Empty for the first page; else the next_page_token of the previous
+	// page, with the other fields as they were (page_size may differ). A
+	// token of another request, or not a token, is INVALID_ARGUMENT. A list
+	// that has changed since its first page is FAILED_PRECONDITION (reason
+	// DRAFT_CHANGED): start again.
+	PageToken     string `protobuf:"bytes,4,opt,name=page_token,json=pageToken,proto3" json:"page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2006,13 +2152,29 @@ func (x *ListExceptionsRequest) GetMinPosition() uint64 {
 	return 0
 }
 
-// ListExceptionsResponse lists what is on no invoice.
+func (x *ListExceptionsRequest) GetPageSize() int32 {
+	if x != nil {
+		return x.PageSize
+	}
+	return 0
+}
+
+func (x *ListExceptionsRequest) GetPageToken() string {
+	if x != nil {
+		return x.PageToken
+	}
+	return ""
+}
+
+// ListExceptionsResponse lists what is on no invoice, or a page of it.
 type ListExceptionsResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Ordered by month, kind, vendor, account and event.
 	Exceptions []*Exception `protobuf:"bytes,1,rep,name=exceptions,proto3" json:"exceptions,omitempty"`
 	// The $all position the answer reflects.
-	Position      uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	Position uint64 `protobuf:"varint,2,opt,name=position,proto3" json:"position,omitempty"`
+	// The page_token of the next page; empty on the last page.
+	NextPageToken string `protobuf:"bytes,3,opt,name=next_page_token,json=nextPageToken,proto3" json:"next_page_token,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2059,6 +2221,13 @@ func (x *ListExceptionsResponse) GetPosition() uint64 {
 		return x.Position
 	}
 	return 0
+}
+
+func (x *ListExceptionsResponse) GetNextPageToken() string {
+	if x != nil {
+		return x.NextPageToken
+	}
+	return ""
 }
 
 // Organization is a registered organization and its cost centers.
@@ -2382,25 +2551,33 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\x05month\x18\x04 \x01(\tR\x05month\x12)\n" +
 	"\x06amount\x18\x05 \x01(\v2\x11.billing.v1.MoneyR\x06amount\x12\x16\n" +
 	"\x06reason\x18\x06 \x01(\tR\x06reason\x12\x19\n" +
-	"\bevent_id\x18\a \x01(\tR\aeventId\"\x87\x01\n" +
+	"\bevent_id\x18\a \x01(\tR\aeventId\"\xc3\x01\n" +
 	"\x11GetInvoiceRequest\x12\x10\n" +
 	"\x03ban\x18\x01 \x01(\tR\x03ban\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12!\n" +
 	"\fmin_position\x18\x03 \x01(\x04R\vminPosition\x12'\n" +
-	"\x0finclude_lineage\x18\x04 \x01(\bR\x0eincludeLineage\"w\n" +
+	"\x0finclude_lineage\x18\x04 \x01(\bR\x0eincludeLineage\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\x9f\x01\n" +
 	"\x12GetInvoiceResponse\x12-\n" +
 	"\ainvoice\x18\x01 \x01(\v2\x13.billing.v1.InvoiceR\ainvoice\x12\x1a\n" +
 	"\bposition\x18\x02 \x01(\x04R\bposition\x12\x16\n" +
-	"\x06digest\x18\x03 \x01(\tR\x06digest\"\x84\x01\n" +
+	"\x06digest\x18\x03 \x01(\tR\x06digest\x12&\n" +
+	"\x0fnext_page_token\x18\x04 \x01(\tR\rnextPageToken\"\xc0\x01\n" +
 	"\x13ListInvoicesRequest\x12\x10\n" +
 	"\x03ban\x18\x01 \x01(\tR\x03ban\x12\x1d\n" +
 	"\n" +
 	"from_month\x18\x02 \x01(\tR\tfromMonth\x12\x19\n" +
 	"\bto_month\x18\x03 \x01(\tR\atoMonth\x12!\n" +
-	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\"j\n" +
+	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\x92\x01\n" +
 	"\x14ListInvoicesResponse\x126\n" +
 	"\binvoices\x18\x01 \x03(\v2\x1a.billing.v1.InvoiceSummaryR\binvoices\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xb9\x01\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xb9\x01\n" +
 	"\x16GetUsageHistoryRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x1d\n" +
 	"\n" +
@@ -2410,16 +2587,20 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\fmin_position\x18\x05 \x01(\x04R\vminPosition\"l\n" +
 	"\x17GetUsageHistoryResponse\x125\n" +
 	"\x06months\x18\x01 \x03(\v2\x1d.billing.v1.UsageHistoryMonthR\x06months\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xbc\x01\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"\xf8\x01\n" +
 	"\x14GetUsageMonthRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12+\n" +
 	"\x04view\x18\x03 \x01(\x0e2\x17.billing.v1.BillingViewR\x04view\x12!\n" +
 	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\x12'\n" +
-	"\x0finclude_lineage\x18\x05 \x01(\bR\x0eincludeLineage\"a\n" +
+	"\x0finclude_lineage\x18\x05 \x01(\bR\x0eincludeLineage\x12\x1b\n" +
+	"\tpage_size\x18\x06 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\a \x01(\tR\tpageToken\"\x89\x01\n" +
 	"\x15GetUsageMonthResponse\x12,\n" +
 	"\x05month\x18\x01 \x01(\v2\x16.billing.v1.UsageMonthR\x05month\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xaf\x01\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xaf\x01\n" +
 	"\x13GetDashboardRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12$\n" +
 	"\x0ecost_center_id\x18\x02 \x01(\tR\fcostCenterId\x12\x1d\n" +
@@ -2429,23 +2610,31 @@ const file_billing_v1_query_proto_rawDesc = "" +
 	"\fmin_position\x18\x05 \x01(\x04R\vminPosition\"`\n" +
 	"\x14GetDashboardResponse\x12,\n" +
 	"\x04bars\x18\x01 \x03(\v2\x18.billing.v1.DashboardBarR\x04bars\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\x92\x01\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\"\xce\x01\n" +
 	"\x16ListAdjustmentsRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x14\n" +
 	"\x05month\x18\x02 \x01(\tR\x05month\x12(\n" +
 	"\x04kind\x18\x03 \x01(\x0e2\x14.billing.v1.LineKindR\x04kind\x12!\n" +
-	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\"o\n" +
+	"\fmin_position\x18\x04 \x01(\x04R\vminPosition\x12\x1b\n" +
+	"\tpage_size\x18\x05 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x06 \x01(\tR\tpageToken\"\x97\x01\n" +
 	"\x17ListAdjustmentsResponse\x128\n" +
 	"\vadjustments\x18\x01 \x03(\v2\x16.billing.v1.AdjustmentR\vadjustments\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"Q\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\x8d\x01\n" +
 	"\x15ListExceptionsRequest\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12!\n" +
-	"\fmin_position\x18\x02 \x01(\x04R\vminPosition\"k\n" +
+	"\fmin_position\x18\x02 \x01(\x04R\vminPosition\x12\x1b\n" +
+	"\tpage_size\x18\x03 \x01(\x05R\bpageSize\x12\x1d\n" +
+	"\n" +
+	"page_token\x18\x04 \x01(\tR\tpageToken\"\x93\x01\n" +
 	"\x16ListExceptionsResponse\x125\n" +
 	"\n" +
 	"exceptions\x18\x01 \x03(\v2\x15.billing.v1.ExceptionR\n" +
 	"exceptions\x12\x1a\n" +
-	"\bposition\x18\x02 \x01(\x04R\bposition\"\xa2\x01\n" +
+	"\bposition\x18\x02 \x01(\x04R\bposition\x12&\n" +
+	"\x0fnext_page_token\x18\x03 \x01(\tR\rnextPageToken\"\xa2\x01\n" +
 	"\fOrganization\x12\x15\n" +
 	"\x06org_id\x18\x01 \x01(\tR\x05orgId\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +

@@ -48,10 +48,19 @@ const (
 // BAN, organization or cost center is NOT_FOUND; a malformed month or range,
 // a range of more than 1200 months or an unknown view or kind is
 // INVALID_ARGUMENT; a vendor cycle view before its finalization is
-// FAILED_PRECONDITION saying from when; a min_position not reached within
-// the call's deadline is DEADLINE_EXCEEDED, and a call made while the
-// projections are still replaying the history, UNAVAILABLE. Status messages
-// name the request field at fault and its value.
+// FAILED_PRECONDITION saying from when; a negative page_size or a bad
+// page_token is INVALID_ARGUMENT, and the token of a draft or list that has
+// changed since its first page FAILED_PRECONDITION; a min_position not
+// reached within the call's deadline is DEADLINE_EXCEEDED, and a call made
+// while the projections are still replaying the history, UNAVAILABLE.
+// Status messages name the request field at fault and its value.
+//
+// Paging (AIP-158): GetInvoice, GetUsageMonth, ListInvoices,
+// ListAdjustments and ListExceptions answer a page at a time, 1,000 lines
+// or entries unless page_size says otherwise (at most 10,000). A response
+// with a next_page_token has more: ask again with it as page_token. Totals
+// always cover the whole document, whichever page carries them. A client
+// that wants a document whole follows the tokens, as ledgerctl does.
 type BillingServiceClient interface {
 	// GetInvoice returns the invoice of a BAN for a month: issued at the
 	// month's billing cycle close, or before it a draft at the current
@@ -174,10 +183,19 @@ func (c *billingServiceClient) ListOrganizations(ctx context.Context, in *ListOr
 // BAN, organization or cost center is NOT_FOUND; a malformed month or range,
 // a range of more than 1200 months or an unknown view or kind is
 // INVALID_ARGUMENT; a vendor cycle view before its finalization is
-// FAILED_PRECONDITION saying from when; a min_position not reached within
-// the call's deadline is DEADLINE_EXCEEDED, and a call made while the
-// projections are still replaying the history, UNAVAILABLE. Status messages
-// name the request field at fault and its value.
+// FAILED_PRECONDITION saying from when; a negative page_size or a bad
+// page_token is INVALID_ARGUMENT, and the token of a draft or list that has
+// changed since its first page FAILED_PRECONDITION; a min_position not
+// reached within the call's deadline is DEADLINE_EXCEEDED, and a call made
+// while the projections are still replaying the history, UNAVAILABLE.
+// Status messages name the request field at fault and its value.
+//
+// Paging (AIP-158): GetInvoice, GetUsageMonth, ListInvoices,
+// ListAdjustments and ListExceptions answer a page at a time, 1,000 lines
+// or entries unless page_size says otherwise (at most 10,000). A response
+// with a next_page_token has more: ask again with it as page_token. Totals
+// always cover the whole document, whichever page carries them. A client
+// that wants a document whole follows the tokens, as ledgerctl does.
 type BillingServiceServer interface {
 	// GetInvoice returns the invoice of a BAN for a month: issued at the
 	// month's billing cycle close, or before it a draft at the current
