@@ -2,10 +2,12 @@ package daemon_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
@@ -36,10 +38,10 @@ func TestJetStreamClusterLeaderKilledMidIngest(t *testing.T) {
 	d := daemontest.Start(t, cfg)
 	daemontest.WaitReady(t, d)
 
-	_, js := testkit.JetStream(t, cl.URL())
-	// Requests end with the test, each bounded by the client's default
-	// timeout: one sent while a stream or consumer has no leader goes
-	// unanswered, and the next try may find the new one.
+	nc, js := testkit.JetStream(t, cl.URL())
+	// Requests end with the test, each try bounded (requestTry, or the
+	// client's default): one sent while a stream or consumer has no
+	// leader goes unanswered, and the next try may find the new one.
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)
 	in, err := js.Stream(ctx, wire.StreamIn)
@@ -68,6 +70,29 @@ func TestJetStreamClusterLeaderKilledMidIngest(t *testing.T) {
 			return fmt.Errorf("acknowledged up to sequence %d of 4", ci.AckFloor.Stream)
 		}
 		return nil
+	})
+
+	// One node leads both BILLING_IN and ledgerd's consumer, so that the
+	// kill takes both leaders at once: the consumer's leader goes with
+	// the deliveries ledgerd has yet to acknowledge.
+	var leader string
+	testkit.Eventually(t, "one node leading "+wire.StreamIn+" and its consumer", func() error {
+		s := cl.StreamLeader(wire.StreamIn)
+		if s == nil {
+			return fmt.Errorf("%s has no leader", wire.StreamIn)
+		}
+		leader = s.Name()
+		ci, err := consumerInfo(ctx, cons)
+		if err != nil {
+			return err
+		}
+		if ci.Cluster.Leader == leader {
+			return nil
+		}
+		if err := stepDownConsumer(ctx, nc, leader); err != nil {
+			return err
+		}
+		return fmt.Errorf("consumer led by %s, asked to move to %s", ci.Cluster.Leader, leader)
 	})
 
 	// Usage of 2018-01, each message a different number of cents, so that
@@ -111,7 +136,9 @@ func TestJetStreamClusterLeaderKilledMidIngest(t *testing.T) {
 		}
 	}
 	killed, published := make(chan struct{}), make(chan error, 1)
-	var retried int // publishes that failed and were sent again, read after published
+	// Publishes that failed and were sent again, and those of them found
+	// already stored; read after published.
+	var retried, duplicates int
 	pubCtx := testkit.Context(t, testkit.ClusterWithin)
 	go func() {
 		select {
@@ -121,8 +148,11 @@ func TestJetStreamClusterLeaderKilledMidIngest(t *testing.T) {
 			return
 		}
 		for k := messages / 2; k < messages; k++ {
-			n, err := publishOnce(pubCtx, pubJS, k)
+			n, dup, err := publishOnce(pubCtx, pubJS, k)
 			retried += n
+			if dup {
+				duplicates++
+			}
 			if err != nil {
 				published <- err
 				return
@@ -131,14 +161,13 @@ func TestJetStreamClusterLeaderKilledMidIngest(t *testing.T) {
 		published <- nil
 	}()
 
-	leader := cl.WaitStreamLeader(wire.StreamIn)
 	if ci, err := consumerInfo(ctx, cons); err == nil {
 		// Whether ledgerd had a backlog then is a matter of timing, which
 		// a pass/fail test must not depend on; the log says.
 		t.Logf("killing %s, leader of %s (consumer led by %s: %d pending, %d unacknowledged)",
-			leader.Name(), wire.StreamIn, ci.Cluster.Leader, ci.NumPending, ci.NumAckPending)
+			cl.StreamLeader(wire.StreamIn).Name(), wire.StreamIn, ci.Cluster.Leader, ci.NumPending, ci.NumAckPending)
 	}
-	killedName := leader.Name()
+	killedName := leader
 	cl.Kill(killedName)
 	close(killed)
 
@@ -151,7 +180,7 @@ func TestJetStreamClusterLeaderKilledMidIngest(t *testing.T) {
 		t.Fatal("publishing across the leader change did not end")
 	}
 	newLeader := cl.WaitStreamLeader(wire.StreamIn)
-	t.Logf("%s now leads %s; %d publishes were retried", newLeader.Name(), wire.StreamIn, retried)
+	t.Logf("%s now leads %s; %d publishes were retried, %d of them found stored", newLeader.Name(), wire.StreamIn, retried, duplicates)
 
 	// The consumer recovers: everything is taken and acknowledged (a work
 	// queue drops what is acknowledged), which ledgerd does only after the
@@ -208,8 +237,15 @@ func TestJetStreamClusterLeaderKilledMidIngest(t *testing.T) {
 	})
 }
 
+// requestTry bounds one try of a JetStream request in a wait: answered in
+// a millisecond when the stream or consumer has a leader, never while it
+// elects one (the client's default would wait 5 s for nothing).
+const requestTry = time.Second
+
 // streamInfo is the stream's state from its leader (see consumerInfo).
 func streamInfo(ctx context.Context, js jetstream.JetStream, stream string) (*jetstream.StreamInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTry)
+	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
 		return nil, err
@@ -225,6 +261,8 @@ func streamInfo(ctx context.Context, js jetstream.JetStream, stream string) (*je
 // consumer has none, the meta leader answers for it with its assignment,
 // counting nothing, which must not pass for a drained consumer.
 func consumerInfo(ctx context.Context, cons jetstream.Consumer) (*jetstream.ConsumerInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, requestTry)
+	defer cancel()
 	ci, err := cons.Info(ctx)
 	if err != nil {
 		return nil, err
@@ -233,6 +271,29 @@ func consumerInfo(ctx context.Context, cons jetstream.Consumer) (*jetstream.Cons
 		return nil, fmt.Errorf("consumer %s has no leader", ci.Name)
 	}
 	return ci, nil
+}
+
+// stepDownConsumer asks the leader of ledgerd's consumer to hand over to
+// the named node (JetStream's leader stepdown with a preferred placement).
+func stepDownConsumer(ctx context.Context, nc *nats.Conn, to string) error {
+	req, err := json.Marshal(server.JSApiLeaderStepdownRequest{Placement: &server.Placement{Preferred: to}})
+	if err != nil {
+		return err
+	}
+	reqCtx, cancel := context.WithTimeout(ctx, requestTry)
+	defer cancel()
+	msg, err := nc.RequestWithContext(reqCtx, fmt.Sprintf("$JS.API.CONSUMER.LEADER.STEPDOWN.%s.%s", wire.StreamIn, wire.Consumer), req)
+	if err != nil {
+		return err
+	}
+	var resp server.JSApiConsumerLeaderStepDownResponse
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return err
+	}
+	if resp.Error != nil {
+		return resp.Error
+	}
+	return nil
 }
 
 // cents is the cost of the k-th usage message.
@@ -251,25 +312,33 @@ func usageMsg(k int) *nats.Msg {
 	return msg
 }
 
+// publishTry bounds one try of a publish: short, so that a try sent into
+// the election fails and is sent again with the same Nats-Msg-Id (what a
+// metering service must do, and what the test exercises), long enough for
+// a stored publish's acknowledgement on a loaded machine most of the time.
+const publishTry = 500 * time.Millisecond
+
 // publishOnce publishes the k-th usage message until JetStream
 // acknowledges it, with one Nats-Msg-Id for every try, and returns how
-// many tries failed. A try fails while the stream has no leader (a
-// timeout, no responders) or the connection moves to another node.
-func publishOnce(ctx context.Context, js jetstream.JetStream, k int) (int, error) {
+// many tries failed and whether JetStream took the last as a duplicate of
+// one of them (stored, but its acknowledgement lost). A try fails while
+// the stream has no leader (a timeout, no responders) or the connection
+// moves to another node.
+func publishOnce(ctx context.Context, js jetstream.JetStream, k int) (failed int, duplicate bool, err error) {
 	msg := usageMsg(k)
 	b := retry.New(50*time.Millisecond, time.Second)
-	for failed := 0; ; failed++ {
-		tryCtx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := js.PublishMsg(tryCtx, msg)
+	for ; ; failed++ {
+		tryCtx, cancel := context.WithTimeout(ctx, publishTry)
+		ack, err := js.PublishMsg(tryCtx, msg)
 		cancel()
 		if err == nil {
-			return failed, nil
+			return failed, ack.Duplicate, nil
 		}
 		if ctx.Err() != nil {
-			return failed, fmt.Errorf("message %d, after %d tries: %w", k, failed+1, err)
+			return failed, false, fmt.Errorf("message %d, after %d tries: %w", k, failed+1, err)
 		}
 		if err := b.Wait(ctx); err != nil {
-			return failed, err
+			return failed, false, err
 		}
 	}
 }

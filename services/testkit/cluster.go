@@ -13,9 +13,10 @@ import (
 )
 
 // ClusterWithin bounds the cluster's waits (a meta leader, a stream leader,
-// a node catching up): a Raft election takes 4 to 9 s with nats-server's
-// defaults, which an in-process cluster cannot shorten (its own tests do
-// from inside the package), and a loaded 2-core machine may need several.
+// a node catching up): a Raft election may wait 4 to 9 s with
+// nats-server's defaults, which an in-process cluster cannot shorten (its
+// own tests do from inside the package), and a loaded 2-core machine may
+// need several.
 const ClusterWithin = 60 * time.Second
 
 // Cluster is a JetStream cluster of in-process NATS servers, as a
@@ -138,9 +139,12 @@ func (c *Cluster) Running() []*server.Server {
 	return up
 }
 
-// Kill shuts the named node down at once, as a crash or a lost machine
-// would take it away: no leadership is handed over first (a lame-duck
-// shutdown would), so the others must notice and elect.
+// Kill shuts the named node down, as a stopped nats-server goes: it steps
+// down from the Raft groups it leads (the others elect a new leader at
+// once) and closes every connection, so that its clients must reconnect
+// elsewhere and what it had not replicated is lost with it. A crash
+// differs only in the others noticing later (an election timeout, 4 to
+// 9 s); nats-server exports no way to stop without stepping down.
 func (c *Cluster) Kill(name string) {
 	c.t.Helper()
 	c.shutdown(c.index(name))
