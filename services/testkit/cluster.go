@@ -43,11 +43,11 @@ func NATSCluster(t testing.TB, n int) *Cluster {
 	// names all of them; the client ports too, so that a restarted node
 	// answers on the URL its clients were given. (Another process may take
 	// a port between FreeAddr and the listen; then the start fails.)
-	clusterPorts, clientPorts := make([]int, n), make([]int, n)
+	ports := freePorts(t, 2*n)
+	clusterPorts, clientPorts := ports[:n], ports[n:]
 	var routes []string
-	for i := range n {
-		clusterPorts[i], clientPorts[i] = freePort(t), freePort(t)
-		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", clusterPorts[i]))
+	for _, p := range clusterPorts {
+		routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", p))
 	}
 	c := &Cluster{t: t, nodes: make([]*server.Server, n)}
 	for i := range n {
@@ -80,17 +80,27 @@ func NATSCluster(t testing.TB, n int) *Cluster {
 	return c
 }
 
-func freePort(t testing.TB) int {
+// freePorts returns n distinct loopback ports nobody listens on now: a
+// port FreeAddr has let go of may be handed out again at once.
+func freePorts(t testing.TB, n int) []int {
 	t.Helper()
-	_, port, err := net.SplitHostPort(FreeAddr(t))
-	if err != nil {
-		t.Fatal(err)
+	seen := make(map[int]bool)
+	var ports []int
+	for len(ports) < n {
+		_, text, err := net.SplitHostPort(FreeAddr(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		p, err := strconv.Atoi(text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !seen[p] {
+			seen[p] = true
+			ports = append(ports, p)
+		}
 	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
+	return ports
 }
 
 // start starts node i from a copy of its options: the server fills in
@@ -143,8 +153,9 @@ func (c *Cluster) Running() []*server.Server {
 // down from the Raft groups it leads (the others elect a new leader at
 // once) and closes every connection, so that its clients must reconnect
 // elsewhere and what it had not replicated is lost with it. A crash
-// differs only in the others noticing later (an election timeout, 4 to
-// 9 s); nats-server exports no way to stop without stepping down.
+// would leave the others to notice by themselves, after an election
+// timeout (4 to 9 s); nats-server exports no way to stop without stepping
+// down first.
 func (c *Cluster) Kill(name string) {
 	c.t.Helper()
 	c.shutdown(c.index(name))
