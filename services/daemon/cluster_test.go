@@ -165,7 +165,7 @@ func TestJetStreamClusterLeaderKilledMidIngest(t *testing.T) {
 		// Whether ledgerd had a backlog then is a matter of timing, which
 		// a pass/fail test must not depend on; the log says.
 		t.Logf("killing %s, leader of %s (consumer led by %s: %d pending, %d unacknowledged)",
-			cl.StreamLeader(wire.StreamIn).Name(), wire.StreamIn, ci.Cluster.Leader, ci.NumPending, ci.NumAckPending)
+			leader, wire.StreamIn, ci.Cluster.Leader, ci.NumPending, ci.NumAckPending)
 	}
 	killedName := leader
 	cl.Kill(killedName)
