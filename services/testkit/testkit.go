@@ -78,7 +78,13 @@ const EventuallyWithin = 30 * time.Second
 // on (a channel, a position), wait on that instead.
 func Eventually(t testing.TB, what string, check func() error) {
 	t.Helper()
-	deadline := time.Now().Add(EventuallyWithin)
+	eventually(t, EventuallyWithin, what, check)
+}
+
+// eventually is Eventually bounded by within.
+func eventually(t testing.TB, within time.Duration, what string, check func() error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
 	b := retry.New(5*time.Millisecond, 250*time.Millisecond)
 	for {
 		err := check()
@@ -86,7 +92,7 @@ func Eventually(t testing.TB, what string, check func() error) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, EventuallyWithin, err)
+			t.Fatalf("%s: not within %s: %v", what, within, err)
 		}
 		_ = b.Wait(context.Background())
 	}
