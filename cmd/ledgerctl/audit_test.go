@@ -23,7 +23,9 @@ import (
 	"github.com/ledger-billing/ledger/services/ctl"
 	"github.com/ledger-billing/ledger/services/daemon/daemontest"
 	"github.com/ledger-billing/ledger/services/eventlog"
+	"github.com/ledger-billing/ledger/services/synth"
 	"github.com/ledger-billing/ledger/services/testkit"
+	"github.com/ledger-billing/ledger/services/wire"
 )
 
 // auditedLedger starts a ledgerd that seals every 100 ms, runs the demo on
@@ -390,4 +392,68 @@ func TestAuditTwoLedgerds(t *testing.T) {
 	if r := verify(t, copyOf(t, a), key); r.code != 0 {
 		t.Fatalf("verify of two ledgerds' history (%d seals): exit %d\n%s", seals, r.code, r.stdout)
 	}
+}
+
+// TestAuditVerifyLargeHistory verifies a generated history of 60,000
+// usage records with reserved instances, reconciliations, three closes and
+// a finalization, as one ledgerd wrote it, and logs how fast verify read
+// it (the figures are BenchmarkVerify's business).
+func TestAuditVerifyLargeHistory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a 60,000-record history: not in -short")
+	}
+	dir := t.TempDir()
+	cfg := daemontest.Config(dir)
+	cfg.SealInterval = 200 * time.Millisecond
+	l, err := dialLedger(daemontest.Start(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.conn.Close() })
+	_, js := testkit.JetStream(t, l.d.NATSURL())
+	g := synth.New(synth.Config{Seed: 7, RunID: "large", Orgs: 3, AccountsPerOrg: 100, Months: 3, RecordsPerMessage: 1000})
+	msgs := g.Hierarchy()
+	for range 60 {
+		msgs = append(msgs, g.Usage())
+	}
+	months := g.Months()
+	for _, m := range months {
+		msgs = append(msgs, g.Extras(m)...)
+	}
+	for _, m := range months {
+		msgs = append(msgs, wire.CloseMessage(wire.SourceLedgerctl, m))
+	}
+	msgs = append(msgs, wire.FinalizeMessage(wire.SourceLedgerctl, months[0]))
+	for _, m := range msgs {
+		if err := publish(t.Context(), js, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	last := months[len(months)-1].String()
+	testkit.Eventually(t, "the last month issued", func() error {
+		resp, err := l.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: g.BAN(0), Month: last, PageSize: 1})
+		if err != nil {
+			return err
+		}
+		if resp.GetInvoice().GetStatus() != billingv1.InvoiceStatus_INVOICE_STATUS_ISSUED {
+			return fmt.Errorf("%s %s is %v", g.BAN(0), last, resp.GetInvoice().GetStatus())
+		}
+		return nil
+	})
+	waitAudited(t, l)
+	key := filepath.Join(t.TempDir(), "ledgerd.pub")
+	if err := os.WriteFile(key, []byte(l.must(t, "audit", "public-key", "--data-dir", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	copied := copyOf(t, l)
+	start := time.Now()
+	r := verify(t, copied, key)
+	took := time.Since(start)
+	if r.code != 0 || !strings.Contains(r.stdout, "OK: ") {
+		t.Fatalf("verify of a generated history: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if docs := lineWith(r.stdout, "Documents checked:    "); strings.HasSuffix(docs, " 0") {
+		t.Errorf("verify checked no document: %s", docs)
+	}
+	t.Logf("verified 60,000 records in %s", took.Round(time.Millisecond))
 }
