@@ -39,13 +39,18 @@ type Chain struct {
 
 // Add makes the event at position the chain's next link.
 func (c *Chain) Add(stream string, id uuid.UUID, eventType string, data []byte, position uint64) {
+	c.scratch = Link(c.scratch[:0], stream, id, eventType, data)
+	c.AddLink(c.scratch, position)
+}
+
+// AddLink is Add given the event's Link.
+func (c *Chain) AddLink(link []byte, position uint64) {
 	if c.h == nil {
 		c.h = sha256.New()
 	}
-	c.scratch = Link(c.scratch[:0], stream, id, eventType, data)
 	c.h.Reset()
 	c.h.Write(c.value[:])
-	c.h.Write(c.scratch)
+	c.h.Write(link)
 	c.h.Sum(c.value[:0])
 	c.events++
 	c.position = position

@@ -165,6 +165,12 @@ func ParsePublicKeys(text []byte) (Keys, error) {
 
 // Check verifies an event's signature: nil if one of keys signed its Link.
 func (k Keys) Check(stream string, id uuid.UUID, eventType string, data, metadata []byte) error {
+	return k.CheckLink(Link(nil, stream, id, eventType, data), metadata)
+}
+
+// CheckLink is Check given the event's Link, which a verification also
+// adds to the chain: one hash of the data serves both.
+func (k Keys) CheckLink(link, metadata []byte) error {
 	if len(metadata) == 0 {
 		return errors.New("not signed")
 	}
@@ -177,7 +183,7 @@ func (k Keys) Check(stream string, id uuid.UUID, eventType string, data, metadat
 		return fmt.Errorf("signed with key %q, which is not among the public keys given", sig.KeyID)
 	}
 	raw, err := base64.StdEncoding.DecodeString(sig.Sig)
-	if err != nil || !ed25519.Verify(pub, Link(nil, stream, id, eventType, data), raw) {
+	if err != nil || !ed25519.Verify(pub, link, raw) {
 		return fmt.Errorf("its signature (key %s) does not match its stream, id, type and data", sig.KeyID)
 	}
 	return nil
