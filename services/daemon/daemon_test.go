@@ -19,6 +19,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/billing"
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/document"
 	"github.com/ledger-billing/ledger/projections/money"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/daemon"
@@ -205,6 +206,10 @@ func TestWorkedExampleThroughNATS(t *testing.T) {
 	}
 	if jan.Status != billing.Issued || total(jan) != "4.00" {
 		t.Fatalf("invoice 2018-01: %v total %s, want ISSUED 4.00", jan.Status, total(jan))
+	}
+	// The announcement carries the invoice's digest (README, "Auditing").
+	if want, err := document.DigestOf(jan); err != nil || last.Digest != want {
+		t.Errorf("announced digest %q, want the invoice's %q (%v)", last.Digest, want, err)
 	}
 	var update *billing.Line
 	for i := range jan.Lines {
