@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -53,19 +56,24 @@ func auditedLedger(t *testing.T) (*ledger, string, string) {
 
 // waitAudited waits until l has recorded every document it issued and
 // sealed the log through its last billing event.
-func waitAudited(t *testing.T, l *ledger) {
+func waitAudited(t *testing.T, l *ledger) { waitRecorded(t, l, 0) }
+
+// waitRecorded waits until l has recorded every document it issued but
+// unrecorded (those whose record met another) and sealed the log through
+// its last billing event.
+func waitRecorded(t *testing.T, l *ledger, unrecorded int) {
 	t.Helper()
 	log := testkit.Log(t, l.d.EventstoreURL())
 	testkit.Eventually(t, "every issued document recorded and the log sealed", func() error {
-		var unrecorded, recorded int
+		var left, recorded int
 		if _, err := l.d.Runner().Read(func(p *billing.Projection) error {
-			unrecorded, recorded = len(p.Unrecorded(1)), len(p.Issued())
+			left, recorded = len(p.Unrecorded(1000)), len(p.Issued())
 			return nil
 		}); err != nil {
 			return err
 		}
-		if unrecorded > 0 || recorded == 0 {
-			return fmt.Errorf("%d documents recorded, some not yet", recorded)
+		if left != unrecorded || recorded == 0 {
+			return fmt.Errorf("%d documents recorded, %d not yet", recorded, left)
 		}
 		chain := l.d.Runner().Chain()
 		last, err := log.Latest(t.Context(), audit.SealStream)
@@ -456,4 +464,54 @@ func TestAuditVerifyLargeHistory(t *testing.T) {
 		t.Errorf("verify checked no document: %s", docs)
 	}
 	t.Logf("verified 60,000 records in %s", took.Round(time.Millisecond))
+}
+
+// TestAuditDigestConflict records, before January is closed, a
+// DocumentIssued of its invoice with another digest (as a replica that
+// disagreed would have): when ledgerd issues the invoice its own record
+// meets it, which is an error in the log, a count in /metrics and, on
+// every ledgerd, an exception; and verify fails on it.
+func TestAuditDigestConflict(t *testing.T) {
+	dir := t.TempDir()
+	cfg := daemontest.Config(dir)
+	cfg.SealInterval = 100 * time.Millisecond
+	l, err := dialLedger(daemontest.Start(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.conn.Close() })
+	signer, err := audit.LoadSigner(filepath.Join(dir, audit.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := testkit.Log(t, l.d.EventstoreURL())
+	log.SignWith(signer) // as a replica with the same key would
+	stream := audit.IssuedStream(billing.BillingCycle, ctl.DemoBAN, ctl.DemoFirst)
+	data, _ := proto.Marshal(&billingv1.DocumentIssued{Ban: ctl.DemoBAN, Month: ctl.DemoFirst, View: "billing_cycle",
+		Total: &billingv1.Money{Amount: "1.00", Currency: "USD"}, Digest: strings.Repeat("f", 64)})
+	if _, err := log.Append(t.Context(), stream, eventlog.NoStream, eventlog.Event{ID: uuid.New(), Type: audit.IssuedType, Data: data}); err != nil {
+		t.Fatal(err)
+	}
+	l.must(t, "demo")
+	testkit.Eventually(t, "the conflict counted", func() error {
+		resp, err := http.Get("http://" + l.d.HTTPAddr() + "/metrics")
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		if !strings.Contains(string(body), "\nledger_audit_digest_conflicts_total 1\n") {
+			return errors.New("ledger_audit_digest_conflicts_total is not 1")
+		}
+		return nil
+	})
+	if r := l.ctl(t.Context(), "exceptions", "--json"); !strings.Contains(r.stdout, "EXCEPTION_KIND_DIGEST_MISMATCH") {
+		t.Errorf("ledgerctl exceptions: no DIGEST_MISMATCH\n%s", r.stdout)
+	}
+	waitRecorded(t, l, 1)
+	key := filepath.Join(t.TempDir(), "ledgerd.pub")
+	if err := os.WriteFile(key, []byte(l.must(t, "audit", "public-key", "--data-dir", dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wantFault(t, verify(t, copyOf(t, l), key), "DocumentIssued of the billing_cycle document of BAN-1001 for 2025-01")
 }

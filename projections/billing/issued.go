@@ -98,9 +98,10 @@ func (p *Projection) applyIssued(pos uint64, m *billingv1.DocumentIssued) error 
 	}
 	p.issued = append(p.issued, rec)
 	if p.recorded == nil {
-		p.recorded = make(map[issuedKey]struct{})
+		p.recorded = make(map[issuedKey][]uint64)
 	}
-	p.recorded[issuedKey{view, docKey{m.Ban, month}}] = struct{}{}
+	k := issuedKey{view, docKey{m.Ban, month}}
+	p.recorded[k] = append(p.recorded[k], m.ThroughPosition)
 	return nil
 }
 
@@ -112,11 +113,14 @@ type issuedKey struct {
 // Unrecorded returns up to limit issued documents (invoices and vendor
 // views) that no DocumentIssued of the history records yet, in the order
 // they were issued: what a ledgerd still has to record (services/audit).
+// A record counts only if it names the close (or finalization) that
+// issued the document: one appended before it, by whoever, records
+// nothing.
 func (p *Projection) Unrecorded(limit int) []*Invoice {
 	var out []*Invoice
 	for view, docs := range map[View]map[docKey]*Invoice{BillingCycle: p.cycles.issued, VendorCycle: p.cycles.vendor} {
 		for k, inv := range docs {
-			if _, ok := p.recorded[issuedKey{view, k}]; !ok {
+			if !slices.Contains(p.recorded[issuedKey{view, k}], inv.Position) {
 				out = append(out, inv)
 			}
 		}

@@ -55,7 +55,7 @@ type Projection struct {
 	// What the history says was issued (issued.go), for the auditors,
 	// and how this projection checks it.
 	issued   []IssuedRecord
-	recorded map[issuedKey]struct{}
+	recorded map[issuedKey][]uint64 // the through positions recorded, per document
 	digester Digester
 
 	// Scratch values of the hot path, reused so that folding a record does

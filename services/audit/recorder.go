@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -73,14 +74,22 @@ type Recorder struct {
 	logger  *slog.Logger
 	metrics Metrics
 	wake    chan struct{}
+	// conflicts are the streams where the history holds another record
+	// of a document than this ledgerd's: reported once, never retried
+	// (the record there stays; ListExceptions lists it).
+	conflicts map[string]bool
 }
+
+// conflictsMax bounds the conflicts remembered; past it, a conflict is
+// reported again each time the recorder looks.
+const conflictsMax = 10_000
 
 // NewRecorder returns a Recorder; Run starts it.
 func NewRecorder(log *eventlog.Log, proj Projections, metrics Metrics, logger *slog.Logger) *Recorder {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Recorder{log: log, proj: proj, logger: logger, metrics: metrics, wake: make(chan struct{}, 1)}
+	return &Recorder{log: log, proj: proj, logger: logger, metrics: metrics, wake: make(chan struct{}, 1), conflicts: map[string]bool{}}
 }
 
 // Wake asks the recorder to look now: the runner calls it when an event
@@ -131,11 +140,14 @@ func (r *Recorder) record(ctx context.Context) error {
 	for {
 		var docs []*billing.Invoice
 		if _, err := r.proj.Read(func(p *billing.Projection) error {
-			docs = p.Unrecorded(recordBatch)
+			docs = p.Unrecorded(recordBatch + len(r.conflicts))
 			return nil
 		}); err != nil {
 			return err
 		}
+		docs = slices.DeleteFunc(docs, func(inv *billing.Invoice) bool {
+			return r.conflicts[IssuedStream(inv.View, inv.BAN, inv.Month.String())]
+		})
 		if len(docs) == 0 {
 			return nil
 		}
@@ -191,9 +203,17 @@ func (r *Recorder) recordOne(ctx context.Context, inv *billing.Invoice) (uint64,
 	if m, derr := billing.Decode(there.Type, there.Data); derr == nil {
 		if di, ok := m.(*billingv1.DocumentIssued); ok {
 			recorded = di.Digest
+			if di.Digest == digest && di.ThroughPosition == inv.Position {
+				// The same record under another event id (a ledgerd of
+				// another version): it agrees, so nothing is wrong.
+				return there.Position, nil
+			}
 		}
 	}
 	r.metrics.Conflicts.Inc()
+	if len(r.conflicts) < conflictsMax {
+		r.conflicts[stream] = true
+	}
 	r.logger.Error("audit: the history records another digest for a document this ledgerd issued; see ListExceptions (DIGEST_MISMATCH)",
 		"stream", stream, "recorded", recorded, "computed", digest, "position", there.Position)
 	return there.Position, nil
