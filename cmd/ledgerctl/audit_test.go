@@ -136,6 +136,12 @@ func TestAuditVerify(t *testing.T) {
 		}
 	}
 
+	// The same through the store's port, as an auditor with read access
+	// to a KurrentDB would.
+	if r := ctlEnv(t.Context(), "audit", "verify", "--eventstore-url", l.d.EventstoreURL(), "--public-key", key); r.code != 0 || !strings.Contains(r.stdout, "OK: ") {
+		t.Fatalf("verify --eventstore-url: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
 	t.Run("data changed in a copy", func(t *testing.T) {
 		dir := t.TempDir()
 		if err := os.CopyFS(dir, os.DirFS(clean)); err != nil {
