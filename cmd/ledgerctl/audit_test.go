@@ -24,6 +24,7 @@ import (
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/audit"
 	"github.com/ledger-billing/ledger/services/ctl"
+	"github.com/ledger-billing/ledger/services/daemon"
 	"github.com/ledger-billing/ledger/services/daemon/daemontest"
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/synth"
@@ -38,13 +39,7 @@ import (
 func auditedLedger(t *testing.T) (*ledger, string, string) {
 	t.Helper()
 	dir := t.TempDir()
-	cfg := daemontest.Config(dir)
-	cfg.SealInterval = 100 * time.Millisecond
-	l, err := dialLedger(daemontest.Start(t, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.conn.Close() })
+	l := sealingLedger(t, daemontest.Config(dir))
 	l.must(t, "demo")
 	waitAudited(t, l)
 	key := filepath.Join(t.TempDir(), "ledgerd.pub")
@@ -52,6 +47,18 @@ func auditedLedger(t *testing.T) (*ledger, string, string) {
 		t.Fatal(err)
 	}
 	return l, dir, key
+}
+
+// sealingLedger starts a ledgerd with cfg that seals every 100 ms.
+func sealingLedger(t *testing.T, cfg daemon.Config) *ledger {
+	t.Helper()
+	cfg.SealInterval = 100 * time.Millisecond
+	l, err := dialLedger(daemontest.Start(t, cfg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.conn.Close() })
+	return l
 }
 
 // waitAudited waits until l has recorded every document it issued and
@@ -330,27 +337,16 @@ func (quiet) Errorf(f string, args ...any) { fmt.Fprintf(os.Stderr, f+"\n", args
 func (quiet) Fatalf(f string, args ...any) { panic(fmt.Sprintf(f, args...)) }
 
 // TestAuditTwoLedgerds runs two ledgerd on one NATS and one store, with one
-// signing key, each sealing every 50 ms: they record each document once,
+// signing key, each sealing every 100 ms: they record each document once,
 // with the digest both compute, and write one seal chain between them,
 // which verify checks seal by seal.
 func TestAuditTwoLedgerds(t *testing.T) {
 	dirA, dirB := t.TempDir(), t.TempDir()
-	cfgA := daemontest.Config(dirA)
-	cfgA.SealInterval = 50 * time.Millisecond
-	a, err := dialLedger(daemontest.Start(t, cfgA))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { a.conn.Close() })
+	a := sealingLedger(t, daemontest.Config(dirA))
 	cfgB := daemontest.Config(dirB)
-	cfgB.SealInterval = 50 * time.Millisecond
 	cfgB.NATSURL, cfgB.EventstoreURL = a.d.NATSURL(), a.d.EventstoreURL()
 	cfgB.SigningKey = filepath.Join(dirA, audit.KeyFile)
-	b, err := dialLedger(daemontest.Start(t, cfgB))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.conn.Close() })
+	b := sealingLedger(t, cfgB)
 
 	a.must(t, "demo")
 	waitAudited(t, a)
@@ -417,13 +413,7 @@ func TestAuditVerifyLargeHistory(t *testing.T) {
 		t.Skip("a 60,000-record history: not in -short")
 	}
 	dir := t.TempDir()
-	cfg := daemontest.Config(dir)
-	cfg.SealInterval = 200 * time.Millisecond
-	l, err := dialLedger(daemontest.Start(t, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.conn.Close() })
+	l := sealingLedger(t, daemontest.Config(dir))
 	_, js := testkit.JetStream(t, l.d.NATSURL())
 	g := synth.New(synth.Config{Seed: 7, RunID: "large", Orgs: 3, AccountsPerOrg: 100, Months: 3, RecordsPerMessage: 1000})
 	msgs := g.Hierarchy()
@@ -479,13 +469,7 @@ func TestAuditVerifyLargeHistory(t *testing.T) {
 // every ledgerd, an exception; and verify fails on it.
 func TestAuditDigestConflict(t *testing.T) {
 	dir := t.TempDir()
-	cfg := daemontest.Config(dir)
-	cfg.SealInterval = 100 * time.Millisecond
-	l, err := dialLedger(daemontest.Start(t, cfg))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.conn.Close() })
+	l := sealingLedger(t, daemontest.Config(dir))
 	signer, err := audit.LoadSigner(filepath.Join(dir, audit.KeyFile))
 	if err != nil {
 		t.Fatal(err)

@@ -530,6 +530,14 @@ func readExportForm(t *testing.T, path string) ([]string, [][]string) {
 	if !strings.HasSuffix(path, ".parquet") {
 		return readExport(t, path)
 	}
+	return readParquet(t, path, func(_ string, v parquet.Value) string { return string(v.ByteArray()) })
+}
+
+// readParquet reads a Parquet file with the library's own reader as its
+// header and rows, each non-null value written by cell (given its
+// column's name), null ones empty.
+func readParquet(t *testing.T, path string, cell func(column string, v parquet.Value) string) ([]string, [][]string) {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
@@ -557,7 +565,7 @@ func readExportForm(t *testing.T, path string) ([]string, [][]string) {
 			cells := make([]string, len(header))
 			for _, v := range row {
 				if !v.IsNull() {
-					cells[v.Column()] = string(v.ByteArray())
+					cells[v.Column()] = cell(header[v.Column()], v)
 				}
 			}
 			rows = append(rows, cells)

@@ -3,9 +3,7 @@ package main
 import (
 	"compress/gzip"
 	"encoding/csv"
-	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -219,47 +217,15 @@ func readFOCUSText(t *testing.T, path string) ([]string, [][]string) {
 		}
 		return all[0], all[1:]
 	}
-	info, err := f.Stat()
-	if err != nil {
-		t.Fatal(err)
-	}
-	pf, err := parquet.OpenFile(f, info.Size())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var header []string
-	for _, p := range pf.Schema().Columns() {
-		header = append(header, p[0])
-	}
-	r := parquet.NewReader(pf)
-	defer r.Close()
-	var out [][]string
-	buf := make([]parquet.Row, 64)
-	for {
-		n, err := r.ReadRows(buf)
-		for _, row := range buf[:n] {
-			cells := make([]string, len(header))
-			for _, v := range row {
-				c := v.Column()
-				switch {
-				case v.IsNull():
-				case header[c] == "BilledCost":
-					cells[c] = apd.New(v.Int64(), -matrixCostScale).Text('f')
-				case header[c] == "ChargePeriodStart":
-					cells[c] = time.UnixMilli(v.Int64()).UTC().Format(time.RFC3339)
-				default:
-					cells[c] = string(v.ByteArray())
-				}
-			}
-			out = append(out, cells)
+	return readParquet(t, path, func(column string, v parquet.Value) string {
+		switch column {
+		case "BilledCost":
+			return apd.New(v.Int64(), -matrixCostScale).Text('f')
+		case "ChargePeriodStart":
+			return time.UnixMilli(v.Int64()).UTC().Format(time.RFC3339)
 		}
-		if errors.Is(err, io.EOF) {
-			return header, out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
+		return string(v.ByteArray())
+	})
 }
 
 // TestImportFOCUSMatrix imports a generated FOCUS 1.2, 1.3 and 1.4 file in
