@@ -280,35 +280,7 @@ func TestImportFOCUSForms(t *testing.T) {
 	f.Close()
 
 	header, rows := readExport(t, sample)
-	schema := parquet.Group{}
-	for _, name := range header {
-		schema[name] = parquet.Optional(parquet.String())
-	}
-	ps := parquet.NewSchema("focus", schema)
-	pq := filepath.Join(dir, "sample.parquet")
-	pf, err := os.Create(pq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := parquet.NewWriter(pf, ps)
-	for _, r := range rows {
-		row := make(parquet.Row, len(header))
-		for i, v := range r {
-			c, _ := ps.Lookup(header[i])
-			if v == "NULL" || v == "" {
-				row[c.ColumnIndex] = parquet.NullValue().Level(0, 0, c.ColumnIndex)
-			} else {
-				row[c.ColumnIndex] = parquet.ByteArrayValue([]byte(v)).Level(0, 1, c.ColumnIndex)
-			}
-		}
-		if _, err := w.WriteRows([]parquet.Row{row}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := w.Close(); err != nil {
-		t.Fatal(err)
-	}
-	pf.Close()
+	pq := writeParquetStrings(t, filepath.Join(dir, "sample.parquet"), header, rows)
 
 	want := expectedTotals(t, sample)
 	var csvIDs []string

@@ -396,7 +396,7 @@ func TestImportFOCUSMalformed(t *testing.T) {
 }
 
 // writeParquetStrings writes rows as a Parquet file of optional strings,
-// empty cells null.
+// empty cells and the FOCUS sample's "NULL" null.
 func writeParquetStrings(t *testing.T, path string, header []string, rows [][]string) string {
 	t.Helper()
 	group := parquet.Group{}
@@ -413,7 +413,7 @@ func writeParquetStrings(t *testing.T, path string, header []string, rows [][]st
 		row := make(parquet.Row, len(header))
 		for j, v := range cells {
 			c, _ := schema.Lookup(header[j])
-			if v == "" {
+			if v == "" || v == "NULL" {
 				row[c.ColumnIndex] = parquet.NullValue().Level(0, 0, c.ColumnIndex)
 			} else {
 				row[c.ColumnIndex] = parquet.ByteArrayValue([]byte(v)).Level(0, 1, c.ColumnIndex)
