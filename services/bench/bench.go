@@ -62,7 +62,20 @@ type Config struct {
 	// Progress receives a line per step; nil discards.
 	Progress io.Writer
 	Seed     uint64
+	// RawSample bounds the records kept for the raw parts (JetStream and
+	// store alone): a run of 100,000,000 records cannot hold its payloads
+	// (15 GB), so its raw figures come from the first RawSample records.
+	// Zero: all of them.
+	RawSample int
+	// Segment is the records of one ingest segment, whose rate the report
+	// gives apart (so that the rate at 100,000,000 records can be held
+	// beside the rate at 10,000,000); zero: 10,000,000.
+	Segment int
 }
+
+// aheadMax bounds the messages published but not yet ingested: a long run
+// measures ingestion at a steady state, not JetStream filling its disk.
+const aheadMax = 2000
 
 // Report holds the figures.
 type Report struct {
@@ -70,11 +83,22 @@ type Report struct {
 	PayloadBytes      int64
 
 	Ingest, RawPublish, RawAppend time.Duration
-	Replay, RawRead               time.Duration
-	StoreEvents                   int
+	// RawRecords and RawMessages are what the raw parts measured (the
+	// first RawSample records).
+	RawRecords, RawMessages int
+	// Segments are the ingest times of each Segment records, in order.
+	Segments        []Segment
+	Replay, RawRead time.Duration
+	StoreEvents     int
 
 	Queries []QueryFigure
 	PeakRSS float64 // bytes, from ledgerd's /metrics
+}
+
+// Segment is the ingestion of one segment of the run.
+type Segment struct {
+	Records int           // records ingested by the segment's end
+	Took    time.Duration // since the segment before
 }
 
 // QueryFigure is one query at one concurrency.
@@ -126,22 +150,44 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 
-	say("generating %d records in messages of %d", cfg.Records, cfg.Batch)
+	sample := cfg.Records
+	if cfg.RawSample > 0 && cfg.RawSample < sample {
+		sample = cfg.RawSample
+	}
+	segment := cfg.Segment
+	if segment <= 0 {
+		segment = 10_000_000
+	}
+	say("ingest: generating and publishing %d records in messages of %d, keeping %d for the raw parts", cfg.Records, cfg.Batch, sample)
 	var payloads [][]byte
+	subject := wire.SubjectPrefix + "usage_reported"
+	seg := &segments{size: segment, batch: cfg.Batch, last: time.Now()}
+	start := seg.last
+	watching, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	go seg.watch(watching, js, say)
 	for r.Records < cfg.Records {
 		data, err := proto.Marshal(gen.Usage())
 		if err != nil {
 			return nil, err
 		}
-		payloads = append(payloads, data)
+		if r.Records < sample {
+			payloads = append(payloads, data)
+			r.RawRecords += cfg.Batch
+			r.RawMessages++
+		}
+		if _, err := js.PublishAsync(subject, data, jetstream.WithStallWait(time.Minute)); err != nil {
+			return nil, err
+		}
 		r.Records += cfg.Batch
 		r.PayloadBytes += int64(len(data))
+		r.Messages++
+		seg.published.Add(1)
+		if err := seg.throttle(ctx); err != nil {
+			return nil, err
+		}
 	}
-	r.Messages = len(payloads)
-
-	say("ingest: publishing and waiting for the projections")
-	start := time.Now()
-	if err := publishRaw(ctx, js, wire.SubjectPrefix+"usage_reported", payloads); err != nil {
+	if err := waitAcks(ctx, js); err != nil {
 		return nil, err
 	}
 	head, err := waitIngested(ctx, js, log)
@@ -151,6 +197,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if _, err := api.GetUsageHistory(ctx, &billingv1.GetUsageHistoryRequest{OrgId: gen.OrgID(0), FromMonth: gen.Months()[0].String(), ToMonth: gen.Months()[0].String(), MinPosition: head}); err != nil {
 		return nil, fmt.Errorf("waiting for the projections to reach %d: %w", head, err)
 	}
+	stopWatching()
+	seg.reach(r.Messages, true)
+	r.Segments = seg.done
 	r.Ingest = time.Since(start)
 
 	say("raw JetStream: publishing the same payloads with nothing consuming")
@@ -230,6 +279,76 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		say("memory: %v", err)
 	}
 	return r, nil
+}
+
+// segments times each segment of the ingestion from the consumer's
+// progress, which watch polls, and holds the publisher back while more
+// than aheadMax messages wait for ledgerd.
+type segments struct {
+	size, batch int
+	published   atomic.Int64 // messages published so far
+	waiting     atomic.Int64 // messages ledgerd had not handled at the last poll
+	mu          sync.Mutex
+	last        time.Time
+	done        []Segment
+}
+
+// watch polls ledgerd's consumer every 200 ms until ctx ends, recording
+// the segments the ingested messages complete.
+func (s *segments) watch(ctx context.Context, js jetstream.JetStream, say func(string, ...any)) {
+	for {
+		select {
+		case <-time.After(200 * time.Millisecond): // JetStream state: polled
+		case <-ctx.Done():
+			return
+		}
+		cons, err := js.Consumer(ctx, wire.StreamIn, wire.Consumer)
+		if err != nil {
+			continue
+		}
+		info, err := cons.Info(ctx)
+		if err != nil {
+			continue
+		}
+		waiting := int64(info.NumPending) + int64(info.NumAckPending)
+		s.waiting.Store(waiting)
+		for _, d := range s.reach(int(s.published.Load()-waiting), false) {
+			say("         %d records ingested, the last %d at %.0f records/s", d.Records, s.size, float64(s.size)/d.Took.Seconds())
+		}
+	}
+}
+
+// throttle waits while more than aheadMax messages wait for ledgerd.
+func (s *segments) throttle(ctx context.Context) error {
+	for s.published.Load()-s.waiting.Load() < 0 || s.waiting.Load() > aheadMax {
+		select {
+		case <-time.After(50 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// reach records, and returns, the segments that ingested messages
+// complete, and with end the last, partial one.
+func (s *segments) reach(ingested int, end bool) []Segment {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Segment
+	records := ingested * s.batch
+	for {
+		start := len(s.done) * s.size
+		next := start + s.size
+		if records < next && !(end && records > start) {
+			return out
+		}
+		now := time.Now()
+		d := Segment{Records: min(next, records), Took: now.Sub(s.last)}
+		s.done = append(s.done, d)
+		out = append(out, d)
+		s.last = now
+	}
 }
 
 // publish publishes input messages and waits for every acknowledgement.

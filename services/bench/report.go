@@ -22,13 +22,30 @@ func (r *Report) Print(w io.Writer) error {
 		}
 		return fmt.Sprintf("%.2f", raw.Seconds()/ours.Seconds())
 	}
+	// rateRatio compares the ingest rate with a raw part's, which may have
+	// measured a sample of the records only.
+	rateRatio := func(raw time.Duration) string {
+		if r.Ingest <= 0 || raw <= 0 || r.RawRecords == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2f", (float64(r.Records)/r.Ingest.Seconds())/(float64(r.RawRecords)/raw.Seconds()))
+	}
 	fmt.Fprintf(tw, "measure\ttime\trecords/s\tmessages/s\tours/raw\t\n")
 	fmt.Fprintf(tw, "ingest, end to end (%d records in %d messages, %.1f MB)\t%s\t%s\t%s\t\t\n",
 		r.Records, r.Messages, float64(r.PayloadBytes)/1e6, r.Ingest.Round(time.Millisecond), rate(r.Records, r.Ingest), rate(r.Messages, r.Ingest))
-	fmt.Fprintf(tw, "raw JetStream publish, same payloads\t%s\t%s\t%s\t%s\t\n",
-		r.RawPublish.Round(time.Millisecond), rate(r.Records, r.RawPublish), rate(r.Messages, r.RawPublish), ratio(r.Ingest, r.RawPublish))
-	fmt.Fprintf(tw, "raw store append, same payloads\t%s\t%s\t%s\t%s\t\n",
-		r.RawAppend.Round(time.Millisecond), rate(r.Records, r.RawAppend), rate(r.Messages, r.RawAppend), ratio(r.Ingest, r.RawAppend))
+	for i, s := range r.Segments {
+		if len(r.Segments) > 1 {
+			fmt.Fprintf(tw, "  segment %d (to %d records)\t%s\t%s\t\t\t\n", i+1, s.Records, s.Took.Round(time.Millisecond), rate(s.Records-r.segmentStart(i), s.Took))
+		}
+	}
+	same := "same payloads"
+	if r.RawRecords < r.Records {
+		same = fmt.Sprintf("the first %d of the payloads", r.RawRecords)
+	}
+	fmt.Fprintf(tw, "raw JetStream publish, %s\t%s\t%s\t%s\t%s\t\n",
+		same, r.RawPublish.Round(time.Millisecond), rate(r.RawRecords, r.RawPublish), rate(r.RawMessages, r.RawPublish), rateRatio(r.RawPublish))
+	fmt.Fprintf(tw, "raw store append, %s\t%s\t%s\t%s\t%s\t\n",
+		same, r.RawAppend.Round(time.Millisecond), rate(r.RawRecords, r.RawAppend), rate(r.RawMessages, r.RawAppend), rateRatio(r.RawAppend))
 	fmt.Fprintf(tw, "replay to ready (fresh projection runner)\t%s\t%s\t\t\t\n", r.Replay.Round(time.Millisecond), rate(r.Records, r.Replay))
 	fmt.Fprintf(tw, "raw $all read (%d events)\t%s\t%s\t%s events/s\t%s\t\n",
 		r.StoreEvents, r.RawRead.Round(time.Millisecond), rate(r.Records, r.RawRead), rate(r.StoreEvents, r.RawRead), ratio(r.Replay, r.RawRead))
@@ -49,4 +66,12 @@ func (r *Report) Print(w io.Writer) error {
 		fmt.Fprintf(w, "ledgerd peak RSS: %.0f MiB\n", r.PeakRSS/(1<<20))
 	}
 	return nil
+}
+
+// segmentStart is the records ingested before segment i.
+func (r *Report) segmentStart(i int) int {
+	if i == 0 {
+		return 0
+	}
+	return r.Segments[i-1].Records
 }
