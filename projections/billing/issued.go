@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/snapcodec"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
@@ -66,3 +67,24 @@ func (p *Projection) applyIssued(pos uint64, m *billingv1.DocumentIssued) error 
 // The slice is the projection's: read it under the read lock, never
 // change it.
 func (p *Projection) Issued() []IssuedRecord { return p.issued }
+
+// encode writes a record for a snapshot (snapshot.go).
+func (r *IssuedRecord) encode(e *snapcodec.Encoder) {
+	e.String(r.BAN)
+	e.Int32(int32(r.Month))
+	e.Uvarint(uint64(r.View))
+	e.String(r.Total)
+	e.String(r.Currency)
+	e.String(r.Digest)
+	e.Uvarint(r.Through)
+	e.Uvarint(r.Position)
+}
+
+func (r *IssuedRecord) decode(d *snapcodec.Decoder) {
+	r.BAN = d.String()
+	r.Month = calendar.Month(d.Int32())
+	r.View = View(d.Uvarint())
+	r.Total, r.Currency, r.Digest = d.String(), d.String(), d.String()
+	r.Through = d.Uvarint()
+	r.Position = d.Uvarint()
+}
