@@ -225,3 +225,23 @@ func decodeTime(d *snapcodec.Decoder) time.Time {
 	}
 	return time.Unix(s, int64(ns)).UTC()
 }
+
+// Documents returns every frozen document, as the events that froze them
+// returned them: the invoices of each close and the vendor views of each
+// finalization, by month, then BAN. A runner restored from a snapshot
+// hands them on as a replay would have (services/runner).
+func (p *Projection) Documents() Applied {
+	var a Applied
+	for _, docs := range []struct {
+		m   map[docKey]*Invoice
+		out *[]*Invoice
+	}{{p.cycles.issued, &a.Issued}, {p.cycles.vendor, &a.Finalized}} {
+		keys := sortedKeys(docs.m, func(x, y docKey) int {
+			return cmp.Or(cmp.Compare(x.month, y.month), strings.Compare(x.ban, y.ban))
+		})
+		for _, k := range keys {
+			*docs.out = append(*docs.out, docs.m[k])
+		}
+	}
+	return a
+}

@@ -15,6 +15,10 @@
 // turns 503 with the reason), and keeps serving what it had applied. A
 // restart would meet the same event again, so crashing would only turn one
 // bad event into a crash loop with no diagnosis.
+//
+// Snapshots (snapshot.go): with Options.SnapshotDir set, Run first loads
+// the newest valid snapshot and follows the log from its position, writes
+// one every SnapshotEvery events, and one more when it stops.
 package runner
 
 import (
@@ -44,6 +48,16 @@ type Options struct {
 	// OnApplied, if set, is called after each event that issued invoices
 	// or froze vendor views, outside the lock, in log order.
 	OnApplied func(billing.Applied)
+	// SnapshotDir is where snapshots are kept (services/snapshot); empty:
+	// none are loaded or written, and every start replays the history.
+	SnapshotDir string
+	// SnapshotEvery is how many events are applied between two snapshots;
+	// 0 writes none but the one when Run stops.
+	SnapshotEvery int
+	// SnapshotSections are the runner's users' own parts of the state, by
+	// name, saved in and restored from every snapshot with the projection
+	// (see Section).
+	SnapshotSections map[string]Section
 }
 
 // Runner holds the projection.
@@ -52,6 +66,7 @@ type Runner struct {
 	logger    *slog.Logger
 	onApplied func(billing.Applied)
 	metrics   metrics
+	snap      snapshots // used by Run's goroutines only
 
 	// mu guards proj: Run applies under the write lock, readers read under
 	// the read lock. Lock order: mu before posMu; neither is held while
@@ -102,6 +117,7 @@ func New(log *eventlog.Log, opts Options) *Runner {
 		logger:    logger,
 		onApplied: opts.OnApplied,
 		metrics:   newMetrics(opts.Registerer),
+		snap:      snapshots{dir: opts.SnapshotDir, every: opts.SnapshotEvery, sections: opts.SnapshotSections},
 		proj:      billing.New(),
 		changed:   make(chan struct{}),
 	}
@@ -112,8 +128,14 @@ func New(log *eventlog.Log, opts Options) *Runner {
 // Decoding and applying are two stages: the subscription's goroutine
 // receives and decodes the next events while another applies the ones
 // before, in order, so a replay uses both of a small machine's cores.
+//
+// With a snapshot directory it first loads the newest valid snapshot (the
+// position it reflects stays "replaying" for /readyz until the log's live
+// end is reached from there), and when it stops, unless halted, it writes
+// one.
 func (r *Runner) Run(ctx context.Context) error {
 	start := time.Now()
+	from := r.restore(ctx)
 	follow, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
 	decoded := make(chan decodedDelivery, decodedQueueLen)
@@ -129,9 +151,12 @@ func (r *Runner) Run(ctx context.Context) error {
 				continue
 			}
 			r.advance(d.pos, d.caughtUp, start)
+			if d.event != nil {
+				r.snapshotEvery()
+			}
 		}
 	}()
-	err := r.log.Follow(follow, eventlog.FollowOptions{TypePrefix: billing.EventTypePrefix, Outage: &r.outage}, func(d eventlog.Delivery) error {
+	err := r.log.Follow(follow, eventlog.FollowOptions{From: from, TypePrefix: billing.EventTypePrefix, Outage: &r.outage}, func(d eventlog.Delivery) error {
 		dd := decodedDelivery{event: d.Event, pos: d.Position, caughtUp: d.CaughtUp}
 		if d.Event != nil {
 			dd.msg, dd.err = billing.Decode(d.Event.Type, d.Event.Data)
@@ -145,6 +170,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	})
 	close(decoded)
 	<-applied
+	if r.Halted() == nil {
+		r.snapshotOnStop()
+	}
 	if r.Halted() != nil {
 		// Keep serving what was applied until the daemon stops: a halted
 		// runner is not a failed component, or ledgerd would exit and
@@ -338,6 +366,10 @@ func (r *Runner) check(ctx context.Context, month string, after uint64, fn func(
 type metrics struct {
 	applied, refused                prometheus.Counter
 	position, lag, caughtUp, halted prometheus.Gauge
+	snapshotPosition, snapshotBytes prometheus.Gauge
+	snapshotSeconds                 prometheus.Gauge
+	snapshotsWritten                prometheus.Counter
+	snapshotFailures                prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -348,9 +380,16 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		lag:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_lag_seconds", Help: "Age of the last applied event when it was applied."}),
 		caughtUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_caught_up", Help: "1 once the projection has replayed the history."}),
 		halted:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_halted", Help: "1 once an event broke an invariant of the billing rules and the projection stopped applying."}),
+
+		snapshotPosition: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_snapshot_position", Help: "The $all position of the last snapshot loaded at start or written since."}),
+		snapshotBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_snapshot_bytes", Help: "Size of the last snapshot written."}),
+		snapshotSeconds:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_snapshot_write_seconds", Help: "How long writing the last snapshot took (the projection's writers wait that long)."}),
+		snapshotsWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_snapshots_written_total", Help: "Snapshots written."}),
+		snapshotFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_snapshot_failures_total", Help: "Snapshots that could not be written."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.refused, m.position, m.lag, m.caughtUp, m.halted)
+		reg.MustRegister(m.applied, m.refused, m.position, m.lag, m.caughtUp, m.halted,
+			m.snapshotPosition, m.snapshotBytes, m.snapshotSeconds, m.snapshotsWritten, m.snapshotFailures)
 	}
 	return m
 }
