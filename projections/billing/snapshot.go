@@ -124,9 +124,8 @@ func (p *Projection) WriteSnapshot(w io.Writer) error {
 	return nil
 }
 
-// ReadSnapshot reads a projection that WriteSnapshot wrote. It reads
-// exactly what WriteSnapshot wrote and no further only if r is a
-// *bufio.Reader; otherwise it may buffer ahead. Lengths are checked
+// ReadSnapshot reads a projection that WriteSnapshot wrote. It may read
+// ahead of the snapshot's end, to the end of r. Lengths are checked
 // against the bytes that remain when r tells them (an *io.LimitedReader, a
 // bytes.Reader): a corrupt snapshot is an error wrapping
 // snapcodec.ErrCorrupt, never a huge allocation. Another encoding version

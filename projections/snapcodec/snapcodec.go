@@ -146,11 +146,17 @@ func (e *Encoder) Decimal(d *apd.Decimal) {
 }
 
 // Decoder reads the encoding.
+//
+// It reads through a buffer of its own and decodes varints from it
+// directly (not a byte at a time through an io.ByteReader), since a
+// snapshot is mostly varints and a start waits for all of them.
 type Decoder struct {
-	r   *bufio.Reader
+	r   io.Reader
+	buf []byte // buf[off:] is read and not yet decoded
+	off int
 	err error
-	// remaining is how many bytes may still be read: the reader's limit
-	// if it told, else unknown (math.MaxInt64).
+	// remaining is how many bytes may still be decoded: the reader's
+	// limit if it told, else unknown (math.MaxInt64).
 	remaining int64
 }
 
@@ -159,12 +165,14 @@ type Decoder struct {
 const MaxLen = 1 << 34
 
 // chunk is what a Decoder allocates at most ahead of the bytes it has
-// read, for a length it cannot check against the bytes that remain.
+// read, for a length it cannot check against the bytes that remain; it is
+// also the size of its buffer.
 const chunk = 1 << 20
 
 // NewDecoder returns a Decoder reading from r. If r is an *io.LimitedReader
 // or has a Len method (bytes.Reader, strings.Reader), lengths are checked
-// against the bytes that remain.
+// against the bytes that remain. The Decoder may read ahead of what it
+// decodes, up to the end of r.
 func NewDecoder(r io.Reader) *Decoder {
 	remaining := int64(math.MaxInt64)
 	switch lr := r.(type) {
@@ -173,11 +181,7 @@ func NewDecoder(r io.Reader) *Decoder {
 	case interface{ Len() int }:
 		remaining = int64(lr.Len())
 	}
-	br, ok := r.(*bufio.Reader)
-	if !ok {
-		br = bufio.NewReaderSize(r, 256<<10)
-	}
-	return &Decoder{r: br, remaining: remaining}
+	return &Decoder{r: r, buf: make([]byte, 0, chunk), remaining: remaining}
 }
 
 // Err returns the first error met.
@@ -190,22 +194,26 @@ func (d *Decoder) Fail(format string, args ...any) {
 	}
 }
 
-// ReadByte reads one byte; it makes a Decoder an io.ByteReader.
-func (d *Decoder) ReadByte() (byte, error) {
+// fill reads more into the buffer, keeping what is not decoded yet; it
+// reports whether there is anything new.
+func (d *Decoder) fill() bool {
 	if d.err != nil {
-		return 0, d.err
+		return false
 	}
-	if d.remaining <= 0 {
-		d.Fail("truncated")
-		return 0, d.err
+	if d.off > 0 {
+		n := copy(d.buf, d.buf[d.off:])
+		d.buf, d.off = d.buf[:n], 0
 	}
-	b, err := d.r.ReadByte()
-	if err != nil {
-		d.readFailed(err)
-		return 0, d.err
+	n, err := d.r.Read(d.buf[len(d.buf):cap(d.buf)])
+	d.buf = d.buf[:len(d.buf)+n]
+	if n > 0 {
+		return true
 	}
-	d.remaining--
-	return b, nil
+	if err == nil {
+		err = io.ErrNoProgress
+	}
+	d.readFailed(err)
+	return false
 }
 
 func (d *Decoder) readFailed(err error) {
@@ -218,28 +226,44 @@ func (d *Decoder) readFailed(err error) {
 	}
 }
 
+// consume accounts for n bytes decoded.
+func (d *Decoder) consume(n int) bool {
+	if int64(n) > d.remaining {
+		d.Fail("truncated")
+		return false
+	}
+	d.off += n
+	d.remaining -= int64(n)
+	return true
+}
+
 // Uvarint reads an unsigned integer.
 func (d *Decoder) Uvarint() uint64 {
-	if d.err != nil {
-		return 0
+	for d.err == nil {
+		v, n := binary.Uvarint(d.buf[d.off:])
+		switch {
+		case n > 0:
+			if !d.consume(n) {
+				return 0
+			}
+			return v
+		case n < 0:
+			d.Fail("varint overflows 64 bits")
+			return 0
+		}
+		if !d.fill() { // n == 0: the buffer ends inside the varint
+			return 0
+		}
 	}
-	v, err := binary.ReadUvarint(d)
-	if err != nil {
-		d.Fail("varint: %v", err)
-		return 0
-	}
-	return v
+	return 0
 }
 
 // Varint reads a signed integer.
 func (d *Decoder) Varint() int64 {
-	if d.err != nil {
-		return 0
-	}
-	v, err := binary.ReadVarint(d)
-	if err != nil {
-		d.Fail("varint: %v", err)
-		return 0
+	u := d.Uvarint()
+	v := int64(u >> 1)
+	if u&1 != 0 {
+		v = ^v
 	}
 	return v
 }
@@ -339,19 +363,20 @@ func (d *Decoder) BytesIn(arena *[]byte, arenaSize int) []byte {
 // read appends n bytes to b, growing b by at most a chunk ahead of what
 // was read when the bytes that remain are unknown.
 func (d *Decoder) read(b []byte, n int) []byte {
+	if int64(n) > d.remaining {
+		d.Fail("truncated")
+		return b
+	}
 	if d.remaining != math.MaxInt64 {
 		b = slices.Grow(b, n)
 	}
 	for n > 0 && d.err == nil {
-		k := min(n, chunk)
-		b = slices.Grow(b, k)
-		start := len(b)
-		b = b[:start+k]
-		if _, err := io.ReadFull(d.r, b[start:]); err != nil {
-			d.readFailed(err)
-			return b[:start]
+		if d.off == len(d.buf) && !d.fill() {
+			return b
 		}
-		d.remaining -= int64(k)
+		k := min(n, len(d.buf)-d.off)
+		b = append(b, d.buf[d.off:d.off+k]...)
+		d.consume(k)
 		n -= k
 	}
 	return b
@@ -362,6 +387,11 @@ func (d *Decoder) String() string {
 	n := d.Len()
 	if n == 0 || d.err != nil {
 		return ""
+	}
+	if n <= len(d.buf)-d.off && int64(n) <= d.remaining {
+		s := string(d.buf[d.off : d.off+n]) // one copy, no garbage
+		d.consume(n)
+		return s
 	}
 	return string(d.read(make([]byte, 0, d.Cap(n)), n))
 }
