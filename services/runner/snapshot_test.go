@@ -3,7 +3,9 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -161,21 +163,29 @@ func TestRunnerSnapshots(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// Whole files (their checksums right) of another format version and
+	// of another encoding of the projection.
 	newer := filepath.Join(dir, fmt.Sprintf("%020d.snap", last+1))
-	if err := os.WriteFile(newer, append([]byte("LEDGSNAP"), 99, 1, 0, 0, 0, 0, 0, 0), 0o640); err != nil {
-		t.Fatal(err)
+	newest := filepath.Join(dir, fmt.Sprintf("%020d.snap", last+2))
+	for path, header := range map[string][]byte{newer: {99, 1, 0, 0}, newest: {snapshot.Version, billing.SnapshotVersion + 1, 0, 0}} {
+		b := append([]byte("LEDGSNAP"), header...)
+		b = binary.BigEndian.AppendUint32(b, crc32.Checksum(b, crc32.MakeTable(crc32.Castagnoli)))
+		if err := os.WriteFile(path, b, 0o640); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var logs3 testkit.LogBuffer
 	_, afterDamage := runUntil(t, log, opts(&logs3), last)
 	if !bytes.Equal(afterDamage, replayed) {
 		t.Fatal("the state after skipping damaged snapshots differs from a full replay's")
 	}
-	for _, p := range append(snaps, newer) {
+	for _, p := range append(snaps, newer, newest) {
 		if !strings.Contains(logs3.String(), "snapshot: skipped") || !strings.Contains(logs3.String(), filepath.Base(p)) {
 			t.Fatalf("no log line skipping %s:\n%s", p, logs3.String())
 		}
 	}
-	if !strings.Contains(logs3.String(), "checksum mismatch") || !strings.Contains(logs3.String(), "format version 99") {
+	if !strings.Contains(logs3.String(), "checksum mismatch") || !strings.Contains(logs3.String(), "format version 99") ||
+		!strings.Contains(logs3.String(), fmt.Sprintf("encoding is version %d", billing.SnapshotVersion+1)) {
 		t.Fatalf("the causes are not logged:\n%s", logs3.String())
 	}
 	if got := c.loaded[len(c.loaded)-1]; got != "<initial>" {

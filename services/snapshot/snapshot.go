@@ -22,8 +22,8 @@
 // and the directory synced: a crash leaves the previous snapshots whole and
 // at most a .tmp, which the next write removes. The newest Keep are kept.
 //
-// Load tries the snapshots newest first. The checksum is computed as the
-// file is read and checked before the caller's state is used; a file that
+// Load tries the snapshots newest first. The checksum is checked before
+// anything else is read; a file that
 // fails anything (checksum, format, version, the caller's decoding) is
 // logged with its name and the cause, and the next one is tried.
 package snapshot
@@ -234,12 +234,10 @@ type Loader struct {
 	// Logger receives a warning per file skipped; nil discards.
 	Logger *slog.Logger
 	// Read reads the projection's state from state (bounded to its
-	// length). The checksum is computed as it reads and checked after it
-	// returns, so Read builds the state aside and must not use it before
-	// Use is called.
+	// length), once the checksum is checked.
 	Read func(h Header, state io.Reader) error
-	// Use, if set, is called once the file is known whole: the state Read
-	// built may now be used. An error skips the file too.
+	// Use, if set, is called once Read has succeeded: an error skips the
+	// file too.
 	Use func(h Header) error
 }
 
@@ -247,8 +245,8 @@ type Loader struct {
 // and returns its header; found is false if none is (no directory, no
 // file, or every one skipped: a full replay).
 //
-// For each file, newest first, it checks the header (magic, Version,
-// l.ProjectionVersion), calls l.Read, checks the checksum and calls l.Use.
+// For each file, newest first, it checks the checksum and the header
+// (magic, Version, l.ProjectionVersion), calls l.Read and then l.Use.
 // A file that fails anything is logged at warn level with its name and
 // cause, and the next one is tried.
 func Load(dir string, l Loader) (h Header, found bool) {
@@ -285,9 +283,21 @@ func loadFile(path string, projectionVersion uint64, read func(Header, io.Reader
 	if size < int64(len(magic)) {
 		return Header{}, fmt.Errorf("%w: %d bytes", ErrCorrupt, st.Size())
 	}
+	// The checksum first, in a pass of its own: then nothing the decoders
+	// read was damaged on disk, and a damaged length cannot make them
+	// allocate much. The second pass reads from the page cache.
 	crc := crc32.New(castagnoli)
-	// Everything before the checksum goes through crc, and no further.
-	body := bufio.NewReaderSize(io.TeeReader(io.LimitReader(f, size), crc), 1<<20)
+	if _, err := io.Copy(crc, io.NewSectionReader(f, 0, size)); err != nil {
+		return Header{}, err
+	}
+	var sum [4]byte
+	if _, err := f.ReadAt(sum[:], size); err != nil {
+		return Header{}, err
+	}
+	if binary.BigEndian.Uint32(sum[:]) != crc.Sum32() {
+		return Header{}, ErrChecksum
+	}
+	body := bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10)
 	h, hdrLen, err := readHeader(body, size)
 	if err != nil {
 		return Header{}, err
@@ -296,31 +306,13 @@ func loadFile(path string, projectionVersion uint64, read func(Header, io.Reader
 	if h.ProjectionVersion != projectionVersion {
 		return Header{}, fmt.Errorf("%w: the projection's encoding is version %d, this ledgerd's %d", ErrVersion, h.ProjectionVersion, projectionVersion)
 	}
+	// The state is read through the header's buffer, which may hold its
+	// first bytes, bounded to its length.
 	state := &io.LimitedReader{R: body, N: size - hdrLen}
 	if err := read(h, state); err != nil {
-		// A damaged file may fail to decode before its checksum is
-		// known: say so, which is the likelier cause.
-		if _, derr := io.Copy(io.Discard, state); derr == nil && !checksumOK(f, crc) {
-			return Header{}, fmt.Errorf("%w (and the state does not decode: %v)", ErrChecksum, err)
-		}
 		return Header{}, fmt.Errorf("state: %w", err)
 	}
-	if _, err := io.Copy(io.Discard, state); err != nil {
-		return Header{}, err
-	}
-	if !checksumOK(f, crc) {
-		return Header{}, ErrChecksum
-	}
 	return h, nil
-}
-
-// checksumOK reads the trailer, after the body was read to its end.
-func checksumOK(f *os.File, crc hash.Hash32) bool {
-	var sum [4]byte
-	if _, err := io.ReadFull(f, sum[:]); err != nil {
-		return false
-	}
-	return binary.BigEndian.Uint32(sum[:]) == crc.Sum32()
 }
 
 // counting counts the bytes of the header as it is read.
