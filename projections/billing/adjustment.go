@@ -541,7 +541,9 @@ func (a *adjustments) decode(sr *snapReader) {
 		a.unresolvedRecon = make([]*recon, 0, sr.Cap(n))
 	}
 	for ; n > 0 && sr.Err() == nil; n-- {
-		a.unresolvedRecon = append(a.unresolvedRecon, sr.recons[sr.index(len(sr.recons), "reconciliation")])
+		if r := sr.recon(); r != nil {
+			a.unresolvedRecon = append(a.unresolvedRecon, r)
+		}
 	}
 
 	n = sr.Len()
@@ -562,6 +564,26 @@ func (a *adjustments) decode(sr *snapReader) {
 	}
 }
 
+// recon reads a reference to a reconciliation of the table; nil after an
+// error.
+func (sr *snapReader) recon() *recon {
+	i := sr.index(len(sr.recons), "reconciliation")
+	if sr.Err() != nil {
+		return nil
+	}
+	return sr.recons[i]
+}
+
+// benefit reads a reference to a benefit of the table; nil after an
+// error.
+func (sr *snapReader) benefit() *benefit {
+	i := sr.index(len(sr.benefits), "benefit")
+	if sr.Err() != nil {
+		return nil
+	}
+	return sr.benefits[i]
+}
+
 func (sr *snapReader) benefitRefs() []*benefit {
 	n := sr.Len()
 	if n == 0 {
@@ -569,7 +591,9 @@ func (sr *snapReader) benefitRefs() []*benefit {
 	}
 	bs := make([]*benefit, 0, sr.Cap(n))
 	for ; n > 0 && sr.Err() == nil; n-- {
-		bs = append(bs, sr.benefits[sr.index(len(sr.benefits), "benefit")])
+		if b := sr.benefit(); b != nil {
+			bs = append(bs, b)
+		}
 	}
 	return bs
 }

@@ -405,7 +405,10 @@ func (om *orgMonth) encode(sw *snapWriter) {
 
 func (om *orgMonth) decode(sr *snapReader) {
 	for n := sr.Len(); n > 0 && sr.Err() == nil; n-- {
-		r := sr.recons[sr.index(len(sr.recons), "reconciliation")]
+		r := sr.recon()
+		if r == nil {
+			return
+		}
 		if r.om != om {
 			sr.Fail("reconciliation %v listed in %v is placed elsewhere", r.key, om.key)
 			return
@@ -416,6 +419,9 @@ func (om *orgMonth) decode(sr *snapReader) {
 	om.benefits = make([]*benefitSide, 0, sr.Cap(n))
 	for ; n > 0 && sr.Err() == nil; n-- {
 		ref := sr.Uvarint()
+		if sr.Err() != nil {
+			return
+		}
 		if ref>>1 >= uint64(len(sr.benefits)) {
 			sr.Fail("benefit %d of %d", ref>>1, len(sr.benefits))
 			return

@@ -181,7 +181,7 @@ func NewDecoder(r io.Reader) *Decoder {
 	case interface{ Len() int }:
 		remaining = int64(lr.Len())
 	}
-	return &Decoder{r: r, buf: make([]byte, 0, chunk), remaining: remaining}
+	return &Decoder{r: r, buf: make([]byte, 0, max(64, min(chunk, remaining))), remaining: remaining}
 }
 
 // Err returns the first error met.
