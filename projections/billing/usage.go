@@ -478,7 +478,11 @@ func (s *cellStore) decode(sr *snapReader) {
 	n := sr.Len()
 	p.cellIdx = make(map[cellKey]uint32, sr.Cap(n))
 	for ; n > 0 && sr.Err() == nil; n-- {
-		c := cell{key: cellKey{month: sr.month(), acct: sr.account(), target: sr.target(), svc: sr.symbol(), region: sr.symbol()}}
+		// Read into a cell of the store, not into one then copied there:
+		// there are millions.
+		i := s.add(cell{})
+		c := s.at(i)
+		c.key = cellKey{month: sr.month(), acct: sr.account(), target: sr.target(), svc: sr.symbol(), region: sr.symbol()}
 		sr.Decimal(&c.sum)
 		c.firstAt = sr.Varint()
 		c.latest = sr.Varint()
@@ -493,7 +497,6 @@ func (s *cellStore) decode(sr *snapReader) {
 			sr.Fail("cell %v of no organization-month", c.key)
 			return
 		}
-		i := s.add(c)
 		p.cellIdx[c.key] = i
 		c.om.cells = append(c.om.cells, i)
 		p.accounts[c.key.acct].cells = append(p.accounts[c.key.acct].cells, i)
