@@ -120,6 +120,13 @@ func TestRunnerSnapshots(t *testing.T) {
 			SnapshotSections: map[string]runner.Section{"counter": c.section()},
 		}
 	}
+	// A crash's leftover: a temporary file, which the next write removes.
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "00000000000000000003.tmp"), []byte("LEDGSNAP"), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	var logs1 testkit.LogBuffer
 	runUntil(t, log, opts(&logs1), last)
 	snaps, tmps := snapshot.List(dir)
