@@ -15,7 +15,9 @@ import (
 
 // accountState is what the fold keeps of a cloud account (its identity is
 // the interner's): its last resolution, valid while the hierarchy is at
-// generation gen and for instants in span, and its cells.
+// generation gen and for instants in span, and its cells. Snapshots keep
+// neither: the resolution is a cache, made again when next asked, and the
+// cells name their account.
 type accountState struct {
 	gen    uint64
 	span   hierarchy.Span
