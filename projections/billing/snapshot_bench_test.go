@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"testing"
 	"time"
 
@@ -86,7 +87,9 @@ func BenchmarkSnapshot(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
+		gc := debug.SetGCPercent(-1) // as services/runner loads one
 		q, err := ReadSnapshot(&readerWithLen{f: f, n: size})
+		debug.SetGCPercent(gc)
 		f.Close()
 		if err != nil {
 			b.Fatal(err)
