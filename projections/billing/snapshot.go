@@ -213,6 +213,16 @@ func (sr *snapReader) read() error {
 		om.decode(sr)
 	}
 	p.cells.decode(sr)
+	indexed := make(chan struct{})
+	if sr.Err() == nil {
+		go func() {
+			defer close(indexed)
+			p.cells.index(p)
+		}()
+	} else {
+		close(indexed)
+	}
+	defer func() { <-indexed }()
 	p.exceptions.decode(sr)
 	p.cycles.decode(sr)
 	sr.Mark("issued")
