@@ -2,7 +2,6 @@ package billing
 
 import (
 	"cmp"
-	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -18,10 +17,6 @@ import (
 // projection holds, a field's order or form): ReadSnapshot refuses any
 // other version, and ledgerd then replays the history instead.
 const SnapshotVersion = 1
-
-// ErrSnapshotVersion reports a snapshot written by another version of the
-// encoding.
-var ErrSnapshotVersion = errors.New("billing: snapshot of another encoding version")
 
 // WriteSnapshot writes the projection's state to w (docs/architecture.md,
 // "Snapshots"): a compact binary encoding, streamed through a buffer, so
