@@ -3,6 +3,7 @@ package billing
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -427,7 +428,7 @@ func cmpReconKey(a, b reconKey) int {
 // into the tables.
 func (a *adjustments) encode(sw *snapWriter) {
 	sw.Mark("adjustments")
-	ids := sortedKeys(a.ris, strings.Compare)
+	ids := slices.SortedFunc(maps.Keys(a.ris), strings.Compare)
 	sw.Len(len(ids))
 	for _, id := range ids {
 		ri := a.ris[id]
@@ -441,7 +442,7 @@ func (a *adjustments) encode(sw *snapWriter) {
 	sw.Uvarint(a.benefitN)
 
 	sw.reconIdx = make(map[*recon]uint32, len(a.recons))
-	accts := sortedKeys(a.reconsOf, cmp.Compare)
+	accts := slices.SortedFunc(maps.Keys(a.reconsOf), cmp.Compare)
 	sw.Len(len(accts))
 	for _, acct := range accts {
 		rs := a.reconsOf[acct]
@@ -490,14 +491,14 @@ func (a *adjustments) encode(sw *snapWriter) {
 		sw.benefitIdx[b] = uint32(i)
 		b.encode(sw)
 	}
-	riIDs := sortedKeys(a.waitingForRI, strings.Compare)
+	riIDs := slices.SortedFunc(maps.Keys(a.waitingForRI), strings.Compare)
 	sw.Len(len(riIDs))
 	for _, id := range riIDs {
 		sw.String(id)
 		sw.benefitRefs(a.waitingForRI[id])
 	}
 	sw.benefitRefs(a.unresolved)
-	benefitAccts := sortedKeys(a.benefitsOf, cmp.Compare)
+	benefitAccts := slices.SortedFunc(maps.Keys(a.benefitsOf), cmp.Compare)
 	sw.Len(len(benefitAccts))
 	for _, acct := range benefitAccts {
 		sw.Uvarint(uint64(acct))

@@ -3,6 +3,8 @@ package billing
 import (
 	"cmp"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -164,7 +166,7 @@ func (c *cycles) available(m calendar.Month, view View) error {
 func (c *cycles) encode(sw *snapWriter) {
 	sw.Mark("cycles")
 	for _, events := range []map[calendar.Month]cycleEvent{c.closes, c.finals} {
-		months := sortedKeys(events, cmp.Compare)
+		months := slices.SortedFunc(maps.Keys(events), cmp.Compare)
 		sw.Len(len(months))
 		for _, m := range months {
 			sw.Int32(int32(m))
@@ -176,7 +178,7 @@ func (c *cycles) encode(sw *snapWriter) {
 	sw.Int32(int32(c.firstClose))
 	sw.Int32(int32(c.lastClosed))
 	for _, docs := range []map[docKey]*Invoice{c.issued, c.vendor} {
-		keys := sortedKeys(docs, func(a, b docKey) int {
+		keys := slices.SortedFunc(maps.Keys(docs), func(a, b docKey) int {
 			return cmp.Or(strings.Compare(a.ban, b.ban), cmp.Compare(a.month, b.month))
 		})
 		sw.Len(len(keys))
@@ -236,7 +238,7 @@ func (p *Projection) Documents() Applied {
 		m   map[docKey]*Invoice
 		out *[]*Invoice
 	}{{p.cycles.issued, &a.Issued}, {p.cycles.vendor, &a.Finalized}} {
-		keys := sortedKeys(docs.m, func(x, y docKey) int {
+		keys := slices.SortedFunc(maps.Keys(docs.m), func(x, y docKey) int {
 			return cmp.Or(cmp.Compare(x.month, y.month), strings.Compare(x.ban, y.ban))
 		})
 		for _, k := range keys {

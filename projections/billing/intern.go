@@ -2,6 +2,8 @@ package billing
 
 import (
 	"cmp"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/ledger-billing/ledger/projections/hierarchy"
@@ -166,7 +168,7 @@ func (n *interner) encode(e *snapcodec.Encoder) {
 		e.String(s)
 	}
 	for _, m := range []map[string]string{n.vendorKeys, n.vendorDisplay} {
-		keys := sortedKeys(m, strings.Compare)
+		keys := slices.SortedFunc(maps.Keys(m), strings.Compare)
 		e.Len(len(keys))
 		for _, k := range keys {
 			e.String(k)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"fmt"
 	"io"
+	"maps"
 	"slices"
 	"strings"
 
@@ -45,7 +46,7 @@ func (p *Projection) WriteSnapshot(w io.Writer) error {
 
 	sw.Mark("accounts")
 	sw.Len(len(p.accounts)) // their cells are the cells', their resolutions a cache
-	keys := sortedKeys(p.providerAccts, func(a, b providerKey) int {
+	keys := slices.SortedFunc(maps.Keys(p.providerAccts), func(a, b providerKey) int {
 		return cmp.Or(strings.Compare(a.org, b.org), strings.Compare(a.id, b.id))
 	})
 	sw.Len(len(keys))
@@ -79,13 +80,13 @@ func (p *Projection) WriteSnapshot(w io.Writer) error {
 	if len(sw.orgMonthIdx) != len(p.orgMonths) {
 		sw.fail("%d organization-months listed by their organizations, %d kept", len(sw.orgMonthIdx), len(p.orgMonths))
 	}
-	bans := sortedKeys(p.banOrgs, strings.Compare)
+	bans := slices.SortedFunc(maps.Keys(p.banOrgs), strings.Compare)
 	sw.Len(len(bans))
 	for _, ban := range bans {
 		sw.String(ban)
 		sw.uint32s(p.banOrgs[ban])
 	}
-	months := sortedKeys(p.monthOrgs, cmp.Compare)
+	months := slices.SortedFunc(maps.Keys(p.monthOrgs), cmp.Compare)
 	sw.Len(len(months))
 	for _, m := range months {
 		sw.Int32(int32(m))
@@ -394,15 +395,4 @@ func (sr *snapReader) orgRef() *orgState {
 		return nil
 	}
 	return sr.p.orgs[i-1]
-}
-
-// sortedKeys returns the keys of m in order: maps are written in key
-// order, so the same state writes the same bytes.
-func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, cmp)
-	return keys
 }

@@ -2,6 +2,7 @@ package billing
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 
 	"github.com/cockroachdb/apd/v3"
@@ -374,7 +375,7 @@ func (t *target) decode(d *snapcodec.Decoder) {
 // cells are read in the order they were added, which is the order of
 // om.cells.
 func (om *orgMonth) encode(sw *snapWriter) {
-	keys := sortedKeys(om.recons, cmpReconKey)
+	keys := slices.SortedFunc(maps.Keys(om.recons), cmpReconKey)
 	sw.Len(len(keys))
 	for _, k := range keys {
 		r := om.recons[k]

@@ -2,6 +2,7 @@ package hierarchy
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 
@@ -18,7 +19,7 @@ func (h *Hierarchy) EncodeSnapshot(e *snapcodec.Encoder) {
 	e.Mark("hierarchy")
 	e.Uvarint(h.seq)
 
-	ids := sortedKeys(h.orgs, strings.Compare)
+	ids := slices.SortedFunc(maps.Keys(h.orgs), strings.Compare)
 	e.Len(len(ids))
 	for _, id := range ids {
 		o := h.orgs[id]
@@ -58,7 +59,7 @@ func (h *Hierarchy) EncodeSnapshot(e *snapcodec.Encoder) {
 		e.Varint(p.Effective)
 	})
 
-	accts := sortedKeys(h.accounts, func(a, b accountKey) int {
+	accts := slices.SortedFunc(maps.Keys(h.accounts), func(a, b accountKey) int {
 		return cmp.Or(strings.Compare(a.vendor, b.vendor), strings.Compare(a.accountID, b.accountID))
 	})
 	e.Len(len(accts))
@@ -71,7 +72,7 @@ func (h *Hierarchy) EncodeSnapshot(e *snapcodec.Encoder) {
 			encodeKey(e, k)
 		}
 	}
-	ccs := sortedKeys(h.costCenterIDs, cmpKey)
+	ccs := slices.SortedFunc(maps.Keys(h.costCenterIDs), cmpKey)
 	e.Len(len(ccs))
 	for _, k := range ccs {
 		encodeKey(e, k)
@@ -145,7 +146,7 @@ func cmpKey(a, b key) int { return cmp.Or(strings.Compare(a.org, b.org), strings
 // encodeVersions writes a map of versioned entities in key order, each
 // list in its (effective, seq) order.
 func encodeVersions[T any](e *snapcodec.Encoder, m map[key]versions[T], value func(*T)) {
-	keys := sortedKeys(m, cmpKey)
+	keys := slices.SortedFunc(maps.Keys(m), cmpKey)
 	e.Len(len(keys))
 	for _, k := range keys {
 		encodeKey(e, k)
@@ -170,13 +171,4 @@ func decodeVersions[T any](d *snapcodec.Decoder, m map[key]versions[T], value fu
 		}
 		m[k] = vs
 	}
-}
-
-func sortedKeys[K comparable, V any](m map[K]V, cmp func(a, b K) int) []K {
-	keys := make([]K, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, cmp)
-	return keys
 }
