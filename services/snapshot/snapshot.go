@@ -23,9 +23,9 @@
 // at most a .tmp, which the next write removes. The newest Keep are kept.
 //
 // Load tries the snapshots newest first. The checksum is checked before
-// anything else is read; a file that
-// fails anything (checksum, format, version, the caller's decoding) is
-// logged with its name and the cause, and the next one is tried.
+// anything else is read; a file that fails anything (checksum, format,
+// version, the caller's decoding) is logged with its name and the cause,
+// and the next one is tried.
 package snapshot
 
 import (
@@ -53,9 +53,9 @@ const Version = 1
 // the newest cannot be read.
 const Keep = 2
 
-// Bounds of what a header may claim, so that a damaged one cannot make
-// Load allocate much: the runner's sections are small (a hash chain's
-// state, counters).
+// Bounds of what a header may claim, so that a crafted one cannot make
+// Load allocate much (a damaged one fails the checksum first): the
+// runner's sections are small (a hash chain's state, counters).
 const (
 	sectionsMax    = 64
 	sectionNameMax = 256
