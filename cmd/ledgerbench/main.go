@@ -1,6 +1,7 @@
 // Command ledgerbench measures a running ledgerd (services/bench) and
 // prints one table: ingestion end to end beside raw JetStream and the raw
-// store, replay beside a raw $all read, query latency and throughput, and
+// store, replay beside a raw $all read, a snapshot's write and a restart
+// to ready from it, query latency and throughput, and
 // ledgerd's peak memory. Run it against a ledgerd with a fresh data
 // directory:
 //

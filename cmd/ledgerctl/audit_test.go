@@ -505,3 +505,34 @@ func TestAuditDigestConflict(t *testing.T) {
 	}
 	wantFault(t, verify(t, copyOf(t, l), key), "DocumentIssued of the billing_cycle document of BAN-1001 for 2025-01")
 }
+
+// TestAuditAcrossSnapshotRestart stops a ledgerd (which writes a snapshot,
+// seal chain and all), starts it again from the snapshot, bills more, and
+// verifies the whole history: the seals written after the restart continue
+// the chain that verify computes from the first event.
+func TestAuditAcrossSnapshotRestart(t *testing.T) {
+	l, dir, key := auditedLedger(t)
+	before := l.d.Runner().Chain()
+	l.d.Close()
+	if snaps, _ := filepath.Glob(filepath.Join(dir, "snapshots", "*.snap")); len(snaps) == 0 {
+		t.Fatal("no snapshot written at a clean stop")
+	}
+	l = sealingLedger(t, daemontest.Config(dir))
+	daemontest.WaitReady(t, l.d)
+	if got := l.d.Runner().Chain(); got != before {
+		t.Fatalf("the seal chain after a restart from the snapshot is %+v, before it %+v", got, before)
+	}
+	_, js := testkit.JetStream(t, l.d.NATSURL())
+	if err := publish(t.Context(), js, &billingv1.UsageReported{EventId: "after-restart", Records: []*billingv1.UsageRecord{{
+		RecordId: "1", Vendor: "AWS", AccountId: "111111111111", Service: "AmazonEC2", ChargeCategory: "Usage",
+		ChargePeriodStart: timestamppb.New(time.Date(2025, 4, 3, 0, 0, 0, 0, time.UTC)),
+		Cost:              &billingv1.Money{Amount: "2.50", Currency: "USD"},
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	waitDraft(t, l, ctl.DemoBAN, "2025-04", 250)
+	waitAudited(t, l)
+	if r := verify(t, copyOf(t, l), key); r.code != 0 {
+		t.Fatalf("verify after a restart from a snapshot: exit %d\n%s", r.code, r.stdout)
+	}
+}

@@ -64,6 +64,8 @@ func run(args []string) error {
 	fs.StringVar(&cfg.GRPCListen, "grpc-listen", cfg.GRPCListen, "gRPC query service address")
 	fs.StringVar(&cfg.HTTPListen, "http-listen", cfg.HTTPListen, "HTTP address of /healthz, /readyz, /metrics and POST /backup")
 	fs.BoolVar(&cfg.Clock, "clock", cfg.Clock, "close billing cycles on the 1st and finalize vendor cycles on the 10th (00:00 UTC)")
+	fs.BoolVar(&cfg.Snapshots, "snapshots", cfg.Snapshots, "keep snapshots of the projections in <data-dir>/snapshots and start from the newest (false: every start replays the whole history)")
+	fs.IntVar(&cfg.SnapshotEvery, "snapshot-every", cfg.SnapshotEvery, "events applied between two snapshots (0: only at a clean shutdown)")
 	fs.DurationVar(&cfg.ClockSkew, "clock-skew", cfg.ClockSkew, "how far ahead of ledgerd's clock a publisher's may run: a month closes once it has ended by ledgerd's clock plus this")
 	fs.StringVar(&cfg.AuthJWKS, "auth-jwks", cfg.AuthJWKS, "JWKS of the keys that sign callers' bearer tokens: a file or an https URL (empty: no authentication, for loopback)")
 	fs.StringVar(&cfg.AuthIssuer, "auth-issuer", cfg.AuthIssuer, "the issuer (iss) bearer tokens must carry; required with --auth-jwks")
@@ -77,6 +79,9 @@ func run(args []string) error {
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if cfg.SnapshotEvery < 0 {
+		return fmt.Errorf("--snapshot-every %d: must be 0 (only at shutdown) or more", cfg.SnapshotEvery)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {

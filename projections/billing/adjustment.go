@@ -3,7 +3,9 @@ package billing
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"slices"
+	"strings"
 
 	"github.com/cockroachdb/apd/v3"
 
@@ -413,4 +415,270 @@ func (p *Projection) placeRecon(r *recon) {
 	om := p.orgMonth(p.targets[tg].org, r.key.month)
 	r.place(om, tg)
 	p.touch(om)
+}
+
+func cmpReconKey(a, b reconKey) int {
+	return cmp.Or(cmp.Compare(a.month, b.month), cmp.Compare(a.acct, b.acct), cmp.Compare(a.svc, b.svc))
+}
+
+// encode writes the adjustments for a snapshot (snapshot.go): the RIs in
+// id order; the table of reconciliations, account by account in the order
+// of reconsOf (which holds each once); the table of benefits, every one
+// still held anywhere, in the order reported; then the lists, by index
+// into the tables.
+func (a *adjustments) encode(sw *snapWriter) {
+	sw.Mark("adjustments")
+	ids := slices.SortedFunc(maps.Keys(a.ris), strings.Compare)
+	sw.Len(len(ids))
+	for _, id := range ids {
+		ri := a.ris[id]
+		sw.String(ri.id)
+		sw.String(ri.vendor)
+		sw.Uvarint(uint64(ri.acct))
+		sw.Uvarint(uint64(ri.svc))
+		sw.Uvarint(uint64(ri.region))
+		sw.Uvarint(uint64(ri.event))
+	}
+	sw.Uvarint(a.benefitN)
+
+	sw.reconIdx = make(map[*recon]uint32, len(a.recons))
+	accts := slices.SortedFunc(maps.Keys(a.reconsOf), cmp.Compare)
+	sw.Len(len(accts))
+	for _, acct := range accts {
+		rs := a.reconsOf[acct]
+		sw.Uvarint(uint64(acct))
+		sw.Len(len(rs))
+		for _, r := range rs {
+			if _, dup := sw.reconIdx[r]; dup || r.key.acct != acct || a.recons[r.key] != r {
+				sw.fail("reconciliation %v is listed twice or under another account", r.key)
+			}
+			sw.reconIdx[r] = uint32(len(sw.reconIdx))
+			r.encode(sw)
+		}
+	}
+	if len(sw.reconIdx) != len(a.recons) {
+		sw.fail("%d reconciliations listed by account, %d kept", len(sw.reconIdx), len(a.recons))
+	}
+	sw.Len(len(a.unresolvedRecon))
+	for _, r := range a.unresolvedRecon {
+		sw.Uvarint(uint64(sw.reconIdx[r]))
+	}
+
+	// Every benefit still held is in one of these (a placed one is
+	// indexed before its sides are made); one dropped as its purchaser's
+	// own use is in none, and is gone.
+	var all []*benefit
+	for _, bs := range a.waitingForRI {
+		all = append(all, bs...)
+	}
+	all = append(all, a.unresolved...)
+	for _, bs := range a.benefitsOf {
+		all = append(all, bs...)
+	}
+	for _, om := range sw.p.orgMonths {
+		for _, s := range om.benefits {
+			all = append(all, s.b)
+		}
+	}
+	slices.SortFunc(all, func(x, y *benefit) int { return cmp.Compare(x.seq, y.seq) })
+	all = slices.Compact(all)
+	sw.benefitIdx = make(map[*benefit]uint32, len(all))
+	sw.Len(len(all))
+	for i, b := range all {
+		if i > 0 && all[i-1].seq == b.seq {
+			sw.fail("two benefits numbered %d", b.seq)
+		}
+		sw.benefitIdx[b] = uint32(i)
+		b.encode(sw)
+	}
+	riIDs := slices.SortedFunc(maps.Keys(a.waitingForRI), strings.Compare)
+	sw.Len(len(riIDs))
+	for _, id := range riIDs {
+		sw.String(id)
+		sw.benefitRefs(a.waitingForRI[id])
+	}
+	sw.benefitRefs(a.unresolved)
+	benefitAccts := slices.SortedFunc(maps.Keys(a.benefitsOf), cmp.Compare)
+	sw.Len(len(benefitAccts))
+	for _, acct := range benefitAccts {
+		sw.Uvarint(uint64(acct))
+		sw.benefitRefs(a.benefitsOf[acct])
+	}
+}
+
+func (sw *snapWriter) benefitRefs(bs []*benefit) {
+	sw.Len(len(bs))
+	for _, b := range bs {
+		sw.Uvarint(uint64(sw.benefitIdx[b]))
+	}
+}
+
+func (a *adjustments) decode(sr *snapReader) {
+	sr.Mark("adjustments")
+	for n := sr.Len(); n > 0 && sr.Err() == nil; n-- {
+		ri := &reservedInstance{id: sr.String(), vendor: sr.String(), acct: sr.account(), svc: sr.symbol(), region: sr.symbol(), event: sr.event()}
+		a.ris[ri.id] = ri
+	}
+	a.benefitN = sr.Uvarint()
+
+	for n := sr.Len(); n > 0 && sr.Err() == nil; n-- {
+		acct := sr.account()
+		c := sr.Len()
+		rs := make([]*recon, 0, sr.Cap(c))
+		for ; c > 0 && sr.Err() == nil; c-- {
+			r := &recon{}
+			r.decode(sr)
+			if r.key.acct != acct {
+				sr.Fail("reconciliation %v listed under account %d", r.key, acct)
+			}
+			a.recons[r.key] = r
+			rs = append(rs, r)
+			sr.recons = append(sr.recons, r)
+		}
+		a.reconsOf[acct] = rs
+	}
+	n := sr.Len()
+	if n > 0 {
+		a.unresolvedRecon = make([]*recon, 0, sr.Cap(n))
+	}
+	for ; n > 0 && sr.Err() == nil; n-- {
+		if r := sr.recon(); r != nil {
+			a.unresolvedRecon = append(a.unresolvedRecon, r)
+		}
+	}
+
+	n = sr.Len()
+	sr.benefits = make([]*benefit, 0, sr.Cap(n))
+	for ; n > 0 && sr.Err() == nil; n-- {
+		b := &benefit{}
+		b.decode(sr)
+		sr.benefits = append(sr.benefits, b)
+	}
+	for n := sr.Len(); n > 0 && sr.Err() == nil; n-- {
+		id := sr.String()
+		a.waitingForRI[id] = sr.benefitRefs()
+	}
+	a.unresolved = sr.benefitRefs()
+	for n := sr.Len(); n > 0 && sr.Err() == nil; n-- {
+		acct := sr.account()
+		a.benefitsOf[acct] = sr.benefitRefs()
+	}
+}
+
+// recon reads a reference to a reconciliation of the table; nil after an
+// error.
+func (sr *snapReader) recon() *recon {
+	i := sr.index(len(sr.recons), "reconciliation")
+	if sr.Err() != nil {
+		return nil
+	}
+	return sr.recons[i]
+}
+
+// benefit reads a reference to a benefit of the table; nil after an
+// error.
+func (sr *snapReader) benefit() *benefit {
+	i := sr.index(len(sr.benefits), "benefit")
+	if sr.Err() != nil {
+		return nil
+	}
+	return sr.benefits[i]
+}
+
+func (sr *snapReader) benefitRefs() []*benefit {
+	n := sr.Len()
+	if n == 0 {
+		return nil
+	}
+	bs := make([]*benefit, 0, sr.Cap(n))
+	for ; n > 0 && sr.Err() == nil; n-- {
+		if b := sr.benefit(); b != nil {
+			bs = append(bs, b)
+		}
+	}
+	return bs
+}
+
+// encode writes a reconciliation for a snapshot (adjustments.encode).
+func (r *recon) encode(sw *snapWriter) {
+	sw.Int32(int32(r.key.month))
+	sw.Uvarint(uint64(r.key.acct))
+	sw.Uvarint(uint64(r.key.svc))
+	sw.Decimal(&r.amount)
+	sw.String(r.currency)
+	sw.Uvarint(uint64(r.event))
+	sw.Uvarint(uint64(r.target))
+	sw.orgMonthRef(r.om)
+	sw.Bool(r.waiting)
+	sw.String(r.reason)
+	sw.orgRef(r.mismatch)
+}
+
+func (r *recon) decode(sr *snapReader) {
+	r.key = reconKey{month: sr.month(), acct: sr.account(), svc: sr.symbol()}
+	sr.Decimal(&r.amount)
+	r.currency = sr.String()
+	r.event = sr.event()
+	r.target = sr.target()
+	r.om = sr.orgMonthRef()
+	r.waiting = sr.Bool()
+	r.reason = sr.String()
+	r.mismatch = sr.orgRef()
+}
+
+// encode writes a benefit and its sides for a snapshot
+// (adjustments.encode). A side's RI is its benefit's, so it is not
+// written.
+func (b *benefit) encode(sw *snapWriter) {
+	sw.String(b.riID)
+	sw.Int32(int32(b.month))
+	sw.String(b.consumerID)
+	sw.Decimal(&b.amount)
+	sw.String(b.currency)
+	sw.Uvarint(uint64(b.event))
+	sw.String(b.reason)
+	sw.Uvarint(b.seq)
+	sw.Bool(b.indexed)
+	sw.orgRef(b.mismatch)
+	for _, s := range b.sides {
+		sw.Bool(s != nil)
+		if s == nil {
+			continue
+		}
+		if s.b != b || s.ri != sw.p.adjustments.ris[b.riID] {
+			sw.fail("a side of benefit %d is another benefit's or RI's", b.seq)
+		}
+		sw.Uvarint(uint64(s.acct))
+		sw.Uvarint(uint64(s.counterparty))
+		sw.Uvarint(uint64(s.target))
+		sw.Bool(s.purchaser)
+		sw.Decimal(&s.amount)
+		sw.orgMonthRef(s.om)
+	}
+}
+
+func (b *benefit) decode(sr *snapReader) {
+	b.riID = sr.String()
+	b.month = sr.month()
+	b.consumerID = sr.String()
+	sr.Decimal(&b.amount)
+	b.currency = sr.String()
+	b.event = sr.event()
+	b.reason = sr.String()
+	b.seq = sr.Uvarint()
+	b.indexed = sr.Bool()
+	b.mismatch = sr.orgRef()
+	for i := range b.sides {
+		if !sr.Bool() || sr.Err() != nil {
+			continue
+		}
+		s := &benefitSide{b: b, ri: sr.p.adjustments.ris[b.riID], acct: sr.account(), counterparty: sr.account(), target: sr.target(), purchaser: sr.Bool()}
+		sr.Decimal(&s.amount)
+		s.om = sr.orgMonthRef()
+		if s.ri == nil || s.om == nil {
+			sr.Fail("a side of benefit %d without its RI or organization-month", b.seq)
+			return
+		}
+		b.sides[i] = s
+	}
 }

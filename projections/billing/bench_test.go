@@ -25,7 +25,13 @@ const (
 // benchmark: 10,000 accounts in 100 organizations, 1,000,000 records over
 // 12 months, five services and four regions.
 func benchHistory() (setup []*billingv1.ProviderRegistered, orgs []*billingv1.OrganizationRegistered, msgs []*billingv1.UsageReported) {
-	rng := rand.New(rand.NewPCG(2018, 12))
+	setup, orgs = benchHierarchy()
+	benchUsage(benchRecords, func(u *billingv1.UsageReported) { msgs = append(msgs, u) })
+	return setup, orgs, msgs
+}
+
+// benchHierarchy returns the organizations and providers of the benchmark.
+func benchHierarchy() (setup []*billingv1.ProviderRegistered, orgs []*billingv1.OrganizationRegistered) {
 	for o := range benchOrgs {
 		m := org(fmt.Sprintf("org-%03d", o), fmt.Sprintf("BAN-%03d", o), "USD")
 		m.EventId = "org-" + m.OrgId
@@ -36,10 +42,18 @@ func benchHistory() (setup []*billingv1.ProviderRegistered, orgs []*billingv1.Or
 		m.EventId = "provider-" + m.ProviderId
 		setup = append(setup, m)
 	}
+	return setup, orgs
+}
+
+// benchUsage calls fn with usage messages of benchBatch records, records
+// in all, one at a time: a history of ten million records need not be
+// held at once.
+func benchUsage(records int, fn func(*billingv1.UsageReported)) {
+	rng := rand.New(rand.NewPCG(2018, 12))
 	services := []string{"Amazon EC2", "Amazon S3", "Amazon RDS", "AWS Lambda", "Amazon CloudFront"}
 	regions := []string{"us-east-1", "eu-west-1", "ap-northeast-1", ""}
 	start := calendar.New(2018, time.January).Start()
-	for i := range benchRecords / benchBatch {
+	for i := range records / benchBatch {
 		u := &billingv1.UsageReported{EventId: fmt.Sprintf("usage-%05d", i)}
 		for j := range benchBatch {
 			at := start.Add(time.Duration(rng.IntN(365*24)) * time.Hour)
@@ -55,9 +69,8 @@ func benchHistory() (setup []*billingv1.ProviderRegistered, orgs []*billingv1.Or
 				Cost:              &billingv1.Money{Amount: fmt.Sprintf("%d.%08d", rng.IntN(100), rng.IntN(100_000_000)), Currency: "USD"},
 			})
 		}
-		msgs = append(msgs, u)
+		fn(u)
 	}
-	return setup, orgs, msgs
 }
 
 // BenchmarkFoldUsage folds 1,000,000 usage records over 10,000 accounts and

@@ -1,10 +1,15 @@
 package billing
 
 import (
+	"cmp"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/snapcodec"
 )
 
 // cycles is the cycle clock as the log tells it: the billing cycles closed,
@@ -154,4 +159,91 @@ func (c *cycles) available(m calendar.Month, view View) error {
 		return &NotBilledError{Month: m, FirstClose: c.firstClose}
 	}
 	return nil
+}
+
+// encode writes the cycles for a snapshot (snapshot.go): the cycle events
+// in month order, then the frozen documents in (BAN, month) order.
+func (c *cycles) encode(sw *snapWriter) {
+	sw.Mark("cycles")
+	for _, events := range []map[calendar.Month]cycleEvent{c.closes, c.finals} {
+		months := slices.SortedFunc(maps.Keys(events), cmp.Compare)
+		sw.Len(len(months))
+		for _, m := range months {
+			sw.Int32(int32(m))
+			sw.Uvarint(events[m].pos)
+			encodeTime(sw.Encoder, events[m].at)
+		}
+	}
+	sw.Bool(c.hasClosed)
+	sw.Int32(int32(c.firstClose))
+	sw.Int32(int32(c.lastClosed))
+	for _, docs := range []map[docKey]*Invoice{c.issued, c.vendor} {
+		keys := slices.SortedFunc(maps.Keys(docs), func(a, b docKey) int {
+			return cmp.Or(strings.Compare(a.ban, b.ban), cmp.Compare(a.month, b.month))
+		})
+		sw.Len(len(keys))
+		for _, k := range keys {
+			sw.String(k.ban)
+			sw.Int32(int32(k.month))
+			docs[k].encode(sw.Encoder, &sw.p.ids)
+		}
+	}
+}
+
+func (c *cycles) decode(sr *snapReader) {
+	sr.Mark("cycles")
+	for _, events := range []map[calendar.Month]cycleEvent{c.closes, c.finals} {
+		for n := sr.Len(); n > 0 && sr.Err() == nil; n-- {
+			m := sr.month()
+			events[m] = cycleEvent{pos: sr.Uvarint(), at: decodeTime(sr.Decoder)}
+		}
+	}
+	c.hasClosed = sr.Bool()
+	c.firstClose = calendar.Month(sr.Int32())
+	c.lastClosed = calendar.Month(sr.Int32())
+	for _, docs := range []map[docKey]*Invoice{c.issued, c.vendor} {
+		for n := sr.Len(); n > 0 && sr.Err() == nil; n-- {
+			k := docKey{ban: sr.String(), month: sr.month()}
+			inv := &Invoice{}
+			inv.decode(sr)
+			docs[k] = inv
+		}
+	}
+}
+
+// encodeTime writes an instant as Unix seconds and nanoseconds; it reads
+// back in UTC, as every instant the fold keeps is (timestamppb's AsTime).
+func encodeTime(e *snapcodec.Encoder, t time.Time) {
+	e.Varint(t.Unix())
+	e.Uvarint(uint64(t.Nanosecond()))
+}
+
+func decodeTime(d *snapcodec.Decoder) time.Time {
+	s := d.Varint()
+	ns := d.Uvarint()
+	if ns >= 1e9 {
+		d.Fail("nanoseconds %d", ns)
+		return time.Time{}
+	}
+	return time.Unix(s, int64(ns)).UTC()
+}
+
+// Documents returns every frozen document, as the events that froze them
+// returned them: the invoices of each close and the vendor views of each
+// finalization, by month, then BAN. A runner restored from a snapshot
+// hands them on as a replay would have (services/runner).
+func (p *Projection) Documents() Applied {
+	var a Applied
+	for _, docs := range []struct {
+		m   map[docKey]*Invoice
+		out *[]*Invoice
+	}{{p.cycles.issued, &a.Issued}, {p.cycles.vendor, &a.Finalized}} {
+		keys := slices.SortedFunc(maps.Keys(docs.m), func(x, y docKey) int {
+			return cmp.Or(cmp.Compare(x.month, y.month), strings.Compare(x.ban, y.ban))
+		})
+		for _, k := range keys {
+			*docs.out = append(*docs.out, docs.m[k])
+		}
+	}
+	return a
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/hierarchy"
 	"github.com/ledger-billing/ledger/projections/money"
+	"github.com/ledger-billing/ledger/projections/snapcodec"
 )
 
 // LineKind is the kind of an invoice line, in the order lines are sorted.
@@ -247,4 +248,128 @@ func lineCmp(a, b *Line) int {
 		}
 	}
 	return 0
+}
+
+// encode writes a frozen document for a snapshot (cycles.encode). The
+// event ids of its lineage are written as the interner's indexes (each is
+// an interned event), and read back as the interner's strings, shared.
+func (d *Invoice) encode(e *snapcodec.Encoder, ids *interner) {
+	e.String(d.BAN)
+	e.String(d.OrgID)
+	e.Int32(int32(d.Month))
+	e.Uvarint(uint64(d.View))
+	e.Uvarint(uint64(d.Status))
+	encodeTime(e, d.IssuedAt)
+	e.String(d.Currency.Code())
+	e.NilLen(len(d.Lines), d.Lines == nil)
+	for i := range d.Lines {
+		d.Lines[i].encode(e, ids)
+	}
+	e.Decimal(&d.Total)
+	e.Uvarint(d.Position)
+}
+
+func (d *Invoice) decode(sr *snapReader) {
+	d.BAN = sr.String()
+	d.OrgID = sr.String()
+	d.Month = sr.month()
+	d.View = View(sr.Uvarint())
+	d.Status = Status(sr.Uvarint())
+	d.IssuedAt = decodeTime(sr.Decoder)
+	d.Currency = sr.currency()
+	if n, isNil := sr.NilLen(); !isNil {
+		d.Lines = make([]Line, 0, sr.Cap(n))
+		for ; n > 0 && sr.Err() == nil; n-- {
+			d.Lines = append(d.Lines, Line{})
+			d.Lines[len(d.Lines)-1].decode(sr)
+		}
+	}
+	sr.Decimal(&d.Total)
+	d.Position = sr.Uvarint()
+}
+
+func (l *Line) encode(e *snapcodec.Encoder, ids *interner) {
+	e.Uvarint(uint64(l.Kind))
+	for _, s := range [...]string{l.BAN, l.Vendor, l.AccountID, l.ProviderName, l.Alias, l.CostCenterID} {
+		e.String(s)
+	}
+	e.Int32(int32(l.ForMonth))
+	e.String(l.Service)
+	e.String(l.Description)
+	e.Decimal(&l.Amount)
+	e.NilLen(len(l.Details), l.Details == nil)
+	for i := range l.Details {
+		dt := &l.Details[i]
+		e.String(dt.Service)
+		e.String(dt.Region)
+		e.String(dt.Description)
+		e.Decimal(&dt.Amount)
+		e.NilLen(len(dt.EventIDs), dt.EventIDs == nil)
+		for _, id := range dt.EventIDs {
+			// An id the interner does not hold (none should) is written
+			// as itself: 0, then the string.
+			if i, ok := ids.eventIdx[id]; ok {
+				e.Uvarint(uint64(i) + 1)
+			} else {
+				e.Uvarint(0)
+				e.String(id)
+			}
+		}
+	}
+}
+
+func (l *Line) decode(sr *snapReader) {
+	l.Kind = LineKind(sr.Uvarint())
+	l.BAN, l.Vendor, l.AccountID = sr.String(), sr.String(), sr.String()
+	l.ProviderName, l.Alias, l.CostCenterID = sr.String(), sr.String(), sr.String()
+	l.ForMonth = calendar.Month(sr.Int32()) // zero on lines of the month itself
+	l.Service = sr.String()
+	l.Description = sr.String()
+	sr.Decimal(&l.Amount)
+	n, isNil := sr.NilLen()
+	if isNil {
+		return
+	}
+	l.Details = make([]Detail, 0, sr.Cap(n))
+	for ; n > 0 && sr.Err() == nil; n-- {
+		dt := Detail{Service: sr.String(), Region: sr.String(), Description: sr.String()}
+		sr.Decimal(&dt.Amount)
+		if m, isNil := sr.NilLen(); !isNil {
+			dt.EventIDs = make([]string, 0, sr.Cap(m))
+			for ; m > 0 && sr.Err() == nil; m-- {
+				ref := sr.Uvarint()
+				switch {
+				case ref == 0:
+					dt.EventIDs = append(dt.EventIDs, sr.String())
+				case ref <= uint64(len(sr.p.ids.eventIDs)):
+					dt.EventIDs = append(dt.EventIDs, sr.p.ids.eventIDs[ref-1])
+				default:
+					sr.Fail("event %d of %d", ref-1, len(sr.p.ids.eventIDs))
+				}
+			}
+		}
+		l.Details = append(l.Details, dt)
+	}
+}
+
+// encode writes an invalid record's exception for a snapshot
+// (exceptions.encode).
+func (x *Exception) encode(e *snapcodec.Encoder) {
+	e.Uvarint(uint64(x.Kind))
+	e.String(x.OrgID)
+	e.String(x.Vendor)
+	e.String(x.AccountID)
+	e.Int32(int32(x.Month))
+	e.Decimal(&x.Amount)
+	e.String(x.Currency)
+	e.String(x.Reason)
+	e.String(x.EventID)
+}
+
+func (x *Exception) decode(d *snapcodec.Decoder) {
+	x.Kind = ExceptionKind(d.Uvarint())
+	x.OrgID, x.Vendor, x.AccountID = d.String(), d.String(), d.String()
+	x.Month = calendar.Month(d.Int32())
+	d.Decimal(&x.Amount)
+	x.Currency, x.Reason, x.EventID = d.String(), d.String(), d.String()
 }

@@ -57,6 +57,10 @@ var (
 	ErrAlreadyFinalized = errors.New("billing: vendor cycle already finalized")
 )
 
+// ErrSnapshotVersion reports a snapshot written by another version of the
+// encoding (ReadSnapshot); a damaged one is snapcodec.ErrCorrupt.
+var ErrSnapshotVersion = errors.New("billing: snapshot of another encoding version")
+
 // NotFinalizedError says from when the vendor view of a month is available:
 // the cycle clock finalizes month M at 00:00 UTC on the 10th of M+1
 // (docs/architecture.md, "Cycles and the clock"), and never before its

@@ -301,3 +301,50 @@ func (p *Projection) pendingExceptions() []Exception {
 	}
 	return agg.exceptions(&p.ids)
 }
+
+// encode writes the exceptions for a snapshot (snapshot.go): the invalid
+// records in the order first seen, each with its key, and the two queues.
+func (x *exceptions) encode(sw *snapWriter) {
+	sw.Mark("exceptions")
+	keyOf := make(map[*Exception]invalidKey, len(x.invalid))
+	for k, e := range x.invalid {
+		keyOf[e] = k
+	}
+	if len(keyOf) != len(x.invalidOrder) {
+		sw.fail("%d invalid records kept, %d listed", len(keyOf), len(x.invalidOrder))
+	}
+	sw.Len(len(x.invalidOrder))
+	for _, e := range x.invalidOrder {
+		k, ok := keyOf[e]
+		if !ok {
+			sw.fail("invalid record %q listed, not kept", e.Reason)
+		}
+		sw.String(k.acct.vendorKey)
+		sw.String(k.acct.accountID)
+		sw.Int32(int32(k.month))
+		sw.String(k.currency)
+		sw.Uvarint(uint64(k.event))
+		sw.String(k.reason)
+		e.encode(sw.Encoder)
+	}
+	x.unassigned.encode(sw)
+	x.mismatched.encode(sw)
+}
+
+func (x *exceptions) decode(sr *snapReader) {
+	sr.Mark("exceptions")
+	n := sr.Len()
+	x.invalidOrder = make([]*Exception, 0, sr.Cap(n))
+	for ; n > 0 && sr.Err() == nil; n-- {
+		// The month of an invalid record may be the zero month (its
+		// start was missing): it is read as it was, unchecked.
+		k := invalidKey{acct: accountKey{vendorKey: sr.String(), accountID: sr.String()}, month: calendar.Month(sr.Int32()),
+			currency: sr.String(), event: sr.event(), reason: sr.String()}
+		e := &Exception{}
+		e.decode(sr.Decoder)
+		x.invalid[k] = e
+		x.invalidOrder = append(x.invalidOrder, e)
+	}
+	x.unassigned.decode(sr)
+	x.mismatched.decode(sr)
+}

@@ -263,3 +263,51 @@ func (s *monthStarts) of(m calendar.Month) int64 {
 	}
 	return s.start
 }
+
+// encode writes the queue for a snapshot (snapshot.go): the accounts in
+// index order, each with its groups and its log. The index of groups is
+// rebuilt from the groups.
+func (q *heldUsage) encode(sw *snapWriter) {
+	accts := q.accountsWaiting()
+	sw.Len(len(accts))
+	for _, a := range accts {
+		ha := q.accounts[a]
+		sw.Uvarint(uint64(a))
+		sw.Len(len(ha.groups))
+		for i := range ha.groups {
+			g := &ha.groups[i]
+			if g.key.acct != a {
+				sw.fail("held group of account %d under account %d", g.key.acct, a)
+			}
+			sw.Decimal(&g.sum)
+			sw.Varint(g.earliest)
+			sw.Varint(g.latest)
+			sw.Int32(int32(g.key.month))
+			sw.Uvarint(uint64(g.key.svc))
+			sw.Uvarint(uint64(g.key.region))
+			sw.Uvarint(uint64(g.key.currency))
+			sw.Uvarint(uint64(g.first))
+		}
+		sw.Bytes(ha.log)
+	}
+}
+
+func (q *heldUsage) decode(sr *snapReader) {
+	for n := sr.Len(); n > 0 && sr.Err() == nil; n-- {
+		a := sr.account()
+		c := sr.Len()
+		ha := &heldAccount{groups: make([]heldGroup, 0, sr.Cap(c))}
+		for ; c > 0 && sr.Err() == nil; c-- {
+			var g heldGroup
+			sr.Decimal(&g.sum)
+			g.earliest = sr.Varint()
+			g.latest = sr.Varint()
+			g.key = heldKey{acct: a, month: sr.month(), svc: sr.symbol(), region: sr.symbol(), currency: sr.symbol()}
+			g.first = sr.event()
+			q.groups[g.key] = uint32(len(ha.groups))
+			ha.groups = append(ha.groups, g)
+		}
+		ha.log = sr.Bytes()
+		q.accounts[a] = ha
+	}
+}

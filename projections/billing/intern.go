@@ -2,9 +2,12 @@ package billing
 
 import (
 	"cmp"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/ledger-billing/ledger/projections/hierarchy"
+	"github.com/ledger-billing/ledger/projections/snapcodec"
 )
 
 // interner gives the strings that the fold refers to millions of times
@@ -150,3 +153,68 @@ func (n *interner) cmpAccount(a, b uint32) int {
 
 // cmpSymbol orders symbols by name.
 func (n *interner) cmpSymbol(a, b uint32) int { return strings.Compare(n.symbols[a], n.symbols[b]) }
+
+// encode writes the interner for a snapshot (snapshot.go): the lists in
+// index order, the vendor spellings in key order. The index maps are
+// rebuilt from the lists.
+func (n *interner) encode(e *snapcodec.Encoder) {
+	e.Mark("ids")
+	e.Len(len(n.eventIDs))
+	for _, id := range n.eventIDs {
+		e.String(id)
+	}
+	e.Len(len(n.symbols))
+	for _, s := range n.symbols {
+		e.String(s)
+	}
+	for _, m := range []map[string]string{n.vendorKeys, n.vendorDisplay} {
+		keys := slices.SortedFunc(maps.Keys(m), strings.Compare)
+		e.Len(len(keys))
+		for _, k := range keys {
+			e.String(k)
+			e.String(m[k])
+		}
+	}
+	e.Len(len(n.accounts))
+	for _, a := range n.accounts {
+		e.String(a.vendorKey)
+		e.String(a.accountID)
+	}
+}
+
+func (n *interner) decode(d *snapcodec.Decoder) {
+	d.Mark("ids")
+	c := d.Len()
+	n.eventIDs = make([]string, 0, d.Cap(c))
+	n.eventIdx = make(map[string]uint32, d.Cap(c))
+	for ; c > 0 && d.Err() == nil; c-- {
+		id := d.String()
+		n.eventIdx[id] = uint32(len(n.eventIDs))
+		n.eventIDs = append(n.eventIDs, id)
+	}
+	c = d.Len()
+	n.symbols = make([]string, 0, d.Cap(c))
+	n.symbolIdx = make(map[string]uint32, d.Cap(c))
+	for ; c > 0 && d.Err() == nil; c-- {
+		s := d.String()
+		n.symbolIdx[s] = uint32(len(n.symbols))
+		n.symbols = append(n.symbols, s)
+	}
+	if d.Err() == nil && (len(n.symbols) == 0 || n.symbols[0] != "") {
+		d.Fail("symbol 0 is not the empty string")
+	}
+	for _, m := range []map[string]string{n.vendorKeys, n.vendorDisplay} {
+		for c := d.Len(); c > 0 && d.Err() == nil; c-- {
+			k := d.String()
+			m[k] = d.String()
+		}
+	}
+	c = d.Len()
+	n.accounts = make([]accountKey, 0, d.Cap(c))
+	n.accountIdx = make(map[accountKey]uint32, d.Cap(c))
+	for ; c > 0 && d.Err() == nil; c-- {
+		a := accountKey{vendorKey: d.String(), accountID: d.String()}
+		n.accountIdx[a] = uint32(len(n.accounts))
+		n.accounts = append(n.accounts, a)
+	}
+}

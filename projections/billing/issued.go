@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/ledger-billing/ledger/projections/calendar"
+	"github.com/ledger-billing/ledger/projections/snapcodec"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 )
 
@@ -97,11 +98,7 @@ func (p *Projection) applyIssued(pos uint64, m *billingv1.DocumentIssued) error 
 		}
 	}
 	p.issued = append(p.issued, rec)
-	if p.recorded == nil {
-		p.recorded = make(map[issuedKey][]uint64)
-	}
-	k := issuedKey{view, docKey{m.Ban, month}}
-	p.recorded[k] = append(p.recorded[k], m.ThroughPosition)
+	p.record(&rec)
 	return nil
 }
 
@@ -165,4 +162,38 @@ func (p *Projection) digestMismatches(org string) []Exception {
 		out = append(out, e)
 	}
 	return out
+}
+
+// encode writes a record for a snapshot (snapshot.go).
+func (r *IssuedRecord) encode(e *snapcodec.Encoder) {
+	e.String(r.BAN)
+	e.Int32(int32(r.Month))
+	e.Uvarint(uint64(r.View))
+	e.String(r.Total)
+	e.String(r.Currency)
+	e.String(r.Digest)
+	e.Uvarint(r.Through)
+	e.Uvarint(r.Position)
+	e.String(r.Computed)
+	e.String(r.Problem)
+}
+
+func (r *IssuedRecord) decode(d *snapcodec.Decoder) {
+	r.BAN = d.String()
+	r.Month = calendar.Month(d.Int32())
+	r.View = View(d.Uvarint())
+	r.Total, r.Currency, r.Digest = d.String(), d.String(), d.String()
+	r.Through = d.Uvarint()
+	r.Position = d.Uvarint()
+	r.Computed, r.Problem = d.String(), d.String()
+}
+
+// record notes what a record says was issued, for Unrecorded: kept apart
+// from the records, and rebuilt from them after a snapshot is read.
+func (p *Projection) record(r *IssuedRecord) {
+	if p.recorded == nil {
+		p.recorded = make(map[issuedKey][]uint64)
+	}
+	k := issuedKey{r.View, docKey{r.BAN, r.Month}}
+	p.recorded[k] = append(p.recorded[k], r.Through)
 }

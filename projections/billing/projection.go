@@ -21,6 +21,10 @@ import (
 // It is not safe for concurrent use. Apply mutates; the query methods only
 // read, so a caller may guard it with a sync.RWMutex: Apply under the write
 // lock, queries under the read lock.
+//
+// WriteSnapshot and ReadSnapshot (snapshot.go) save and restore its state:
+// a field added here, or to any type it holds, is added to the encode and
+// decode methods beside that type, and SnapshotVersion bumped.
 type Projection struct {
 	h       hierarchy.Hierarchy
 	pos     uint64
@@ -59,7 +63,7 @@ type Projection struct {
 	digester Digester
 
 	// Scratch values of the hot path, reused so that folding a record does
-	// not allocate.
+	// not allocate. Not state: snapshots leave them out.
 	amount     apd.Decimal
 	monthCache struct {
 		from, until int64

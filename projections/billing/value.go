@@ -10,6 +10,7 @@ import (
 
 	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/projections/money"
+	"github.com/ledger-billing/ledger/projections/snapcodec"
 )
 
 // detailKey names one rounded figure of V(M, p): (kind, account,
@@ -268,4 +269,45 @@ func (p *Projection) cmpDetail(a, b *detailKey) int {
 		return -1
 	}
 	return 1
+}
+
+// encodeDetails writes figures of V for a snapshot (snapshot.go), nil
+// apart from empty.
+func encodeDetails(e *snapcodec.Encoder, ds []vdetail) {
+	e.NilLen(len(ds), ds == nil)
+	for i := range ds {
+		d := &ds[i]
+		e.Uvarint(uint64(d.key.kind))
+		e.Uvarint(uint64(d.key.acct))
+		e.Uvarint(uint64(d.key.target))
+		e.Uvarint(uint64(d.key.svc))
+		e.Uvarint(uint64(d.key.region))
+		e.Bool(d.key.trueUp)
+		e.Decimal(&d.amount)
+		e.NilLen(len(d.lineage), d.lineage == nil)
+		for _, ev := range d.lineage {
+			e.Uvarint(uint64(ev))
+		}
+	}
+}
+
+func decodeDetails(sr *snapReader) []vdetail {
+	n, isNil := sr.NilLen()
+	if isNil {
+		return nil
+	}
+	ds := make([]vdetail, 0, sr.Cap(n))
+	for ; n > 0 && sr.Err() == nil; n-- {
+		ds = append(ds, vdetail{key: detailKey{kind: LineKind(sr.Uvarint()), acct: sr.account(), target: sr.target(),
+			svc: sr.symbol(), region: sr.symbol(), trueUp: sr.Bool()}})
+		d := &ds[len(ds)-1]
+		sr.Decimal(&d.amount)
+		if m, isNil := sr.NilLen(); !isNil {
+			d.lineage = make([]uint32, 0, sr.Cap(m))
+			for ; m > 0 && sr.Err() == nil; m-- {
+				d.lineage = append(d.lineage, sr.event())
+			}
+		}
+	}
+	return ds
 }

@@ -132,6 +132,9 @@ func (vs versions[T]) insert(v version[T]) versions[T] {
 
 // Hierarchy is the effective-dated customer hierarchy. The zero value is an
 // empty hierarchy, ready to use. It is not safe for concurrent use.
+//
+// Snapshots encode it field by field (snapshot.go): a field added here is
+// added there too.
 type Hierarchy struct {
 	seq           uint64
 	orgs          map[string]*Organization

@@ -19,6 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,7 @@ import (
 	"github.com/ledger-billing/ledger/services/eventlog"
 	"github.com/ledger-billing/ledger/services/pages"
 	"github.com/ledger-billing/ledger/services/runner"
+	"github.com/ledger-billing/ledger/services/snapshot"
 	"github.com/ledger-billing/ledger/services/synth"
 	"github.com/ledger-billing/ledger/services/wire"
 )
@@ -90,6 +92,10 @@ type Report struct {
 	Segments        []Segment
 	Replay, RawRead time.Duration
 	StoreEvents     int
+	// A snapshot of the replayed projection: the time to write it (at the
+	// runner's stop), its size, and a restart to ready from it.
+	SnapshotWrite, SnapshotRestart time.Duration
+	SnapshotBytes                  int64
 
 	Queries []QueryFigure
 	PeakRSS float64 // bytes, from ledgerd's /metrics
@@ -213,6 +219,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 	say("replay: a fresh projection runner over the store, and a raw $all read")
 	if r.Replay, err = replay(ctx, cfg.Eventstore); err != nil {
+		return nil, err
+	}
+	say("snapshot: written by a runner at its stop, then a restart from it")
+	if err := snapshotRestart(ctx, cfg.Eventstore, r); err != nil {
 		return nil, err
 	}
 	if r.RawRead, r.StoreEvents, err = rawRead(ctx, log); err != nil {
@@ -479,6 +489,52 @@ func replay(ctx context.Context, url string) (time.Duration, error) {
 	cancel()
 	<-done
 	return took, nil
+}
+
+// snapshotRestart times a snapshot: a runner replays the store into a
+// snapshot directory of its own and stops (writing the snapshot), then
+// another starts from it, until it has caught up with the store.
+func snapshotRestart(ctx context.Context, url string, r *Report) error {
+	dir, err := os.MkdirTemp("", "ledgerbench-snapshots-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	log, err := eventlog.Dial(url, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	run := func() (ready, stopped time.Duration, err error) {
+		rn := runner.New(log, runner.Options{SnapshotDir: dir})
+		ctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		done := make(chan error, 1)
+		start := time.Now()
+		go func() { done <- rn.Run(ctx) }()
+		if err := rn.WaitFor(ctx, 0); err != nil {
+			return 0, 0, err
+		}
+		ready = time.Since(start)
+		start = time.Now()
+		cancel()
+		err = <-done
+		return ready, time.Since(start), err
+	}
+	if _, r.SnapshotWrite, err = run(); err != nil {
+		return err
+	}
+	snaps, _ := snapshot.List(dir)
+	if len(snaps) == 0 {
+		return fmt.Errorf("no snapshot written in %s", dir)
+	}
+	st, err := os.Stat(snaps[0])
+	if err != nil {
+		return err
+	}
+	r.SnapshotBytes = st.Size()
+	r.SnapshotRestart, _, err = run()
+	return err
 }
 
 // rawRead reads all of $all through the official client.

@@ -49,6 +49,10 @@ func (r *Report) Print(w io.Writer) error {
 	fmt.Fprintf(tw, "replay to ready (fresh projection runner)\t%s\t%s\t\t\t\n", r.Replay.Round(time.Millisecond), rate(r.Records, r.Replay))
 	fmt.Fprintf(tw, "raw $all read (%d events)\t%s\t%s\t%s events/s\t%s\t\n",
 		r.StoreEvents, r.RawRead.Round(time.Millisecond), rate(r.Records, r.RawRead), rate(r.StoreEvents, r.RawRead), ratio(r.Replay, r.RawRead))
+	fmt.Fprintf(tw, "snapshot write (%.1f MB)\t%s\t\t\t\t\n", float64(r.SnapshotBytes)/1e6, r.SnapshotWrite.Round(time.Millisecond))
+	if r.SnapshotRestart > 0 {
+		fmt.Fprintf(tw, "restart to ready from the snapshot (%.1f times faster than replay)\t%s\t\t\t\t\n", r.Replay.Seconds()/r.SnapshotRestart.Seconds(), r.SnapshotRestart.Round(time.Millisecond))
+	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}

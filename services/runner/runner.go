@@ -15,13 +15,19 @@
 // turns 503 with the reason), and keeps serving what it had applied. A
 // restart would meet the same event again, so crashing would only turn one
 // bad event into a crash loop with no diagnosis.
+//
+// Snapshots (snapshot.go): with Options.SnapshotDir set, Run first loads
+// the newest valid snapshot and follows the log from its position, writes
+// one every SnapshotEvery events, and one more when it stops.
 package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -46,6 +52,16 @@ type Options struct {
 	// OnApplied, if set, is called after each event that issued invoices
 	// or froze vendor views, outside the lock, in log order.
 	OnApplied func(billing.Applied)
+	// SnapshotDir is where snapshots are kept (services/snapshot); empty:
+	// none are loaded or written, and every start replays the history.
+	SnapshotDir string
+	// SnapshotEvery is how many events are applied between two snapshots;
+	// 0 writes none but the one when Run stops.
+	SnapshotEvery int
+	// SnapshotSections are the runner's users' own parts of the state, by
+	// name, saved in and restored from every snapshot with the projection
+	// (see Section).
+	SnapshotSections map[string]Section
 }
 
 // Runner holds the projection.
@@ -54,6 +70,7 @@ type Runner struct {
 	logger    *slog.Logger
 	onApplied func(billing.Applied)
 	metrics   metrics
+	snap      snapshots // used by Run's goroutines only
 
 	// mu guards proj: Run applies under the write lock, readers read under
 	// the read lock. Lock order: mu before posMu; neither is held while
@@ -72,8 +89,8 @@ type Runner struct {
 	outage retry.Outage // of the store subscription
 
 	// chain is the seal chain over the events followed (services/audit),
-	// advanced as they are received: it is about the history, not about
-	// what the rules made of it.
+	// advanced as they are applied, whatever the rules made of them: it
+	// is about the history. A snapshot holds it (section "audit-chain").
 	chainMu sync.Mutex
 	chain   audit.Chain
 }
@@ -120,14 +137,44 @@ func New(log *eventlog.Log, opts Options) *Runner {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Runner{
+	r := &Runner{
 		log:       log,
 		logger:    logger,
 		onApplied: opts.OnApplied,
 		metrics:   newMetrics(opts.Registerer),
+		snap:      snapshots{dir: opts.SnapshotDir, every: opts.SnapshotEvery, sections: maps.Clone(opts.SnapshotSections)},
 		proj:      newProjection(),
 		changed:   make(chan struct{}),
 	}
+	if r.snap.sections == nil {
+		r.snap.sections = map[string]Section{}
+	}
+	r.snap.sections[chainSection] = Section{Save: r.saveChain, Load: r.loadChain}
+	return r
+}
+
+// chainSection is the snapshot section of the seal chain.
+const chainSection = "audit-chain"
+
+func (r *Runner) saveChain() ([]byte, error) {
+	return json.Marshal(r.Chain())
+}
+
+func (r *Runner) loadChain(data []byte) error {
+	r.chainMu.Lock()
+	defer r.chainMu.Unlock()
+	if data == nil {
+		r.chain = audit.Chain{}
+		return nil
+	}
+	var st audit.State
+	if err := json.Unmarshal(data, &st); err != nil {
+		return err
+	}
+	if !r.chain.Restore(st) {
+		return fmt.Errorf("runner: the seal chain's value %q is not 32 bytes of hex", st.Value)
+	}
+	return nil
 }
 
 // Run follows the log until ctx ends.
@@ -135,8 +182,14 @@ func New(log *eventlog.Log, opts Options) *Runner {
 // Decoding and applying are two stages: the subscription's goroutine
 // receives and decodes the next events while another applies the ones
 // before, in order, so a replay uses both of a small machine's cores.
+//
+// With a snapshot directory it first loads the newest valid snapshot (the
+// position it reflects stays "replaying" for /readyz until the log's live
+// end is reached from there), and when it stops, unless halted, it writes
+// one.
 func (r *Runner) Run(ctx context.Context) error {
 	start := time.Now()
+	from := r.restore(ctx)
 	follow, stopFollowing := context.WithCancel(ctx)
 	defer stopFollowing()
 	decoded := make(chan decodedDelivery, decodedQueueLen)
@@ -147,21 +200,30 @@ func (r *Runner) Run(ctx context.Context) error {
 			if r.Halted() != nil {
 				continue // drain what was decoded ahead; apply nothing more
 			}
+			if d.link != nil {
+				// In the apply goroutine, so that a snapshot's chain is
+				// the chain through the last event applied.
+				r.chainMu.Lock()
+				r.chain.AddLink(d.link, d.event.Position)
+				r.chainMu.Unlock()
+			}
 			if d.event != nil && !r.apply(d.event, d.msg, d.err) {
 				stopFollowing()
 				continue
 			}
 			r.advance(d.pos, d.caughtUp, start)
+			if d.event != nil {
+				r.snapshotEvery()
+			}
 		}
 	}()
-	err := r.log.Follow(follow, eventlog.FollowOptions{TypePrefix: billing.EventTypePrefix, Outage: &r.outage}, func(d eventlog.Delivery) error {
+	err := r.log.Follow(follow, eventlog.FollowOptions{From: from, TypePrefix: billing.EventTypePrefix, Outage: &r.outage}, func(d eventlog.Delivery) error {
 		dd := decodedDelivery{event: d.Event, pos: d.Position, caughtUp: d.CaughtUp}
 		if d.Event != nil {
 			dd.msg, dd.err = billing.Decode(d.Event.Type, d.Event.Data)
 			if audit.Chained(d.Event.Type) {
-				r.chainMu.Lock()
-				r.chain.Add(d.Event.Stream, d.Event.ID, d.Event.Type, d.Event.Data, d.Event.Position)
-				r.chainMu.Unlock()
+				// The hash of the data, the link's cost, beside the fold.
+				dd.link = audit.Link(nil, d.Event.Stream, d.Event.ID, d.Event.Type, d.Event.Data)
 			}
 		}
 		select {
@@ -173,6 +235,9 @@ func (r *Runner) Run(ctx context.Context) error {
 	})
 	close(decoded)
 	<-applied
+	if r.Halted() == nil {
+		r.snapshotOnStop()
+	}
 	if r.Halted() != nil {
 		// Keep serving what was applied until the daemon stops: a halted
 		// runner is not a failed component, or ledgerd would exit and
@@ -190,6 +255,7 @@ func (r *Runner) Run(ctx context.Context) error {
 const decodedQueueLen = 64
 
 type decodedDelivery struct {
+	link     []byte // the event's link of the seal chain, if it is one
 	event    *eventlog.Recorded
 	msg      proto.Message
 	err      error // of decoding
@@ -366,6 +432,10 @@ func (r *Runner) check(ctx context.Context, month string, after uint64, fn func(
 type metrics struct {
 	applied, refused                prometheus.Counter
 	position, lag, caughtUp, halted prometheus.Gauge
+	snapshotPosition, snapshotBytes prometheus.Gauge
+	snapshotSeconds                 prometheus.Gauge
+	snapshotsWritten                prometheus.Counter
+	snapshotFailures                prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) metrics {
@@ -376,9 +446,16 @@ func newMetrics(reg prometheus.Registerer) metrics {
 		lag:      prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_lag_seconds", Help: "Age of the last applied event when it was applied."}),
 		caughtUp: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_caught_up", Help: "1 once the projection has replayed the history."}),
 		halted:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_projection_halted", Help: "1 once an event broke an invariant of the billing rules and the projection stopped applying."}),
+
+		snapshotPosition: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_snapshot_position", Help: "The $all position of the last snapshot loaded at start or written since."}),
+		snapshotBytes:    prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_snapshot_bytes", Help: "Size of the last snapshot written."}),
+		snapshotSeconds:  prometheus.NewGauge(prometheus.GaugeOpts{Name: "ledger_snapshot_write_seconds", Help: "How long writing the last snapshot took (the projection's writers wait that long)."}),
+		snapshotsWritten: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_snapshots_written_total", Help: "Snapshots written."}),
+		snapshotFailures: prometheus.NewCounter(prometheus.CounterOpts{Name: "ledger_snapshot_failures_total", Help: "Snapshots that could not be written."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.applied, m.refused, m.position, m.lag, m.caughtUp, m.halted)
+		reg.MustRegister(m.applied, m.refused, m.position, m.lag, m.caughtUp, m.halted,
+			m.snapshotPosition, m.snapshotBytes, m.snapshotSeconds, m.snapshotsWritten, m.snapshotFailures)
 	}
 	return m
 }
