@@ -93,6 +93,7 @@ func TestReplicas(t *testing.T) {
 			if err != nil {
 				return err
 			}
+			acks := make([]jetstream.PubAckFuture, 0, messages)
 			for k := range messages {
 				if k == beforeKill {
 					select {
@@ -101,16 +102,24 @@ func TestReplicas(t *testing.T) {
 						return ctx.Err()
 					}
 				}
-				if _, err := pub.PublishMsgAsync(usageMsg(k)); err != nil {
+				f, err := pub.PublishMsgAsync(usageMsg(k))
+				if err != nil {
 					return fmt.Errorf("message %d: %w", k, err)
 				}
+				acks = append(acks, f)
 			}
-			select {
-			case <-pub.PublishAsyncComplete():
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
+			// Every publish confirmed, or the total would be off for a
+			// reason that is not ledgerd's.
+			for k, f := range acks {
+				select {
+				case <-f.Ok():
+				case err := <-f.Err():
+					return fmt.Errorf("message %d: %w", k, err)
+				case <-ctx.Done():
+					return ctx.Err()
+				}
 			}
+			return nil
 		}()
 	}()
 
@@ -359,10 +368,14 @@ func waitOneEvent(t *testing.T, log *eventlog.Log, stream string) eventlog.Recor
 	var events []eventlog.Recorded
 	testkit.Eventually(t, "stream "+stream, func() error {
 		events = nil
-		return log.ReadStream(t.Context(), stream, func(ev eventlog.Recorded) error {
+		err := log.ReadStream(t.Context(), stream, func(ev eventlog.Recorded) error {
 			events = append(events, ev)
 			return nil
 		})
+		if err == nil && len(events) == 0 {
+			err = errors.New("no events yet")
+		}
+		return err
 	})
 	if len(events) != 1 {
 		t.Fatalf("stream %s has %d events, want 1", stream, len(events))
