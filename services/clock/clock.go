@@ -72,8 +72,8 @@ func (c *Clock) Run(ctx context.Context) error {
 		published, err := c.Tick(ctx)
 		// The wait is measured on the clock's own time source: with Now
 		// other than time.Now (a clock set to another instant), a wait
-		// measured from the real time would be negative and the clock
-		// would tick without pause.
+		// measured from the machine's time would be negative (the clock
+		// ticking without pause) or years long (never ticking again).
 		now := c.cfg.Now()
 		wait := NextBoundary(now).Sub(now)
 		switch {
