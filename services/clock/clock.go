@@ -70,7 +70,12 @@ func (c *Clock) Run(ctx context.Context) error {
 	}
 	for {
 		published, err := c.Tick(ctx)
-		wait := time.Until(NextBoundary(c.cfg.Now()))
+		// The wait is measured on the clock's own time source: with Now
+		// other than time.Now (a clock set to another instant), a wait
+		// measured from the machine's time would be negative (the clock
+		// ticking without pause) or years long (never ticking again).
+		now := c.cfg.Now()
+		wait := NextBoundary(now).Sub(now)
 		switch {
 		case err != nil && ctx.Err() == nil:
 			c.cfg.Logger.Error("clock: tick failed; retrying", "err", err, "in", retryWait)

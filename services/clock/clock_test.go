@@ -3,6 +3,7 @@ package clock_test
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"google.golang.org/protobuf/proto"
@@ -129,4 +130,51 @@ func TestNextBoundary(t *testing.T) {
 			t.Errorf("NextBoundary(%s) = %s, want %s", in, got, want)
 		}
 	}
+}
+
+// TestRunWaitsOnItsOwnTime runs a clock whose time source (Config.Now) is
+// set to another instant than the machine's, as a test's or a replica's
+// may be: it must wait for the next boundary by its own time, neither
+// ticking without pause nor sleeping by the machine's calendar, and
+// publish the close when its own time reaches the 1st.
+func TestRunWaitsOnItsOwnTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := &history{p: billing.New()}
+		h.apply(t, closeOf("2017-12"))
+		h.apply(t, &billingv1.VendorCycleFinalized{EventId: "final-2017-12", Month: "2017-12", FinalizedAt: timestamppb.Now()})
+		looks := &counted{history: h}
+		// A minute before January ends by the clock's time; the bubble's
+		// own time starts in 2000.
+		start := time.Now()
+		now := func() time.Time { return time.Date(2018, 1, 31, 23, 59, 0, 0, time.UTC).Add(time.Since(start)) }
+		var published []proto.Message
+		c := clock.New(clock.Config{Cycles: looks, Now: now,
+			Publish: func(_ context.Context, m proto.Message) error { published = append(published, m); return nil }})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { _ = c.Run(ctx); close(done) }()
+		defer func() { cancel(); <-done }()
+
+		time.Sleep(59 * time.Second)
+		synctest.Wait()
+		if looks.reads != 1 || len(published) != 0 {
+			t.Fatalf("a second before the boundary: %d looks, published %v; want one look and nothing", looks.reads, published)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if len(published) != 1 || published[0].(interface{ GetEventId() string }).GetEventId() != "clock-billing-cycle-closed-2018-01" {
+			t.Fatalf("a second after the boundary: published %v, want January's close", published)
+		}
+	})
+}
+
+// counted counts the clock's looks at the history.
+type counted struct {
+	*history
+	reads int
+}
+
+func (c *counted) Read(fn func(p *billing.Projection) error) (uint64, error) {
+	c.reads++
+	return c.history.Read(fn)
 }
