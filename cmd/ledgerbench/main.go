@@ -29,8 +29,9 @@ func main() {
 	cfg := bench.Config{Progress: os.Stderr}
 	flag.StringVar(&cfg.GRPC, "grpc", "127.0.0.1:9090", "ledgerd's gRPC address")
 	flag.StringVar(&cfg.NATS, "nats", "nats://127.0.0.1:4222", "ledgerd's NATS")
-	flag.StringVar(&cfg.Eventstore, "eventstore", "", "ledgerd's event store (default: its embedded store on 127.0.0.1:2113, with the password and certificate in --data-dir)")
+	flag.StringVar(&cfg.Eventstore, "eventstore", "", "ledgerd's event store (default: its embedded store at --eventstore-addr, with the password and certificate in --data-dir)")
 	dataDir := flag.String("data-dir", "./ledger-data", "ledgerd's data directory, for the embedded store's password and certificate")
+	storeAddr := flag.String("eventstore-addr", "127.0.0.1:2113", "the embedded store's address (ledgerd's --eventstore-listen), with --data-dir")
 	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "ledgerd's HTTP address (for /metrics)")
 	flag.IntVar(&cfg.Records, "records", 1_000_000, "usage records to ingest")
 	flag.IntVar(&cfg.Batch, "batch", 1000, "records per UsageReported message")
@@ -49,7 +50,7 @@ func main() {
 		cfg.Concurrency = append(cfg.Concurrency, c)
 	}
 	if cfg.Eventstore == "" {
-		url, err := daemon.StoreURL(*dataDir, "127.0.0.1:2113")
+		url, err := daemon.StoreURL(*dataDir, *storeAddr)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "ledgerbench: %v (--data-dir, or --eventstore)\n", err)
 			os.Exit(2)
