@@ -30,7 +30,7 @@ func main() {
 	cfg := bench.Config{Progress: os.Stderr}
 	flag.StringVar(&cfg.GRPC, "grpc", "127.0.0.1:9090", "ledgerd's gRPC address")
 	flag.StringVar(&cfg.NATS, "nats", "nats://127.0.0.1:4222", "ledgerd's NATS")
-	flag.StringVar(&cfg.Eventstore, "eventstore", "", "ledgerd's event store (default: its embedded store on 127.0.0.1:2113, with the password and certificate in --data-dir)")
+	flag.StringVar(&cfg.Eventstore, "eventstore", "", "ledgerd's event store (default: its embedded store at --eventstore-listen, with the password and certificate in --data-dir)")
 	dataDir := flag.String("data-dir", "./ledger-data", "ledgerd's data directory, for the embedded store's password and certificate")
 	storeAddr := flag.String("eventstore-listen", "127.0.0.1:2113", "ledgerd's --eventstore-listen, with --data-dir")
 	flag.StringVar(&cfg.HTTP, "http", "127.0.0.1:8080", "ledgerd's HTTP address (for /metrics)")

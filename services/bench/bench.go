@@ -97,6 +97,11 @@ type Report struct {
 	SnapshotWrite, SnapshotRestart time.Duration
 	SnapshotBytes                  int64
 
+	// ledgerd's CPU time (user and system, from its /metrics) over the
+	// ingest and the raw append: on a shared machine, where other work
+	// stretches the wall times, what ledgerd itself spent. 0: unknown.
+	IngestCPU, RawAppendCPU time.Duration
+
 	Queries []QueryFigure
 	PeakRSS float64 // bytes, from ledgerd's /metrics
 }
@@ -167,6 +172,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	say("ingest: generating and publishing %d records in messages of %d, keeping %d for the raw parts", cfg.Records, cfg.Batch, sample)
 	var payloads [][]byte
 	subject := wire.SubjectPrefix + "usage_reported"
+	cpu := cpuMeter(ctx, cfg.HTTP)
 	seg := &segments{size: segment, batch: cfg.Batch, last: time.Now()}
 	start := seg.last
 	watching, stopWatching := context.WithCancel(ctx)
@@ -207,15 +213,18 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	seg.reach(r.Messages, true)
 	r.Segments = seg.done
 	r.Ingest = time.Since(start)
+	r.IngestCPU = cpu()
 
 	say("raw JetStream: publishing the same payloads with nothing consuming")
 	if r.RawPublish, err = rawPublish(ctx, js, payloads); err != nil {
 		return nil, err
 	}
 	say("raw store: appending the same payloads")
+	cpu = cpuMeter(ctx, cfg.HTTP)
 	if r.RawAppend, err = rawAppend(ctx, log, payloads); err != nil {
 		return nil, err
 	}
+	r.RawAppendCPU = cpu()
 
 	say("replay: a fresh projection runner over the store, and a raw $all read")
 	if r.Replay, err = replay(ctx, cfg.Eventstore); err != nil {
@@ -583,6 +592,20 @@ func measure(ctx context.Context, name string, c int, d time.Duration, fn func(c
 		P99:       all[min(len(all)-1, len(all)*99/100)],
 		PerSecond: float64(len(all)) / elapsed.Seconds(),
 	}, nil
+}
+
+// cpuMeter starts measuring ledgerd's CPU time; the function it returns
+// says how much ledgerd has used since, or 0 if its /metrics does not say.
+func cpuMeter(ctx context.Context, addr string) func() time.Duration {
+	const metric = "process_cpu_seconds_total"
+	start, err := scrape(ctx, addr, metric)
+	return func() time.Duration {
+		end, err2 := scrape(ctx, addr, metric)
+		if err != nil || err2 != nil {
+			return 0
+		}
+		return time.Duration((end - start) * float64(time.Second))
+	}
 }
 
 // scrape reads one gauge from ledgerd's /metrics.

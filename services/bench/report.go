@@ -30,28 +30,41 @@ func (r *Report) Print(w io.Writer) error {
 		}
 		return fmt.Sprintf("%.2f", (float64(r.Records)/r.Ingest.Seconds())/(float64(r.RawRecords)/raw.Seconds()))
 	}
-	fmt.Fprintf(tw, "measure\ttime\trecords/s\tmessages/s\tours/raw\t\n")
-	fmt.Fprintf(tw, "ingest, end to end (%d records in %d messages, %.1f MB)\t%s\t%s\t%s\t\t\n",
-		r.Records, r.Messages, float64(r.PayloadBytes)/1e6, r.Ingest.Round(time.Millisecond), rate(r.Records, r.Ingest), rate(r.Messages, r.Ingest))
+	cpu := func(d time.Duration) string {
+		if d <= 0 {
+			return ""
+		}
+		return d.Round(10 * time.Millisecond).String()
+	}
+	fmt.Fprintf(tw, "measure\ttime\trecords/s\tmessages/s\tours/raw\tledgerd CPU\tCPU ours/raw\t\n")
+	fmt.Fprintf(tw, "ingest, end to end (%d records in %d messages, %.1f MB)\t%s\t%s\t%s\t\t%s\t\t\n",
+		r.Records, r.Messages, float64(r.PayloadBytes)/1e6, r.Ingest.Round(time.Millisecond), rate(r.Records, r.Ingest), rate(r.Messages, r.Ingest), cpu(r.IngestCPU))
 	for i, s := range r.Segments {
 		if len(r.Segments) > 1 {
-			fmt.Fprintf(tw, "  segment %d (to %d records)\t%s\t%s\t\t\t\n", i+1, s.Records, s.Took.Round(time.Millisecond), rate(s.Records-r.segmentStart(i), s.Took))
+			fmt.Fprintf(tw, "  segment %d (to %d records)\t%s\t%s\t\t\t\t\t\n", i+1, s.Records, s.Took.Round(time.Millisecond), rate(s.Records-r.segmentStart(i), s.Took))
 		}
 	}
 	same := "same payloads"
 	if r.RawRecords < r.Records {
 		same = fmt.Sprintf("the first %d of the payloads", r.RawRecords)
 	}
-	fmt.Fprintf(tw, "raw JetStream publish, %s\t%s\t%s\t%s\t%s\t\n",
+	fmt.Fprintf(tw, "raw JetStream publish, %s\t%s\t%s\t%s\t%s\t\t\t\n",
 		same, r.RawPublish.Round(time.Millisecond), rate(r.RawRecords, r.RawPublish), rate(r.RawMessages, r.RawPublish), rateRatio(r.RawPublish))
-	fmt.Fprintf(tw, "raw store append, %s\t%s\t%s\t%s\t%s\t\n",
-		same, r.RawAppend.Round(time.Millisecond), rate(r.RawRecords, r.RawAppend), rate(r.RawMessages, r.RawAppend), rateRatio(r.RawAppend))
-	fmt.Fprintf(tw, "replay to ready (fresh projection runner)\t%s\t%s\t\t\t\n", r.Replay.Round(time.Millisecond), rate(r.Records, r.Replay))
-	fmt.Fprintf(tw, "raw $all read (%d events)\t%s\t%s\t%s events/s\t%s\t\n",
+	// The CPU ratio is raw over ours per record, as the rates': 1 would be
+	// ingestion costing ledgerd no more than the bare append of the same
+	// payloads.
+	cpuRatio := ""
+	if r.IngestCPU > 0 && r.RawAppendCPU > 0 && r.RawRecords > 0 {
+		cpuRatio = fmt.Sprintf("%.2f", (r.RawAppendCPU.Seconds()/float64(r.RawRecords))/(r.IngestCPU.Seconds()/float64(r.Records)))
+	}
+	fmt.Fprintf(tw, "raw store append, %s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
+		same, r.RawAppend.Round(time.Millisecond), rate(r.RawRecords, r.RawAppend), rate(r.RawMessages, r.RawAppend), rateRatio(r.RawAppend), cpu(r.RawAppendCPU), cpuRatio)
+	fmt.Fprintf(tw, "replay to ready (fresh projection runner)\t%s\t%s\t\t\t\t\t\n", r.Replay.Round(time.Millisecond), rate(r.Records, r.Replay))
+	fmt.Fprintf(tw, "raw $all read (%d events)\t%s\t%s\t%s events/s\t%s\t\t\t\n",
 		r.StoreEvents, r.RawRead.Round(time.Millisecond), rate(r.Records, r.RawRead), rate(r.StoreEvents, r.RawRead), ratio(r.Replay, r.RawRead))
-	fmt.Fprintf(tw, "snapshot write (%.1f MB)\t%s\t\t\t\t\n", float64(r.SnapshotBytes)/1e6, r.SnapshotWrite.Round(time.Millisecond))
+	fmt.Fprintf(tw, "snapshot write (%.1f MB)\t%s\t\t\t\t\t\t\n", float64(r.SnapshotBytes)/1e6, r.SnapshotWrite.Round(time.Millisecond))
 	if r.SnapshotRestart > 0 {
-		fmt.Fprintf(tw, "restart to ready from the snapshot (%.1f times faster than replay)\t%s\t\t\t\t\n", r.Replay.Seconds()/r.SnapshotRestart.Seconds(), r.SnapshotRestart.Round(time.Millisecond))
+		fmt.Fprintf(tw, "restart to ready from the snapshot (%.1f times faster than replay)\t%s\t\t\t\t\t\t\n", r.Replay.Seconds()/r.SnapshotRestart.Seconds(), r.SnapshotRestart.Round(time.Millisecond))
 	}
 	if err := tw.Flush(); err != nil {
 		return err

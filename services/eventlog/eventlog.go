@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"math"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/EventStore/EventStore-Client-Go/v4/esdb"
@@ -39,6 +40,11 @@ type Log struct {
 	client *esdb.Client
 	log    *slog.Logger
 	signer Signer
+
+	// What appenders decoded, for the followers of this Log; kept only
+	// while someone follows.
+	handoff   handoff
+	followers atomic.Int32
 }
 
 // Signer signs what Ledger appends (services/audit): given an event about
@@ -85,6 +91,11 @@ type Event struct {
 	ID   uuid.UUID
 	Type string
 	Data []byte
+	// Decoded, if set, is what Data decodes to, never sent to the store:
+	// a Follow of the same Log delivers it with the event
+	// (Recorded.Decoded), so the follower need not decode Data again. It
+	// must not be changed after the append.
+	Decoded any
 }
 
 // Revision says what a stream must hold for an append to go ahead.
@@ -117,9 +128,19 @@ func (l *Log) Append(ctx context.Context, stream string, expected Revision, even
 		if l.signer != nil {
 			data[i].Metadata = l.signer.Sign(stream, e.ID, e.Type, e.Data)
 		}
+		// Before the append: a follower may receive the event before
+		// AppendToStream returns.
+		if e.Decoded != nil && l.followers.Load() > 0 {
+			l.handoff.put(stream, e.ID, e.Data, e.Decoded)
+		}
 	}
 	res, err := l.client.AppendToStream(ctx, stream, esdb.AppendToStreamOptions{ExpectedRevision: expected}, data...)
 	if err != nil {
+		for _, e := range events {
+			if e.Decoded != nil {
+				l.handoff.drop(stream, e.ID)
+			}
+		}
 		return Appended{}, fmt.Errorf("append to %s: %w", stream, classify(err))
 	}
 	return Appended{Revision: res.NextExpectedVersion, Position: res.CommitPosition}, nil
@@ -248,6 +269,11 @@ type Recorded struct {
 	// the events Ledger appended.
 	Metadata []byte
 	Created  time.Time
+	// Decoded is what this process's appender decoded Data to
+	// (Event.Decoded), when the event was appended through the same Log
+	// and the follower receives it soon after; nil otherwise. Only Follow
+	// sets it. Read it, never change it: the appender may still hold it.
+	Decoded any
 }
 
 // Delivery is one thing Follow hands its callback: an event, or news that
@@ -278,6 +304,8 @@ type FollowOptions struct {
 // subscription drops it subscribes again from the last position delivered,
 // with backoff, so fn sees every event once and in order.
 func (l *Log) Follow(ctx context.Context, opts FollowOptions, fn func(Delivery) error) error {
+	l.followers.Add(1)
+	defer l.followers.Add(-1)
 	retryMax := opts.RetryMax
 	if retryMax <= 0 {
 		retryMax = 5 * time.Second
@@ -346,6 +374,7 @@ func (l *Log) followOnce(ctx context.Context, prefix string, pos *uint64, fn fun
 			return progressed, ev.SubscriptionDropped.Error
 		case ev.EventAppeared != nil:
 			rec := recorded(ev.EventAppeared.Event)
+			rec.Decoded = l.handoff.take(&rec)
 			d.Event = &rec
 			d.Position = rec.Position
 		case ev.CheckPointReached != nil:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -149,6 +150,59 @@ func TestDialErrorHidesPassword(t *testing.T) {
 		}
 		if strings.Contains(err.Error(), "hunter22") {
 			t.Errorf("the error shows the password: %v", err)
+		}
+	}
+}
+
+// TestFollowHandsOverDecoded: an event appended with what it decodes to
+// reaches a follower of the same Log with it; one appended through another
+// Log, or without it, arrives without, and the follower decodes it.
+func TestFollowHandsOverDecoded(t *testing.T) {
+	st := testkit.StartStore(t, eventstore.Config{})
+	l := testkit.Log(t, st.URL())
+	other := testkit.Log(t, st.URL())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	caughtUp := make(chan struct{})
+	var once sync.Once
+	got := make(chan *eventlog.Recorded, 3)
+	go l.Follow(ctx, eventlog.FollowOptions{}, func(d eventlog.Delivery) error {
+		switch {
+		case d.CaughtUp:
+			once.Do(func() { close(caughtUp) })
+		case d.Event != nil:
+			got <- d.Event
+		}
+		return nil
+	})
+	<-caughtUp
+	decoded := &struct{ name string }{"decoded"}
+	handed := ev("billing.v1.Test", "a")
+	handed.Decoded = decoded
+	plain := ev("billing.v1.Test", "b")
+	elsewhere := ev("billing.v1.Test", "c")
+	elsewhere.Decoded = decoded
+	if _, err := l.Append(ctx, "s-1", eventlog.NoStream, handed); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, "s-2", eventlog.NoStream, plain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Append(ctx, "s-3", eventlog.NoStream, elsewhere); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []struct {
+		id      uuid.UUID
+		decoded any
+	}{{handed.ID, decoded}, {plain.ID, nil}, {elsewhere.ID, nil}} {
+		var rec *eventlog.Recorded
+		select {
+		case rec = <-got:
+		case <-ctx.Done():
+			t.Fatal("an appended event was not delivered")
+		}
+		if rec.ID != want.id || rec.Decoded != want.decoded {
+			t.Errorf("delivered %s with Decoded %v; want %s with %v", rec.ID, rec.Decoded, want.id, want.decoded)
 		}
 	}
 }

@@ -458,7 +458,10 @@ func (i *Ingester) checkCycle(ctx context.Context, k *kind, pm proto.Message) (*
 // the stream exists with another event: a reuse of the event_id, or, for a
 // cycle, a month closed by another message, which is a no-op.
 func (i *Ingester) appendEvent(ctx context.Context, k *kind, id Identity, pm proto.Message) (uint64, *Rejection, error) {
-	res, err := i.cfg.Log.Append(ctx, id.Stream, eventlog.NoStream, eventlog.Event{ID: id.EventID, Type: id.Type, Data: id.Data})
+	// The projections of this ledgerd take the validated message as it is
+	// (eventlog.Event.Decoded) rather than decoding id.Data again: it is
+	// what id.Data decodes to, since id.Data is its encoding.
+	res, err := i.cfg.Log.Append(ctx, id.Stream, eventlog.NoStream, eventlog.Event{ID: id.EventID, Type: id.Type, Data: id.Data, Decoded: pm})
 	switch {
 	case err == nil:
 		i.notePosition(res.Position)

@@ -186,20 +186,25 @@ func (c *checker) time(field string, t *timestamppb.Timestamp, required bool) {
 	}
 }
 
-func (c *checker) decimal(field, value string) {
+// The checks of decimals and currencies take the field's name in two
+// parts, its parent and its own, joined only to say what failed: joining
+// them for every amount was two allocations per usage record, a fifth of
+// validate's.
+
+func (c *checker) decimal(parent, field, value string) {
 	var d apd.Decimal
 	if err := money.ParseDecimal(&d, value); err != nil {
-		c.fail(wire.CodeInvalidField, "field %s = %s is not a decimal amount (like \"-12.34\")", field, quote(value))
+		c.fail(wire.CodeInvalidField, "field %s%s = %s is not a decimal amount (like \"-12.34\")", parent, field, quote(value))
 	}
 }
 
-func (c *checker) currency(field, value string) {
+func (c *checker) currency(parent, field, value string) {
 	if value == "" {
-		c.fail(wire.CodeMissingField, "field %s is required (an ISO 4217 code such as USD)", field)
+		c.fail(wire.CodeMissingField, "field %s%s is required (an ISO 4217 code such as USD)", parent, field)
 		return
 	}
 	if _, err := money.ParseCurrency(value); err != nil {
-		c.fail(wire.CodeInvalidField, "field %s = %s is not an ISO 4217 currency code with a minor unit", field, quote(value))
+		c.fail(wire.CodeInvalidField, "field %s%s = %s is not an ISO 4217 currency code with a minor unit", parent, field, quote(value))
 	}
 }
 
@@ -211,9 +216,9 @@ func (c *checker) money(field string, m *billingv1.Money) {
 	if m.Amount == "" {
 		c.fail(wire.CodeMissingField, "field %s.amount is required", field)
 	} else {
-		c.decimal(field+".amount", m.Amount)
+		c.decimal(field, ".amount", m.Amount)
 	}
-	c.currency(field+".currency", m.Currency)
+	c.currency(field, ".currency", m.Currency)
 }
 
 func (c *checker) count(field string, n, atLeast, atMost int) {
@@ -247,7 +252,7 @@ func validate(msg proto.Message) *Rejection {
 		c.id("org_id", m.OrgId)
 		c.text("name", m.Name)
 		c.id("ban", m.Ban)
-		c.currency("currency", m.Currency)
+		c.currency("", "currency", m.Currency)
 	case *billingv1.CostCenterCreated:
 		c.id("event_id", m.EventId)
 		c.id("org_id", m.OrgId)
@@ -366,7 +371,7 @@ func checkRecord(c *checker, f string, r *billingv1.UsageRecord) {
 		c.fail(wire.CodeInvalidField, "field %s.charge_period_end is before its charge_period_start", f)
 	}
 	if r.Quantity != "" {
-		c.decimal(f+".quantity", r.Quantity)
+		c.decimal(f, ".quantity", r.Quantity)
 	}
 	c.text(f+".unit", r.Unit)
 	c.text(f+".description", r.Description)

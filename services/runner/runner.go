@@ -220,7 +220,7 @@ func (r *Runner) Run(ctx context.Context) error {
 	err := r.log.Follow(follow, eventlog.FollowOptions{From: from, TypePrefix: billing.EventTypePrefix, Outage: &r.outage}, func(d eventlog.Delivery) error {
 		dd := decodedDelivery{event: d.Event, pos: d.Position, caughtUp: d.CaughtUp}
 		if d.Event != nil {
-			dd.msg, dd.err = billing.Decode(d.Event.Type, d.Event.Data)
+			dd.msg, dd.err = decode(d.Event)
 			if audit.Chained(d.Event.Type) {
 				// The hash of the data, the link's cost, beside the fold.
 				dd.link = audit.Link(nil, d.Event.Stream, d.Event.ID, d.Event.Type, d.Event.Data)
@@ -249,6 +249,17 @@ func (r *Runner) Run(ctx context.Context) error {
 		return nil
 	}
 	return err
+}
+
+// decode returns the event's message: the one ingestion of this process
+// validated and appended, when the log hands it over (about a tenth of
+// ledgerd's CPU while ingesting usage is a second decode otherwise), or
+// the event's data decoded.
+func decode(ev *eventlog.Recorded) (proto.Message, error) {
+	if m, ok := ev.Decoded.(proto.Message); ok && string(m.ProtoReflect().Descriptor().FullName()) == ev.Type {
+		return m, nil
+	}
+	return billing.Decode(ev.Type, ev.Data)
 }
 
 // decodedQueueLen bounds the events decoded ahead of the one applied.
