@@ -304,8 +304,17 @@ func (i *Ingester) earlierHandled(ctx context.Context, msg jetstream.Msg) bool {
 		stream, err := i.cfg.JetStream.Stream(ctx, wire.StreamIn)
 		if err == nil {
 			var info *jetstream.StreamInfo
-			if info, err = stream.Info(ctx); err == nil && info.State.FirstSeq >= meta.Sequence.Stream {
-				return true
+			if info, err = stream.Info(ctx); err == nil {
+				if info.Config.Retention != jetstream.WorkQueuePolicy {
+					// A stream made before BILLING_IN was a work queue (or by
+					// hand) keeps what was handled: its first sequence says
+					// nothing, and waiting on it would hold every close.
+					i.log.Warn("ingest: BILLING_IN is not a work queue, so a cycle message cannot wait for messages another ledgerd holds; recreate it as a work queue when running replicas", "retention", info.Config.Retention.String())
+					return true
+				}
+				if info.State.FirstSeq >= meta.Sequence.Stream {
+					return true
+				}
 			}
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {

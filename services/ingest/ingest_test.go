@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/ledger-billing/ledger/projections/calendar"
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/eventstore"
 	"github.com/ledger-billing/ledger/services/ingest"
@@ -29,9 +30,16 @@ type rig struct {
 	client *esdb.Client // the official client, to read what ingestion wrote
 }
 
-func newRig(t *testing.T) *rig {
+func newRig(t *testing.T) *rig { return newRigWith(t, nil) }
+
+// newRigWith is newRig with streams made by before, if set, ahead of
+// ingest.Setup, as an operator (or an older ledgerd) would have made them.
+func newRigWith(t *testing.T, before func(jetstream.JetStream)) *rig {
 	t.Helper()
 	_, js := testkit.JetStream(t, testkit.NATS(t).ClientURL())
+	if before != nil {
+		before(js)
+	}
 	r := &rig{js: js, store: testkit.StartStore(t, eventstore.Config{MaxAppendSize: 16 << 20})}
 	r.client = testkit.Client(t, r.store.URL())
 	ctx, cancel := context.WithCancel(context.Background())
@@ -256,4 +264,20 @@ func TestStoreOutageIsRetried(t *testing.T) {
 	for i := range 5 {
 		r.streamEvents(t, fmt.Sprintf("usage-during-%d", i), 1)
 	}
+}
+
+// TestCyclesWithoutAWorkQueue: a BILLING_IN made before it was a work
+// queue keeps what was handled, so its first sequence cannot tell a close
+// that the messages before it are handled; ingestion must not hold the
+// close for ever waiting on it.
+func TestCyclesWithoutAWorkQueue(t *testing.T) {
+	r := newRigWith(t, func(js jetstream.JetStream) {
+		if _, err := js.CreateStream(t.Context(), jetstream.StreamConfig{Name: wire.StreamIn, Subjects: []string{wire.SubjectPrefix + ">"}}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	r.publishProto(t, usage("before-the-close", record("1", "111111111111", "1.00")))
+	r.publishProto(t, wire.CloseMessage(wire.SourceLedgerctl, calendar.New(2018, time.January)))
+	r.streamEvents(t, "usage-before-the-close", 1)
+	r.streamEvents(t, "billingcycle-2018-01", 1)
 }
