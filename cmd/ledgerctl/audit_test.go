@@ -270,9 +270,9 @@ func rewrite(t *testing.T, dir string, old, new []byte) {
 // record that came after February's close as an update line.
 func TestAuditReplay(t *testing.T) {
 	l, dir, _ := auditedLedger(t)
-	replay := func(through uint64, month string) *billingv1.GetInvoiceResponse {
+	replay := func(through uint64, month string, more ...string) *billingv1.GetInvoiceResponse {
 		t.Helper()
-		out := l.must(t, "--json", "audit", "replay", "--data-dir", copyOfOnce(t, l, dir), "--through-position", strconv.FormatUint(through, 10), "--ban", ctl.DemoBAN, "--month", month)
+		out := l.must(t, append([]string{"--json", "audit", "replay", "--data-dir", copyOfOnce(t, l, dir), "--through-position", strconv.FormatUint(through, 10), "--ban", ctl.DemoBAN, "--month", month}, more...)...)
 		var resp billingv1.GetInvoiceResponse
 		if err := protojson.Unmarshal([]byte(out), &resp); err != nil {
 			t.Fatalf("audit replay --json: %v\n%s", err, out)
@@ -294,6 +294,20 @@ func TestAuditReplay(t *testing.T) {
 	}
 	if before := replay(closeFeb-1, "2025-02"); before.GetInvoice().GetStatus() != billingv1.InvoiceStatus_INVOICE_STATUS_DRAFT || before.Digest != "" {
 		t.Errorf("replay through the position before February's close: %v, digest %q; want the draft", before.GetInvoice().GetStatus(), before.Digest)
+	}
+
+	// The vendor view of February, as finalized: the digest its
+	// DocumentIssued records.
+	var recorded billingv1.DocumentIssued
+	first, err := testkit.Log(t, l.d.EventstoreURL()).First(t.Context(), audit.IssuedStream(billing.VendorCycle, ctl.DemoBAN, ctl.DemoFinalized))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proto.Unmarshal(first.Data, &recorded); err != nil {
+		t.Fatal(err)
+	}
+	if v := replay(1<<62, ctl.DemoFinalized, "--view", "vendor"); v.Digest == "" || v.Digest != recorded.Digest {
+		t.Errorf("replay of the vendor view of %s: digest %q, its DocumentIssued %q", ctl.DemoFinalized, v.Digest, recorded.Digest)
 	}
 
 	mar, err := l.svc.GetInvoice(t.Context(), &billingv1.GetInvoiceRequest{Ban: ctl.DemoBAN, Month: "2025-03"})
