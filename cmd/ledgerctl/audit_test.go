@@ -269,10 +269,14 @@ func rewrite(t *testing.T, dir string, old, new []byte) {
 // position before March's close: March's draft, with the late February
 // record that came after February's close as an update line.
 func TestAuditReplay(t *testing.T) {
-	l, dir, _ := auditedLedger(t)
+	l, _, _ := auditedLedger(t)
+	var copied string // one backup, taken at the first replay, for all of them
 	replay := func(through uint64, month string, more ...string) *billingv1.GetInvoiceResponse {
 		t.Helper()
-		out := l.must(t, append([]string{"--json", "audit", "replay", "--data-dir", copyOfOnce(t, l, dir), "--through-position", strconv.FormatUint(through, 10), "--ban", ctl.DemoBAN, "--month", month}, more...)...)
+		if copied == "" {
+			copied = copyOf(t, l)
+		}
+		out := l.must(t, append([]string{"--json", "audit", "replay", "--data-dir", copied, "--through-position", strconv.FormatUint(through, 10), "--ban", ctl.DemoBAN, "--month", month}, more...)...)
 		var resp billingv1.GetInvoiceResponse
 		if err := protojson.Unmarshal([]byte(out), &resp); err != nil {
 			t.Fatalf("audit replay --json: %v\n%s", err, out)
@@ -328,19 +332,6 @@ func TestAuditReplay(t *testing.T) {
 	if draft.GetTotal().GetAmount() != mar.GetInvoice().GetTotal().GetAmount() {
 		t.Errorf("March's draft before its close totals %s, the issued invoice %s", draft.GetTotal().GetAmount(), mar.GetInvoice().GetTotal().GetAmount())
 	}
-}
-
-var replayCopies = map[string]string{}
-
-// copyOfOnce takes one backup per test of l, for the replays to read.
-func copyOfOnce(t *testing.T, l *ledger, dir string) string {
-	t.Helper()
-	if c, ok := replayCopies[t.Name()]; ok {
-		return c
-	}
-	c := copyOf(t, l)
-	replayCopies[t.Name()] = c
-	return c
 }
 
 // quiet keeps Pebble's informational logs out of the test's output.

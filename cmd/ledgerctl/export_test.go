@@ -28,9 +28,18 @@ func readExport(t *testing.T, path string) ([]string, [][]string) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	all, err := csv.NewReader(f).ReadAll()
+	return readCSV(t, f)
+}
+
+// readCSV reads CSV text as its header and rows.
+func readCSV(t *testing.T, r io.Reader) ([]string, [][]string) {
+	t.Helper()
+	all, err := csv.NewReader(r).ReadAll()
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(all) == 0 {
+		t.Fatal("a CSV file without a header")
 	}
 	return all[0], all[1:]
 }

@@ -205,17 +205,9 @@ func readFOCUSText(t *testing.T, path string) ([]string, [][]string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		all, err := csv.NewReader(zr).ReadAll()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return all[0], all[1:]
+		return readCSV(t, zr)
 	case strings.HasSuffix(path, ".csv"):
-		all, err := csv.NewReader(f).ReadAll()
-		if err != nil {
-			t.Fatal(err)
-		}
-		return all[0], all[1:]
+		return readCSV(t, f)
 	}
 	return readParquet(t, path, func(column string, v parquet.Value) string {
 		switch column {

@@ -49,16 +49,8 @@ func importFOCUS(t *testing.T, l *ledger, args ...string) importSummary {
 // under test, each account's billed total (totalsOf).
 func expectedTotals(t *testing.T, path string) map[string]string {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	all, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return totalsOf(t, all[0], all[1:])
+	header, rows := readExport(t, path)
+	return totalsOf(t, header, rows)
 }
 
 // totalsOf computes each account's billed total from a FOCUS file's rows

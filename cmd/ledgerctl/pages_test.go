@@ -100,17 +100,8 @@ func TestWholeDocuments(t *testing.T) {
 	t.Run("export", func(t *testing.T) {
 		out := filepath.Join(t.TempDir(), "wide-focus.csv")
 		l.must(t, "export", "focus", "--ban", "BAN-wide", "--month", "2024-09", "-o", out)
-		f, err := os.Open(out)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		rows, err := csv.NewReader(f).ReadAll()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(rows) != accounts+1 {
-			t.Errorf("the FOCUS export has %d rows, want a header and %d", len(rows), accounts)
+		if _, rows := readExport(t, out); len(rows) != accounts {
+			t.Errorf("the FOCUS export has %d rows, want %d", len(rows), accounts)
 		}
 	})
 }
