@@ -35,6 +35,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
+	"github.com/ledger-billing/ledger/services/pages"
 	"github.com/ledger-billing/ledger/services/wire"
 )
 
@@ -174,7 +175,7 @@ func (c *Client) service() (billingv1.BillingServiceClient, error) {
 	} else if tlsConfig != nil {
 		transport = credentials.NewTLS(tlsConfig)
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(transport)}
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(transport), pages.DialOption()}
 	if t := tokenOf(c.cfg.Token); t != "" {
 		opts = append(opts, grpc.WithPerRPCCredentials(bearer(t)))
 	}

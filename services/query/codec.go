@@ -53,9 +53,22 @@ func (c frozenCodec) Marshal(v any) (mem.BufferSlice, error) {
 			}
 		}
 	}
+	// Anything else (a draft, a page, a list) is encoded by the code
+	// vtprotobuf generated for billing.v1: the same bytes as protobuf-go's
+	// reflection, in a third of its time (services/pages' DialOption does
+	// the same for clients).
+	if m, ok := v.(interface{ MarshalVT() ([]byte, error) }); ok {
+		data, err := m.MarshalVT()
+		if err != nil {
+			return nil, err
+		}
+		return mem.BufferSlice{mem.SliceBuffer(data)}, nil
+	}
 	return c.proto.Marshal(v)
 }
 
+// Unmarshal is protobuf-go's, which checks that strings are UTF-8: requests
+// come from anyone, and vtprotobuf's decoder does not check.
 func (c frozenCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return c.proto.Unmarshal(data, v)
 }
