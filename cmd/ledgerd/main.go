@@ -73,6 +73,8 @@ func run(args []string) error {
 	fs.StringVar(&cfg.SigningKey, "signing-key", cfg.SigningKey, "PEM file of the Ed25519 key ledgerd signs the events it appends with (empty: DATA-DIR/signing.key, generated at first start)")
 	fs.DurationVar(&cfg.SealInterval, "seal-interval", audit.SealInterval, "how long after the last seal ledgerd seals the log again if it has new billing events (it also seals every 10,000)")
 	securityFlags(fs, &cfg.Security)
+	var memLimit memoryLimit
+	fs.Var(&memLimit, "memory-limit", "soft limit of ledgerd's memory, e.g. 3GiB or none (default: GOMEMLIMIT, else 90% of the container's limit, else none)")
 	logLevel := fs.String("log-level", "info", "log level: debug, info, warn or error")
 	if err := fromEnvironment(fs); err != nil {
 		return err
@@ -88,6 +90,9 @@ func run(args []string) error {
 		return fmt.Errorf("--log-level %q: %w", *logLevel, err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if limit, source := memLimit.apply(); limit > 0 {
+		cfg.Logger.Info("ledgerd: memory limit", "limit", formatBytes(limit), "from", source)
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
