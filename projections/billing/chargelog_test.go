@@ -34,11 +34,12 @@ func TestChargeLogRoundTrip(t *testing.T) {
 		return d
 	}
 	var l chargeLog
+	var cur logCursor
 	for _, e := range entries {
-		l = l.add(ms, e.at, e.event, parse(e.amount))
+		l = appendCharge(l, &cur, e.at-ms, e.event, parse(e.amount))
 	}
 	i := 0
-	err := l.each(ms, func(e *chargeEntry) {
+	err := l.each(ms, logCursor{}, func(e *chargeEntry) {
 		want := entries[i]
 		if e.at != want.at || e.event != want.event || e.amount.Cmp(parse(want.amount)) != 0 || e.amount.Negative != parse(want.amount).Negative || e.amount.Exponent != parse(want.amount).Exponent {
 			t.Errorf("entry %d = (%d, %d, %s), want (%d, %d, %s)", i, e.at-ms, e.event, e.amount.Text('f'), want.at-ms, want.event, want.amount)
@@ -48,7 +49,7 @@ func TestChargeLogRoundTrip(t *testing.T) {
 	if err != nil || i != len(entries) {
 		t.Fatalf("decoded %d of %d entries: %v", i, len(entries), err)
 	}
-	if err := l[:len(l)-1].each(ms, func(*chargeEntry) {}); err == nil {
+	if err := l[:len(l)-1].each(ms, logCursor{}, func(*chargeEntry) {}); err == nil {
 		t.Fatalf("a truncated log decoded without error")
 	}
 }
