@@ -2,11 +2,15 @@ package billing
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/cockroachdb/apd/v3"
+
+	"github.com/ledger-billing/ledger/projections/calendar"
 	"github.com/ledger-billing/ledger/services/synth"
 )
 
@@ -111,4 +115,51 @@ func foldSynth(b *testing.B, accounts, records int, ordered bool) *Projection {
 		}
 	}
 	return p
+}
+
+// chargeLogCharges returns 64 charges of a cell as synth makes them: at
+// random hours of a month, of events some messages apart, of ten fraction
+// digits.
+func chargeLogCharges() (ms int64, ats []int64, evs []uint32, amounts []apd.Decimal) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	ms = calendar.New(2025, time.January).Start().UnixNano()
+	ev := uint32(300)
+	for range 64 {
+		ats = append(ats, ms+int64(rng.IntN(27*24))*int64(time.Hour))
+		ev += uint32(rng.IntN(60))
+		evs = append(evs, ev)
+		var d apd.Decimal
+		d.Coeff.SetUint64(rng.Uint64N(500_000_000_000))
+		d.Exponent = -10
+		amounts = append(amounts, d)
+	}
+	return ms, ats, evs, amounts
+}
+
+// BenchmarkChargeLogAdd adds 64 charges to a cell: the fold's cost of the
+// log, without the rest of the fold (whose time varies more than this).
+func BenchmarkChargeLogAdd(b *testing.B) {
+	ms, ats, evs, amounts := chargeLogCharges()
+	for range b.N {
+		var c cell
+		for i := range ats {
+			c.add(ms, ats[i], evs[i], &amounts[i])
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ats)), "ns/charge")
+}
+
+// BenchmarkChargeLogCharges decodes a cell of 64 charges, as a back-dated
+// change that opens it does.
+func BenchmarkChargeLogCharges(b *testing.B) {
+	ms, ats, evs, amounts := chargeLogCharges()
+	c := cell{key: cellKey{month: calendar.New(2025, time.January)}}
+	for i := range ats {
+		c.add(ms, ats[i], evs[i], &amounts[i])
+	}
+	b.ResetTimer()
+	for range b.N {
+		_ = c.charges()
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(ats)), "ns/charge")
 }
