@@ -1,7 +1,9 @@
 package billing
 
 import (
+	"cmp"
 	"encoding/binary"
+	"fmt"
 	"slices"
 
 	"github.com/cockroachdb/apd/v3"
@@ -324,10 +326,18 @@ func (q *heldUsage) decode(sr *snapReader) {
 		if sr.Err() != nil {
 			return
 		}
-		// The cursor is not written: it is where decoding the log ends,
-		// which also checks the log, as the cells' logs are not.
-		var err error
-		if ha.cur, err = ha.each(make([]int64, len(ha.groups)), false, func(uint32, *chargeEntry) {}); err != nil {
+		// The cursor is not written: it is where decoding the log ends.
+		// Decoding it also checks the log, its events included, which the
+		// cells' logs are not (there are a hundred times more of them).
+		events := uint32(len(sr.p.ids.eventIDs))
+		var unknown error
+		cur, err := ha.each(make([]int64, len(ha.groups)), false, func(_ uint32, e *chargeEntry) {
+			if e.event >= events && unknown == nil {
+				unknown = fmt.Errorf("event %d of %d", e.event, events)
+			}
+		})
+		ha.cur = cur
+		if err = cmp.Or(err, unknown); err != nil {
 			sr.Fail("held charges of account %d: %v", a, err)
 			return
 		}
