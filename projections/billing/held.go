@@ -17,7 +17,7 @@ import (
 // unassigned (no provider at their instant) or the currency mismatches (in
 // another currency than their organization's). Anyone can send usage of an
 // account nobody registered, a million records of it, so a held charge must
-// cost what a billed one costs (DESIGN 6.1): an entry of a dozen bytes in a
+// cost what a billed one costs (DESIGN 6.1): an entry of about ten bytes in a
 // packed log, and its share of a group.
 //
 // Per account it keeps groups, one per (month, service, region, currency),
@@ -25,10 +25,11 @@ import (
 // their first event: what listing the exceptions needs, usually without
 // reading a single charge. Beside them, one packed log of the account's
 // charges in the order they came (its group, then a chargeLog entry: the
-// instant from the month's start, the event, the amount), because a
-// registration may cover part of a month only (effective_at): each charge
-// must still be attributed at its own instant, and charges leave the queue
-// in the order they came, as the fold has always moved them.
+// instant from the month's start, the event, the amount, encoded against
+// the entry before whatever its group), because a registration may cover
+// part of a month only (effective_at): each charge must still be
+// attributed at its own instant, and charges leave the queue in the order
+// they came, as the fold has always moved them.
 //
 // It owns these invariants: a group is in groups exactly while the log
 // holds a charge of it; the groups of an account are in the order of their
