@@ -1,7 +1,9 @@
 package billing
 
 import (
+	"cmp"
 	"encoding/binary"
+	"fmt"
 	"slices"
 
 	"github.com/cockroachdb/apd/v3"
@@ -15,7 +17,7 @@ import (
 // unassigned (no provider at their instant) or the currency mismatches (in
 // another currency than their organization's). Anyone can send usage of an
 // account nobody registered, a million records of it, so a held charge must
-// cost what a billed one costs (DESIGN 6.1): an entry of a dozen bytes in a
+// cost what a billed one costs (DESIGN 6.1): an entry of about ten bytes in a
 // packed log, and its share of a group.
 //
 // Per account it keeps groups, one per (month, service, region, currency),
@@ -23,10 +25,11 @@ import (
 // their first event: what listing the exceptions needs, usually without
 // reading a single charge. Beside them, one packed log of the account's
 // charges in the order they came (its group, then a chargeLog entry: the
-// instant from the month's start, the event, the amount), because a
-// registration may cover part of a month only (effective_at): each charge
-// must still be attributed at its own instant, and charges leave the queue
-// in the order they came, as the fold has always moved them.
+// instant from the month's start, the event, the amount, encoded against
+// the entry before whatever its group), because a registration may cover
+// part of a month only (effective_at): each charge must still be
+// attributed at its own instant, and charges leave the queue in the order
+// they came, as the fold has always moved them.
 //
 // It owns these invariants: a group is in groups exactly while the log
 // holds a charge of it; the groups of an account are in the order of their
@@ -53,7 +56,8 @@ type heldKey struct {
 
 type heldAccount struct {
 	groups []heldGroup
-	log    []byte // per charge: the uvarint index of its group, then a chargeLog entry
+	log    []byte    // per charge: the uvarint index of its group, then a chargeLog entry
+	cur    logCursor // what log's next entry is encoded against; it starts from zero
 }
 
 // heldGroup is the charges of one heldKey.
@@ -90,8 +94,9 @@ func (q *heldUsage) add(k heldKey, monthStart, at int64, ev uint32, amount *apd.
 	g := &ha.groups[gi]
 	money.Add(&g.sum, &g.sum, amount)
 	g.earliest, g.latest, g.first = min(g.earliest, at), max(g.latest, at), min(g.first, ev)
-	ha.log = binary.AppendUvarint(growLog(ha.log), uint64(gi))
-	ha.log = appendCharge(ha.log, monthStart, at, ev, amount)
+	var buf [binary.MaxVarintLen32 + maxEntry]byte
+	e := encodeCharge(binary.AppendUvarint(buf[:0], uint64(gi)), &ha.cur, at-monthStart, ev, amount)
+	ha.log = append(growLog(ha.log, len(e)), e...)
 }
 
 // accountsWaiting returns the accounts with charges in q, in index order.
@@ -125,18 +130,29 @@ func (q *heldUsage) each(a uint32, amounts bool, fn func(gi uint32, e *chargeEnt
 	for i := range ha.groups {
 		starts[i] = ha.groups[i].key.month.Start().UnixNano()
 	}
+	if _, err := ha.each(starts, amounts, fn); err != nil {
+		broken(invariantChargeLog, "held charges of account %d: %v", a, err) // only a bug can corrupt a log
+	}
+}
+
+// each calls fn with every charge of the account's log in order, the
+// start of each group's month in starts. It returns the cursor after the
+// last, or errCorrupt.
+func (ha *heldAccount) each(starts []int64, amounts bool, fn func(gi uint32, e *chargeEntry)) (logCursor, error) {
 	var e chargeEntry
+	var cur logCursor
 	for l := chargeLog(ha.log); len(l) > 0; {
 		gi, n := binary.Uvarint(l)
 		if n <= 0 || gi >= uint64(len(starts)) {
-			broken(invariantChargeLog, "held charges of account %d: %v", a, errCorrupt) // only a bug can corrupt a log
+			return cur, errCorrupt
 		}
 		var err error
-		if l, err = l[n:].next(starts[gi], &e, amounts); err != nil {
-			broken(invariantChargeLog, "held charges of account %d: %v", a, err)
+		if l, err = l[n:].next(starts[gi], &cur, &e, amounts); err != nil {
+			return cur, err
 		}
 		fn(uint32(gi), &e)
 	}
+	return cur, nil
 }
 
 // take removes from q the charges of account a that stays says no longer
@@ -308,6 +324,24 @@ func (q *heldUsage) decode(sr *snapReader) {
 			ha.groups = append(ha.groups, g)
 		}
 		ha.log = sr.Bytes()
+		if sr.Err() != nil {
+			return
+		}
+		// The cursor is not written: it is where decoding the log ends.
+		// Decoding it also checks the log, its events included, which the
+		// cells' logs are not (there are a hundred times more of them).
+		events := uint32(len(sr.p.ids.eventIDs))
+		var unknown error
+		cur, err := ha.each(make([]int64, len(ha.groups)), false, func(_ uint32, e *chargeEntry) {
+			if e.event >= events && unknown == nil {
+				unknown = fmt.Errorf("event %d of %d", e.event, events)
+			}
+		})
+		ha.cur = cur
+		if err = cmp.Or(err, unknown); err != nil {
+			sr.Fail("held charges of account %d: %v", a, err)
+			return
+		}
 		q.accounts[a] = ha
 	}
 }

@@ -17,7 +17,7 @@ import (
 // it on any change of the encoding (a field added to any type the
 // projection holds, a field's order or form): ReadSnapshot refuses any
 // other version, and ledgerd then replays the history instead.
-const SnapshotVersion = 1
+const SnapshotVersion = 2
 
 // WriteSnapshot writes the projection's state to w (docs/architecture.md,
 // "Snapshots"): a compact binary encoding, streamed through a buffer, so

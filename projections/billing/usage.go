@@ -75,6 +75,7 @@ type cell struct {
 	key     cellKey
 	first   uint32 // the event of the first charge
 	n       uint32 // the number of charges: 1 + the entries in rest
+	last    uint32 // the event of the last charge: rest's next entry is encoded against it and latest
 	rest    chargeLog
 }
 
@@ -83,15 +84,22 @@ func (c *cell) empty() bool { return c.n == 0 }
 // add folds one charge into the cell.
 func (c *cell) add(monthStart, at int64, ev uint32, amount *apd.Decimal) {
 	if c.empty() {
-		c.firstAt, c.latest, c.first = at, at, ev
+		c.firstAt, c.latest, c.first, c.last = at, at, ev, ev
 		c.sum.Set(amount)
 		c.n = 1
 		return
 	}
 	money.Add(&c.sum, &c.sum, amount)
-	c.latest = max(c.latest, at)
-	c.rest = c.rest.add(monthStart, at, ev, amount)
+	cur := logCursor{latest: c.latest - monthStart, event: c.last}
+	c.rest = appendCharge(c.rest, &cur, at-monthStart, ev, amount)
+	c.latest, c.last = max(c.latest, at), ev
 	c.n++
+}
+
+// logStart is what the first entry of the cell's log is encoded against:
+// the first charge, which is not in the log.
+func (c *cell) logStart(monthStart int64) logCursor {
+	return logCursor{latest: c.firstAt - monthStart, event: c.first}
 }
 
 // charges returns every charge of the cell in the order folded.
@@ -102,7 +110,8 @@ func (c *cell) charges() []chargeEntry {
 	out := make([]chargeEntry, 1, c.n)
 	out[0].at, out[0].event = c.firstAt, c.first
 	out[0].amount.Set(&c.sum)
-	err := c.rest.each(c.key.month.Start().UnixNano(), func(e *chargeEntry) {
+	ms := c.key.month.Start().UnixNano()
+	err := c.rest.each(ms, c.logStart(ms), func(e *chargeEntry) {
 		out = append(out, chargeEntry{at: e.at, event: e.event})
 		out[len(out)-1].amount.Set(&e.amount)
 		money.Sub(&out[0].amount, &out[0].amount, &e.amount)
@@ -116,7 +125,8 @@ func (c *cell) charges() []chargeEntry {
 // earliest returns the earliest charge instant of a cell that is not empty.
 func (c *cell) earliest() int64 {
 	t := c.firstAt
-	if err := c.rest.scan(c.key.month.Start().UnixNano(), func(at int64, _ uint32) { t = min(t, at) }); err != nil {
+	ms := c.key.month.Start().UnixNano()
+	if err := c.rest.scan(ms, c.logStart(ms), func(at int64, _ uint32) { t = min(t, at) }); err != nil {
 		broken(invariantChargeLog, "cell %+v: %v", c.key, err)
 	}
 	return t
@@ -131,7 +141,8 @@ func (c *cell) lineage() []uint32 {
 	if c.n == 1 {
 		return l
 	}
-	err := c.rest.scan(0, func(_ int64, ev uint32) {
+	ms := c.key.month.Start().UnixNano()
+	err := c.rest.scan(ms, c.logStart(ms), func(_ int64, ev uint32) {
 		if !slices.Contains(l, ev) {
 			l = append(l, ev)
 		}
@@ -472,6 +483,9 @@ func (s *cellStore) encode(sw *snapWriter) {
 		sw.Varint(c.latest)
 		sw.Uvarint(uint64(c.first))
 		sw.Uvarint(uint64(c.n))
+		if c.n > 1 {
+			sw.Uvarint(uint64(c.last))
+		}
 		sw.Bytes(c.rest)
 	}
 }
@@ -489,6 +503,10 @@ func (s *cellStore) decode(sr *snapReader) {
 		c.latest = sr.Varint()
 		c.first = sr.event()
 		c.n = sr.Uint32()
+		c.last = c.first
+		if c.n > 1 {
+			c.last = sr.event()
+		}
 		c.rest = sr.BytesIn(&sr.arena, arenaSize)
 		if sr.Err() != nil {
 			return
