@@ -32,6 +32,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -293,6 +294,15 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return func(ctx context.Context) error {
 				resp.ResetVT()
 				return conn.Invoke(ctx, billingv1.BillingService_GetInvoice_FullMethodName, pageReq, resp)
+			}
+		}},
+		// The same page kept as received, not decoded: the server's and
+		// the transport's part of a call (a caller that stores or forwards
+		// pages), apart from the decoding that is the client's.
+		{fmt.Sprintf("GetInvoice page of %d, undecoded", pageLines), func() func(context.Context) error {
+			var page []byte
+			return func(ctx context.Context) error {
+				return conn.Invoke(ctx, billingv1.BillingService_GetInvoice_FullMethodName, pageReq, &page, grpc.ForceCodecV2(undecoded{}))
 			}
 		}},
 	}
@@ -606,6 +616,22 @@ func measure(ctx context.Context, name string, c int, d time.Duration, call func
 		P99:       all[min(len(all)-1, len(all)*99/100)],
 		PerSecond: float64(len(all)) / elapsed.Seconds(),
 	}, nil
+}
+
+// undecoded is a gRPC codec that encodes requests as protobuf-go does and
+// keeps answers as bytes (into a *[]byte).
+type undecoded struct{}
+
+func (undecoded) Name() string { return "proto" }
+
+func (undecoded) Marshal(v any) (mem.BufferSlice, error) {
+	data, err := proto.Marshal(v.(proto.Message))
+	return mem.BufferSlice{mem.SliceBuffer(data)}, err
+}
+
+func (undecoded) Unmarshal(data mem.BufferSlice, v any) error {
+	*v.(*[]byte) = data.Materialize()
+	return nil
 }
 
 // each gives every caller the same call, for a query without state.
