@@ -142,7 +142,7 @@ func (c *Client) backup(ctx context.Context, dir string) (*BackupSummary, error)
 		case errors.As(err, &ne) && ne.Timeout():
 			return nil, fmt.Errorf("ledgerd at %s did not answer within %s (--timeout): %w", c.cfg.HTTP, c.cfg.Timeout, err)
 		}
-		return nil, &UnreachableError{What: "ledgerd", Addr: c.cfg.HTTP, Err: err, Hint: tlsHint(err.Error(), "")}
+		return nil, &UnreachableError{What: "ledgerd", Addr: c.cfg.HTTP, Err: err, Hint: tlsHint(err.Error(), "", c.grpcTLSWithoutCert())}
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {

@@ -205,7 +205,7 @@ func (c *Client) jetStream() (jetstream.JetStream, error) {
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
 			return nil, fmt.Errorf("NATS at %s refused ledgerctl's credentials (user:password@ in --nats, or --nats-creds)", c.natsAddr())
 		}
-		return nil, &UnreachableError{What: "NATS", Addr: c.natsAddr(), Err: err, Hint: tlsHint(err.Error(), "nats-")}
+		return nil, &UnreachableError{What: "NATS", Addr: c.natsAddr(), Err: err, Hint: tlsHint(err.Error(), "nats-", c.cfg.NATSTLSCA != "" && c.cfg.NATSTLSCert == "")}
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {
@@ -249,7 +249,7 @@ func (c *Client) queryError(err error) error {
 	if st, ok := status.FromError(err); ok {
 		switch st.Code() {
 		case codes.Unavailable:
-			return &UnreachableError{What: "ledgerd", Addr: c.cfg.GRPC, Err: err, Hint: tlsHint(st.Message(), "")}
+			return &UnreachableError{What: "ledgerd", Addr: c.cfg.GRPC, Err: err, Hint: tlsHint(st.Message(), "", c.grpcTLSWithoutCert())}
 		case codes.DeadlineExceeded:
 			return fmt.Errorf("ledgerd at %s did not answer within %s (--timeout): %w", c.cfg.GRPC, c.cfg.Timeout, err)
 		}

@@ -25,6 +25,12 @@ func (c *Client) tlsConfig() (*tls.Config, error) {
 	return cfg, nil
 }
 
+// grpcTLSWithoutCert says ledgerctl speaks TLS to ledgerd (gRPC and HTTP)
+// without a client certificate.
+func (c *Client) grpcTLSWithoutCert() bool {
+	return (c.cfg.TLS || c.cfg.TLSCA != "") && c.cfg.TLSCert == ""
+}
+
 // natsAddr is the NATS URL as messages show it: without its password.
 func (c *Client) natsAddr() string { return secret.Redact(c.cfg.NATS) }
 
@@ -49,11 +55,18 @@ func (c *Client) natsOptions() ([]nats.Option, error) {
 
 // tlsHint says, from a failed connection's message, that TLS is what
 // failed, and which flags to look at (prefix "" for ledgerd's, "nats-"
-// for NATS's); "" when it is not.
-func tlsHint(msg, prefix string) string {
+// for NATS's); "" when it is not. noCert says the client spoke TLS
+// without a certificate of its own.
+func tlsHint(msg, prefix string, noCert bool) string {
 	switch {
 	case strings.Contains(msg, "x509:") || strings.Contains(msg, "tls:") || strings.Contains(msg, "certificate"):
 		return fmt.Sprintf("the TLS handshake failed (%s); check --%stls-ca, --%stls-cert and --%stls-key", secret.Redact(msg), prefix, prefix, prefix)
+	case noCert && (strings.Contains(msg, "connection reset by peer") || strings.Contains(msg, "EOF") || strings.Contains(msg, "broken pipe")):
+		// In TLS 1.3 the client's side of the handshake ends before the
+		// server has checked it, so a server that wants a client
+		// certificate refuses on the first read, with an alert that a
+		// busy machine can lose to the connection's reset.
+		return fmt.Sprintf("it closed the connection after the TLS handshake, as a server that requires a client certificate does; check --%stls-ca, --%stls-cert and --%stls-key", prefix, prefix, prefix)
 	case strings.Contains(msg, "HTTP response to HTTPS client"):
 		return fmt.Sprintf("it does not serve TLS: leave out --%stls-ca, --%stls-cert and --%stls-key", prefix, prefix, prefix)
 	case strings.Contains(msg, "server preface") || strings.Contains(msg, "secure connection"):
