@@ -266,6 +266,14 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	say("         invoice %s %s: %d lines, total %s %s, %d bytes", inv.Invoice.Ban, inv.Invoice.Month, len(inv.Invoice.Lines),
 		inv.Invoice.Total.GetAmount(), inv.Invoice.Total.GetCurrency(), proto.Size(inv))
+	// The close just issued every BAN's documents, and the raw append left
+	// the store compacting: the queries are measured once ledgerd is
+	// quiet, not while it finishes that work.
+	if took, quiet := settle(ctx, cfg.HTTP, settleMax); quiet {
+		say("         ledgerd quiet after %s", took.Round(100*time.Millisecond))
+	} else {
+		say("warning: ledgerd still busy after %s: the query figures include its other work", took.Round(time.Second))
+	}
 	pageReq := &billingv1.GetInvoiceRequest{Ban: gen.BAN(0), Month: gen.Months()[0].String(), PageSize: pageLines, PageToken: first.GetNextPageToken()}
 	// Each query is a function that gives each concurrent caller its call.
 	queries := []struct {
@@ -637,6 +645,33 @@ func (undecoded) Unmarshal(data mem.BufferSlice, v any) error {
 // each gives every caller the same call, for a query without state.
 func each(fn func(context.Context) error) func() func(context.Context) error {
 	return func() func(context.Context) error { return fn }
+}
+
+// settleMax bounds settle's wait; quietCPU is the share of one core below
+// which ledgerd counts as quiet, over a second.
+const (
+	settleMax = 2 * time.Minute
+	quietCPU  = 0.05
+)
+
+// settle waits, up to max, until ledgerd's CPU over one second (from its
+// /metrics) is under quietCPU of a core, and says how long that took and
+// whether it happened. A ledgerd whose /metrics does not answer counts as
+// quiet: there is nothing to wait on.
+func settle(ctx context.Context, addr string, max time.Duration) (time.Duration, bool) {
+	start := time.Now()
+	for time.Since(start) < max {
+		used := cpuMeter(ctx, addr)
+		select {
+		case <-time.After(time.Second): // the window measured
+		case <-ctx.Done():
+			return time.Since(start), false
+		}
+		if cpu := used(); cpu < time.Duration(quietCPU*float64(time.Second)) {
+			return time.Since(start), true
+		}
+	}
+	return time.Since(start), false
 }
 
 // cpuMeter starts measuring ledgerd's CPU time; the function it returns
