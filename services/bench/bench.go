@@ -86,6 +86,10 @@ type Report struct {
 	PayloadBytes      int64
 
 	Ingest, RawPublish, RawAppend time.Duration
+	// Generate is the time the payloads took to make before the ingest
+	// clock started; 0 when they were made while publishing (a run larger
+	// than its raw sample).
+	Generate time.Duration
 	// RawRecords and RawMessages are what the raw parts measured (the
 	// first RawSample records).
 	RawRecords, RawMessages int
@@ -170,8 +174,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if segment <= 0 {
 		segment = 10_000_000
 	}
-	say("ingest: generating and publishing %d records in messages of %d, keeping %d for the raw parts", cfg.Records, cfg.Batch, sample)
+	// The payloads are made before the clock starts when the raw parts
+	// keep them all anyway: a metering service makes its messages on its
+	// own machine, and the raw parts publish and append ready payloads
+	// too. A larger run makes them as it publishes, every segment alike,
+	// so that its segments compare (the generator then shares the
+	// machine with ledgerd).
 	var payloads [][]byte
+	ready := cfg.Records <= sample
+	if ready {
+		say("ingest: generating %d records in messages of %d before the clock", cfg.Records, cfg.Batch)
+		t := time.Now()
+		for n := 0; n < cfg.Records; n += cfg.Batch {
+			data, err := proto.Marshal(gen.Usage())
+			if err != nil {
+				return nil, err
+			}
+			payloads = append(payloads, data)
+		}
+		r.Generate = time.Since(t)
+		say("ingest: publishing them")
+	} else {
+		say("ingest: generating and publishing %d records in messages of %d, keeping %d for the raw parts", cfg.Records, cfg.Batch, sample)
+	}
 	subject := wire.SubjectPrefix + "usage_reported"
 	cpu := cpuMeter(ctx, cfg.HTTP)
 	seg := &segments{size: segment, batch: cfg.Batch, last: time.Now()}
@@ -180,12 +205,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer stopWatching()
 	go seg.watch(watching, js, say)
 	for r.Records < cfg.Records {
-		data, err := proto.Marshal(gen.Usage())
-		if err != nil {
+		var data []byte
+		if ready {
+			data = payloads[r.Messages]
+		} else if data, err = proto.Marshal(gen.Usage()); err != nil {
 			return nil, err
 		}
 		if r.Records < sample {
-			payloads = append(payloads, data)
+			if !ready {
+				payloads = append(payloads, data)
+			}
 			r.RawRecords += cfg.Batch
 			r.RawMessages++
 		}

@@ -39,6 +39,11 @@ func (r *Report) Print(w io.Writer) error {
 	fmt.Fprintf(tw, "measure\ttime\trecords/s\tmessages/s\tours/raw\tledgerd CPU\tCPU ours/raw\t\n")
 	fmt.Fprintf(tw, "ingest, end to end (%d records in %d messages, %.1f MB)\t%s\t%s\t%s\t\t%s\t\t\n",
 		r.Records, r.Messages, float64(r.PayloadBytes)/1e6, r.Ingest.Round(time.Millisecond), rate(r.Records, r.Ingest), rate(r.Messages, r.Ingest), cpu(r.IngestCPU))
+	if r.Generate > 0 {
+		fmt.Fprintf(tw, "  (payloads made before the clock, in %s)\t\t\t\t\t\t\t\n", r.Generate.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(tw, "  (payloads made while publishing, on the same machine)\t\t\t\t\t\t\t\n")
+	}
 	for i, s := range r.Segments {
 		if len(r.Segments) > 1 {
 			fmt.Fprintf(tw, "  segment %d (to %d records)\t%s\t%s\t\t\t\t\t\n", i+1, s.Records, s.Took.Round(time.Millisecond), rate(s.Records-r.segmentStart(i), s.Took))

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"google.golang.org/protobuf/proto"
@@ -81,7 +82,7 @@ func identify(k *kind, msg proto.Message, month string) (Identity, error) {
 	if err != nil {
 		return Identity{}, fmt.Errorf("ingest: %w", err)
 	}
-	data, err := proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+	data, err := encode(msg)
 	if err != nil {
 		return Identity{}, fmt.Errorf("ingest: encode: %w", err)
 	}
@@ -95,9 +96,37 @@ func identify(k *kind, msg proto.Message, month string) (Identity, error) {
 	return Identity{Key: eventID, Stream: k.category + "-" + key, EventID: id, Type: typ, Data: data}, nil
 }
 
+// encode returns a message's deterministic encoding: what is stored and
+// hashed into its event id, so its bytes must never change. The code
+// vtprotobuf generates for billing.v1 writes them in a third of
+// protobuf-go's time (go test -bench IngestCPU): fields in number order
+// and unknown fields last, as protobuf-go does. Deterministic matters to
+// protobuf-go only for maps, whose order vtprotobuf does not fix; no input
+// message has one, and TestEncodeIsDeterministic fails the day one does.
+func encode(msg proto.Message) ([]byte, error) {
+	if m, ok := msg.(interface{ MarshalVT() ([]byte, error) }); ok {
+		return m.MarshalVT()
+	}
+	return proto.MarshalOptions{Deterministic: true}.Marshal(msg)
+}
+
 // printable reports whether s has no control characters, which have no
 // place in ids and would make logs and stream names unreadable.
 func printable(s string) bool {
+	// Most ids and names are ASCII: checked byte by byte, they cost a
+	// fraction of decoding each rune (validate runs on every record).
+	ascii := true
+	for i := 0; i < len(s); i++ {
+		if b := s[i]; b >= utf8.RuneSelf {
+			ascii = false
+			break
+		} else if b < 0x20 || b == 0x7f {
+			return false
+		}
+	}
+	if ascii {
+		return true
+	}
 	for _, r := range s {
 		if unicode.IsControl(r) || r == unicode.ReplacementChar {
 			return false
