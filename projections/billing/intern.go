@@ -30,8 +30,12 @@ type interner struct {
 	vendorKeys    map[string]string // as given -> comparison key
 	vendorDisplay map[string]string // comparison key -> as first given
 
-	accounts   []accountKey
-	accountIdx map[accountKey]uint32
+	accounts []accountKey
+	// accountIdx is the index of each account by its vendor's comparison
+	// key, then its account id. Two lookups by one string each are about
+	// twice as fast as one by a pair of strings (go test -bench FoldUsage),
+	// and the fold makes one for every record.
+	accountIdx map[string]map[string]uint32
 }
 
 // accountKey is a cloud account as it compares: the vendor's comparison key
@@ -45,7 +49,7 @@ func newInterner() interner {
 		symbolIdx:     map[string]uint32{"": 0},
 		vendorKeys:    make(map[string]string),
 		vendorDisplay: make(map[string]string),
-		accountIdx:    make(map[accountKey]uint32),
+		accountIdx:    make(map[string]map[string]uint32),
 	}
 }
 
@@ -117,13 +121,24 @@ func (n *interner) vendorName(key string) string { return n.vendorDisplay[key] }
 
 // account returns the index of an account, adding it if new.
 func (n *interner) account(vendor, accountID string) uint32 {
-	k := accountKey{n.vendorKey(vendor), accountID}
-	if i, ok := n.accountIdx[k]; ok {
+	vk := n.vendorKey(vendor)
+	ids := n.accountIdx[vk]
+	if i, ok := ids[accountID]; ok {
 		return i
+	}
+	return n.addAccount(accountKey{vk, accountID})
+}
+
+// addAccount gives a new account the next index.
+func (n *interner) addAccount(k accountKey) uint32 {
+	ids := n.accountIdx[k.vendorKey]
+	if ids == nil {
+		ids = make(map[string]uint32)
+		n.accountIdx[k.vendorKey] = ids
 	}
 	i := uint32(len(n.accounts))
 	n.accounts = append(n.accounts, k)
-	n.accountIdx[k] = i
+	ids[k.accountID] = i
 	return i
 }
 
@@ -211,10 +226,8 @@ func (n *interner) decode(d *snapcodec.Decoder) {
 	}
 	c = d.Len()
 	n.accounts = make([]accountKey, 0, d.Cap(c))
-	n.accountIdx = make(map[accountKey]uint32, d.Cap(c))
+	n.accountIdx = make(map[string]map[string]uint32)
 	for ; c > 0 && d.Err() == nil; c-- {
-		a := accountKey{vendorKey: d.String(), accountID: d.String()}
-		n.accountIdx[a] = uint32(len(n.accounts))
-		n.accounts = append(n.accounts, a)
+		n.addAccount(accountKey{vendorKey: d.String(), accountID: d.String()})
 	}
 }
