@@ -34,15 +34,6 @@ func BenchmarkIngestCPU(b *testing.B) {
 	b.Run("decode", func(b *testing.B) {
 		b.SetBytes(int64(len(data)))
 		for b.Loop() {
-			if err := unmarshal(data, k.New()); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	// What decode took before it used the generated decoder (unmarshal).
-	b.Run("decode-protobuf-go", func(b *testing.B) {
-		b.SetBytes(int64(len(data)))
-		for b.Loop() {
 			if err := proto.Unmarshal(data, k.New()); err != nil {
 				b.Fatal(err)
 			}

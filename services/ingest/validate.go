@@ -80,7 +80,7 @@ func decode(subject string, header nats.Header, data []byte) (*kind, proto.Messa
 			return nil, nil, reject(wire.CodeUndecodable, "payload is not a valid %s in JSON: %v", name, err)
 		}
 	} else {
-		if err := unmarshal(data, msg); err != nil {
+		if err := proto.Unmarshal(data, msg); err != nil {
 			return nil, nil, reject(wire.CodeUndecodable, "payload is not a valid %s in protobuf binary: %v", name, err)
 		}
 		// Random bytes often parse as fields unknown to the message;
@@ -93,22 +93,6 @@ func decode(subject string, header nats.Header, data []byte) (*kind, proto.Messa
 		return nil, nil, r
 	}
 	return k, msg, nil
-}
-
-// unmarshal decodes protobuf binary. A UsageReported, nearly all of what
-// ledgerd takes in, is decoded by the code vtprotobuf generates, in about
-// 60% of protobuf-go's time (go test -bench IngestCPU). That code does not
-// check that strings are UTF-8, which protobuf-go's does, and a string
-// that is not would make the stored event undecodable on replay: validate
-// checks every string field of a UsageReported in a way that refuses it
-// (TestEveryUsageStringIsChecked), and FuzzDecode holds the two decoders
-// to the same answer on whatever this one accepts. Other messages are few
-// and keep protobuf-go.
-func unmarshal(data []byte, msg proto.Message) error {
-	if u, ok := msg.(*billingv1.UsageReported); ok {
-		return u.UnmarshalVT(data)
-	}
-	return proto.Unmarshal(data, msg)
 }
 
 func isJSON(header nats.Header, data []byte) bool {
