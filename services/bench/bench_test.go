@@ -3,6 +3,8 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"os"
+	"runtime/debug"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +25,9 @@ func TestRunSmall(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	var progress bytes.Buffer
+	gcBefore := debug.SetGCPercent(100)
+	debug.SetGCPercent(gcBefore)
+	limitBefore := debug.SetMemoryLimit(-1)
 	r, err := bench.Run(ctx, bench.Config{
 		GRPC: d.GRPCAddr(), NATS: d.NATSURL(), Eventstore: d.EventstoreURL(), HTTP: d.HTTPAddr(),
 		Records: 20_000, Batch: 500, Orgs: 2, AccountsPerOrg: 150, Months: 2,
@@ -50,5 +55,18 @@ func TestRunSmall(t *testing.T) {
 	var out bytes.Buffer
 	if err := r.Print(&out); err != nil || !strings.Contains(out.String(), "undecoded") {
 		t.Errorf("report (%v):\n%s", err, out.String())
+	}
+	// The callers' collector had its headroom while they ran (unless GOGC
+	// is set), and has its settings back.
+	if _, set := os.LookupEnv("GOGC"); !set {
+		if r.CallersGC.Headroom != 256<<20 || !strings.Contains(out.String(), "collecting at 256 MiB above the live heap") {
+			t.Errorf("callers' collector %+v; report:\n%s", r.CallersGC, out.String())
+		}
+	}
+	if got := debug.SetGCPercent(gcBefore); got != gcBefore {
+		t.Errorf("GOGC after Run = %d, want %d as before", got, gcBefore)
+	}
+	if got := debug.SetMemoryLimit(-1); got != limitBefore {
+		t.Errorf("memory limit after Run = %d, want %d as before", got, limitBefore)
 	}
 }

@@ -83,6 +83,9 @@ func (r *Report) Print(w io.Writer) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
+	if len(r.Queries) > 0 {
+		fmt.Fprintf(w, "the callers' garbage collector: %s\n", r.CallersGC.describe())
+	}
 	fmt.Fprintln(w)
 	if r.PeakRSS > 0 {
 		fmt.Fprintf(w, "ledgerd peak RSS: %.0f MiB\n", r.PeakRSS/(1<<20))
