@@ -30,15 +30,17 @@ func (r *Report) Print(w io.Writer) error {
 		}
 		return fmt.Sprintf("%.2f", (float64(r.Records)/r.Ingest.Seconds())/(float64(r.RawRecords)/raw.Seconds()))
 	}
-	cpu := func(d time.Duration) string {
-		if d <= 0 {
+	// cpu gives ledgerd's CPU time over a step, and per record: what
+	// compares between runs on a machine whose speed moves.
+	cpu := func(d time.Duration, records int) string {
+		if d <= 0 || records <= 0 {
 			return ""
 		}
-		return d.Round(10 * time.Millisecond).String()
+		return fmt.Sprintf("%s (%.1f µs a record)", d.Round(10*time.Millisecond), float64(d.Microseconds())/float64(records))
 	}
 	fmt.Fprintf(tw, "measure\ttime\trecords/s\tmessages/s\tours/raw\tledgerd CPU\tCPU ours/raw\t\n")
 	fmt.Fprintf(tw, "ingest, end to end (%d records in %d messages, %.1f MB)\t%s\t%s\t%s\t\t%s\t\t\n",
-		r.Records, r.Messages, float64(r.PayloadBytes)/1e6, r.Ingest.Round(time.Millisecond), rate(r.Records, r.Ingest), rate(r.Messages, r.Ingest), cpu(r.IngestCPU))
+		r.Records, r.Messages, float64(r.PayloadBytes)/1e6, r.Ingest.Round(time.Millisecond), rate(r.Records, r.Ingest), rate(r.Messages, r.Ingest), cpu(r.IngestCPU, r.Records))
 	if r.Generate > 0 {
 		fmt.Fprintf(tw, "  (payloads made before the clock, in %s)\t\t\t\t\t\t\t\n", r.Generate.Round(time.Millisecond))
 	} else {
@@ -63,7 +65,7 @@ func (r *Report) Print(w io.Writer) error {
 		cpuRatio = fmt.Sprintf("%.2f", (r.RawAppendCPU.Seconds()/float64(r.RawRecords))/(r.IngestCPU.Seconds()/float64(r.Records)))
 	}
 	fmt.Fprintf(tw, "raw store append, %s\t%s\t%s\t%s\t%s\t%s\t%s\t\n",
-		same, r.RawAppend.Round(time.Millisecond), rate(r.RawRecords, r.RawAppend), rate(r.RawMessages, r.RawAppend), rateRatio(r.RawAppend), cpu(r.RawAppendCPU), cpuRatio)
+		same, r.RawAppend.Round(time.Millisecond), rate(r.RawRecords, r.RawAppend), rate(r.RawMessages, r.RawAppend), rateRatio(r.RawAppend), cpu(r.RawAppendCPU, r.RawRecords), cpuRatio)
 	fmt.Fprintf(tw, "replay to ready (fresh projection runner)\t%s\t%s\t\t\t\t\t\n", r.Replay.Round(time.Millisecond), rate(r.Records, r.Replay))
 	fmt.Fprintf(tw, "raw $all read (%d events)\t%s\t%s\t%s events/s\t%s\t\t\t\n",
 		r.StoreEvents, r.RawRead.Round(time.Millisecond), rate(r.Records, r.RawRead), rate(r.StoreEvents, r.RawRead), ratio(r.Replay, r.RawRead))

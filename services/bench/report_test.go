@@ -1,0 +1,26 @@
+package bench
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestReportCPUPerRecord: the CPU columns say what a record cost ledgerd,
+// the figure that compares between runs of a machine whose speed moves.
+func TestReportCPUPerRecord(t *testing.T) {
+	r := &Report{
+		Records: 10_000_000, Messages: 10_000, Ingest: 50 * time.Second, IngestCPU: 82240 * time.Millisecond,
+		RawRecords: 5_000_000, RawMessages: 5_000, RawAppend: 6 * time.Second, RawAppendCPU: 8500 * time.Millisecond,
+	}
+	var out bytes.Buffer
+	if err := r.Print(&out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"1m22.24s (8.2 µs a record)", "8.5s (1.7 µs a record)", "0.24"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
+	}
+}
