@@ -2,12 +2,15 @@ package ingest
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"unicode"
 
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	billingv1 "github.com/ledger-billing/ledger/proto/billing/v1"
 	"github.com/ledger-billing/ledger/services/synth"
 	"github.com/ledger-billing/ledger/services/wire"
 )
@@ -43,6 +46,33 @@ func TestEncodeIsDeterministic(t *testing.T) {
 		}
 		if !bytes.Equal(got, want) {
 			t.Errorf("%s: encode differs from protobuf-go's deterministic encoding", subject)
+		}
+	}
+	// Unknown fields, which protobuf-go keeps and encodes: in a
+	// Timestamp (which the generated Timestamp encoder would drop), in a
+	// record, in a cost, and in the message itself.
+	unknown := protowire.AppendVarint(protowire.AppendTag(nil, 99, protowire.VarintType), 7)
+	field := func(num protowire.Number, b []byte) []byte {
+		return protowire.AppendBytes(protowire.AppendTag(nil, num, protowire.BytesType), b)
+	}
+	seconds := protowire.AppendVarint(protowire.AppendTag(nil, 1, protowire.VarintType), 1_700_000_000)
+	recordID := field(1, []byte("r1"))
+	for name, data := range map[string][]byte{
+		"a Timestamp": field(2, slices.Concat(recordID, field(7, slices.Concat(seconds, unknown)))),
+		"a record":    field(2, slices.Concat(recordID, field(7, seconds), unknown)),
+		"a cost":      field(2, slices.Concat(recordID, field(11, slices.Concat(field(1, []byte("1.5")), unknown)))),
+		"the message": slices.Concat(field(1, []byte("u1")), unknown),
+	} {
+		var u billingv1.UsageReported
+		if err := proto.Unmarshal(data, &u); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		want, err := proto.MarshalOptions{Deterministic: true}.Marshal(&u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, err := encode(&u); err != nil || !bytes.Equal(got, want) {
+			t.Errorf("unknown fields in %s: encode = %x, %v; protobuf-go's deterministic encoding is %x", name, got, err, want)
 		}
 	}
 	if len(seen) < 6 {
