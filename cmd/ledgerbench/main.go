@@ -10,7 +10,7 @@
 //
 // It reads the embedded store directly, with the password and
 // certificate ledgerd keeps in its data directory. Its query callers'
-// garbage collector runs at 256 MiB above their live heap, as a program
+// garbage collector runs at 1 GiB above their live heap, as a program
 // that reads pages at thousands a second should have it; set GOGC to
 // measure with another setting (GOGC=100: Go's default).
 package main

@@ -59,7 +59,7 @@ func TestRunSmall(t *testing.T) {
 	// The callers' collector had its headroom while they ran (unless GOGC
 	// is set), and has its settings back.
 	if _, set := os.LookupEnv("GOGC"); !set {
-		if r.CallersGC.Headroom != 256<<20 || !strings.Contains(out.String(), "collecting at 256 MiB above the live heap") {
+		if r.CallersGC.Headroom != 1<<30 || !strings.Contains(out.String(), "collecting at 1024 MiB above the live heap") {
 			t.Errorf("callers' collector %+v; report:\n%s", r.CallersGC, out.String())
 		}
 	}
