@@ -700,10 +700,9 @@ const callersHeadroom = 1 << 30
 // at such a rate would give its collector room; so does ledgerbench,
 // unless GOGC is set, which it then keeps, to measure with that.
 type GC struct {
-	Headroom   int64 // bytes above the live heap; 0: GOGC as set
-	percent    int
-	limit      int64
-	configured bool
+	Headroom int64 // bytes above the live heap; 0: GOGC as set
+	percent  int   // the settings before, for restore
+	limit    int64
 }
 
 // callersGC gives the callers' collector callersHeadroom above the heap
@@ -715,14 +714,14 @@ func callersGC() GC {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	g := GC{Headroom: callersHeadroom, configured: true}
+	g := GC{Headroom: callersHeadroom}
 	g.limit = debug.SetMemoryLimit(int64(m.HeapAlloc) + callersHeadroom)
 	g.percent = debug.SetGCPercent(-1)
 	return g
 }
 
 func (g GC) describe() string {
-	if !g.configured {
+	if g.Headroom == 0 {
 		return "as GOGC says (" + os.Getenv("GOGC") + ")"
 	}
 	return fmt.Sprintf("collecting at %d MiB above the live heap (GOGC unset)", g.Headroom>>20)
@@ -730,7 +729,7 @@ func (g GC) describe() string {
 
 // restore puts back the collector's settings from before callersGC.
 func (g GC) restore() {
-	if g.configured {
+	if g.Headroom > 0 {
 		debug.SetGCPercent(g.percent)
 		debug.SetMemoryLimit(g.limit)
 	}
