@@ -2,6 +2,7 @@ package billing
 
 import (
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/apd/v3"
@@ -128,6 +129,28 @@ type Invoice struct {
 	// Position is the $all position the document reflects: the close (or
 	// finalization) that froze it, or for a draft the last applied event.
 	Position uint64
+
+	// digest is an issued document's digest, computed once (DigestWith).
+	digest struct {
+		once  sync.Once
+		value string
+		err   error
+	}
+}
+
+// DigestWith returns the document's digest, computed by d. An issued
+// document never changes, and its digest is asked for three times in one
+// ledgerd (the DocumentIssued that records it, the announcement on
+// BILLING_OUT, the check of that DocumentIssued as it is applied) and
+// costs 140 ms for 1,000 lines (go test -bench DigestOf
+// ./projections/document): it is computed once. A draft's is computed
+// at every call.
+func (inv *Invoice) DigestWith(d Digester) (string, error) {
+	if inv.Status != Issued {
+		return d(inv)
+	}
+	inv.digest.once.Do(func() { inv.digest.value, inv.digest.err = d(inv) })
+	return inv.digest.value, inv.digest.err
 }
 
 // InvoiceSummary is a row of ListInvoices.

@@ -43,8 +43,13 @@ func Digest(msg *billingv1.Invoice) (string, error) {
 }
 
 // DigestOf returns the digest of a document of the projection, as Digest
-// would of the message GetInvoice returns for it.
+// would of the message GetInvoice returns for it; an issued document's is
+// computed once (billing.Invoice.DigestWith).
 func DigestOf(inv *billing.Invoice) (string, error) {
+	return inv.DigestWith(digestOf)
+}
+
+func digestOf(inv *billing.Invoice) (string, error) {
 	return Digest(Invoice(inv, false))
 }
 
