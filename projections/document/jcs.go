@@ -121,17 +121,25 @@ func (p *jcsParser) array(out []byte, depth int) ([]byte, error) {
 		if out, err = p.value(out, depth+1); err != nil {
 			return nil, err
 		}
-		p.skipSpace()
-		if p.i < len(p.text) && p.text[p.i] == ',' {
-			p.i++
-			continue
+		more, err := p.separator(']', "an array")
+		if err != nil {
+			return nil, err
 		}
-		if p.i < len(p.text) && p.text[p.i] == ']' {
-			p.i++
+		if !more {
 			return append(out, ']'), nil
 		}
-		return nil, p.fail("an array")
 	}
+}
+
+// separator reads what follows an element or a member: a comma, and it
+// reports more, or closing.
+func (p *jcsParser) separator(closing byte, what string) (more bool, err error) {
+	p.skipSpace()
+	if p.i < len(p.text) && (p.text[p.i] == ',' || p.text[p.i] == closing) {
+		p.i++
+		return p.text[p.i-1] == ',', nil
+	}
+	return false, p.fail(what)
 }
 
 // object appends the object's members to out as they come, then rewrites
@@ -167,16 +175,13 @@ func (p *jcsParser) object(out []byte, depth int) ([]byte, error) {
 			return nil, err
 		}
 		members = append(members, member{name, from, len(out)})
-		p.skipSpace()
-		if p.i < len(p.text) && p.text[p.i] == ',' {
-			p.i++
-			continue
+		more, err := p.separator('}', "an object")
+		if err != nil {
+			return nil, err
 		}
-		if p.i < len(p.text) && p.text[p.i] == '}' {
-			p.i++
+		if !more {
 			break
 		}
-		return nil, p.fail("an object")
 	}
 	slices.SortStableFunc(members, func(a, b member) int { return compareUTF16(a.name, b.name) })
 	values := slices.Clone(out[start:])
