@@ -105,9 +105,10 @@ type Report struct {
 	SnapshotBytes                  int64
 
 	// ledgerd's CPU time (user and system, from its /metrics) over the
-	// ingest and the raw append: on a shared machine, where other work
-	// stretches the wall times, what ledgerd itself spent. 0: unknown.
-	IngestCPU, RawAppendCPU time.Duration
+	// ingest and the raw parts: on a shared machine, where other work
+	// stretches the wall times, what ledgerd itself spent. The raw publish
+	// is ledgerd's only when its NATS is the embedded one. 0: unknown.
+	IngestCPU, RawPublishCPU, RawAppendCPU time.Duration
 
 	Queries []QueryFigure
 	// CallersGC is how the query callers' garbage collector ran.
@@ -250,9 +251,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	r.IngestCPU = cpu()
 
 	say("raw JetStream: publishing the same payloads with nothing consuming")
+	cpu = cpuMeter(ctx, cfg.HTTP)
 	if r.RawPublish, err = rawPublish(ctx, js, payloads); err != nil {
 		return nil, err
 	}
+	r.RawPublishCPU = cpu()
 	say("raw store: appending the same payloads")
 	cpu = cpuMeter(ctx, cfg.HTTP)
 	if r.RawAppend, err = rawAppend(ctx, log, payloads); err != nil {
