@@ -12,7 +12,7 @@ import (
 // BenchmarkDecodePage decodes a page of 100 invoice lines of a dozen
 // details each (about 66 KB, as ledgerbench's invoices) with protobuf-go,
 // with the generated code as pages.DialOption does, and with the generated
-// code into a message reused from page to page (README, "Performance").
+// code into a message reused from page to page (docs/scaling.md, "Queries").
 func BenchmarkDecodePage(b *testing.B) {
 	data, err := proto.Marshal(samplePage(100, 12))
 	if err != nil {
