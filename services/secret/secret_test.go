@@ -132,7 +132,11 @@ func FuzzRedact(f *testing.F) {
 				t.Fatalf("Redact(%q) = %q keeps the password", text, got)
 			}
 		}
-		if got := Redact(text, raw); strings.Contains(got, password) {
+		// A password can seem to survive by being spelled partly by a
+		// redaction and what stands beside it (":x" in "user:xxxxx@"); a
+		// password holds no "@", so with each redaction an "@" what is
+		// left of it is only what Redact kept.
+		if got := Redact(text, raw); strings.Contains(strings.ReplaceAll(got, Redacted, "@"), password) {
 			t.Fatalf("Redact(%q, the URL) = %q keeps the password", text, got)
 		}
 	})
