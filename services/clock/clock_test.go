@@ -2,6 +2,9 @@ package clock_test
 
 import (
 	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -147,23 +150,38 @@ func TestRunWaitsOnItsOwnTime(t *testing.T) {
 		// own time starts in 2000.
 		start := time.Now()
 		now := func() time.Time { return time.Date(2018, 1, 31, 23, 59, 0, 0, time.UTC).Add(time.Since(start)) }
+		// The clock's goroutine writes what the test reads: the bubble's
+		// time orders them, but the race detector sees no edge between a
+		// read before a sleep and a write after the clock wakes.
+		var mu sync.Mutex
 		var published []proto.Message
 		c := clock.New(clock.Config{Cycles: looks, Now: now,
-			Publish: func(_ context.Context, m proto.Message) error { published = append(published, m); return nil }})
+			Publish: func(_ context.Context, m proto.Message) error {
+				mu.Lock()
+				defer mu.Unlock()
+				published = append(published, m)
+				return nil
+			}})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { _ = c.Run(ctx); close(done) }()
 		defer func() { cancel(); <-done }()
 
+		sent := func() []proto.Message {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(published)
+		}
+
 		time.Sleep(59 * time.Second)
 		synctest.Wait()
-		if looks.reads != 1 || len(published) != 0 {
-			t.Fatalf("a second before the boundary: %d looks, published %v; want one look and nothing", looks.reads, published)
+		if reads, sent := looks.reads.Load(), sent(); reads != 1 || len(sent) != 0 {
+			t.Fatalf("a second before the boundary: %d looks, published %v; want one look and nothing", reads, sent)
 		}
 		time.Sleep(2 * time.Second)
 		synctest.Wait()
-		if len(published) != 1 || published[0].(interface{ GetEventId() string }).GetEventId() != "clock-billing-cycle-closed-2018-01" {
-			t.Fatalf("a second after the boundary: published %v, want January's close", published)
+		if sent := sent(); len(sent) != 1 || sent[0].(interface{ GetEventId() string }).GetEventId() != "clock-billing-cycle-closed-2018-01" {
+			t.Fatalf("a second after the boundary: published %v, want January's close", sent)
 		}
 	})
 }
@@ -171,10 +189,10 @@ func TestRunWaitsOnItsOwnTime(t *testing.T) {
 // counted counts the clock's looks at the history.
 type counted struct {
 	*history
-	reads int
+	reads atomic.Int64
 }
 
 func (c *counted) Read(fn func(p *billing.Projection) error) (uint64, error) {
-	c.reads++
+	c.reads.Add(1)
 	return c.history.Read(fn)
 }
