@@ -132,10 +132,10 @@ func FuzzRedact(f *testing.F) {
 				t.Fatalf("Redact(%q) = %q keeps the password", text, got)
 			}
 		}
-		// A password can seem to survive by being spelled partly by a
-		// redaction and what stands beside it (":x" in "user:xxxxx@"); a
-		// password holds no "@", so with each redaction an "@" what is
-		// left of it is only what Redact kept.
+		// A password can seem to survive when a redaction and what stands
+		// beside it spell it (":x" in "user:xxxxx@"). A password holds no
+		// "@": once each redaction is an "@", any copy of the password
+		// left is one Redact kept.
 		if got := Redact(text, raw); strings.Contains(strings.ReplaceAll(got, Redacted, "@"), password) {
 			t.Fatalf("Redact(%q, the URL) = %q keeps the password", text, got)
 		}
